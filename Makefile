@@ -1,0 +1,48 @@
+# The two commands of the README: `make run` (demo server) and `make test` (whole suite).
+# Everything a fresh machine needs is installed from here; nothing is expected to be there by hand.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+SIM_COUNT ?= 4
+
+.PHONY: run test venv browser lint check bench clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+# Debian's chromium for the browser tests (Playwright drives it; Playwright never downloads one).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-dejavu-core; }
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+check: venv
+	$(PY) manage.py check
+	$(PY) manage.py makemigrations --check --dry-run
+
+# Migrate, load the demo (site, stations of both versions, cards, admin), serve with daphne on
+# HOST:PORT and run a few simulated chargers against it until Ctrl-C.
+run: venv
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py demo_data
+	@echo "Dashboard: http://$(HOST):$(PORT)/  (demo login: admin / demo-admin-password)"
+	@$(PY) manage.py simulate --url ws://$(HOST):$(PORT)/ocpp/ --count $(SIM_COUNT) --version mix \
+	    --prefix DEMO --password demo-charger-password --tokens DEMO-CARD-1,DEMO-CARD-2,DEMO-CARD-3 \
+	    --meter-interval 10 --session-every 45 --session-length 90 --duration 0 & \
+	  sim=$$!; trap "kill $$sim 2>/dev/null" EXIT INT TERM; \
+	  $(VENV)/bin/daphne -b $(HOST) -p $(PORT) csms.asgi:application
+
+test: venv browser lint check
+	$(VENV)/bin/pytest
+
+clean:
+	rm -rf $(VENV) db.sqlite3 .pytest_cache

@@ -1,0 +1,1 @@
+"""Tariffs, costs and invoices: see the billing issue; nothing is modelled here yet."""

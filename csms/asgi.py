@@ -1,0 +1,23 @@
+"""One port for everything: HTTP goes to Django, WebSockets to the charger gateway or the
+dashboard's live socket."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "csms.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (after Django setup)
+from django.urls import path  # noqa: E402
+
+from csms.gateway.consumer import ChargerConsumer  # noqa: E402
+
+websocket_urlpatterns = [
+    # Chargers never get cookies or sessions: the gateway authenticates them itself.
+    path("ocpp/<path:station_id>", ChargerConsumer.as_asgi()),
+]
+
+application = ProtocolTypeRouter(
+    {"http": django_asgi_app, "websocket": URLRouter(websocket_urlpatterns)}
+)

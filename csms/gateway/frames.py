@@ -1,0 +1,214 @@
+"""OCPP-J framing: parse and validate frames, build replies, and the spec's error codes per version.
+
+Wraps the `ocpp` library only for its official JSON schemas (cached validators, validated inline:
+its thread-pool validation costs throughput). The library's own routing answers with swapped
+error codes and drops unparseable frames, so the RPC rules live here (OCPP-J 1.6 §4, 2.0.1 Part 4
+§4), per the negotiated version.
+"""
+
+import decimal
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import ocpp
+from jsonschema.exceptions import best_match
+from ocpp.messages import get_validator
+
+# Subprotocol → version, newest first: a charger offering several gets the newest.
+SUBPROTOCOLS = {"ocpp2.0.1": "2.0.1", "ocpp1.6": "1.6"}
+
+CALL, CALLRESULT, CALLERROR = 2, 3, 4
+MAX_MESSAGE_ID = 36
+
+# Error codes that differ between the versions; the rest are spelled alike.
+_CODES = {
+    "1.6": {
+        # 1.6 has no RpcFrameworkError/MessageTypeNotSupported; its errata kept these spellings.
+        "rpc": "FormationViolation",
+        "message_type": "FormationViolation",
+        "format": "FormationViolation",
+        "occurrence": "OccurenceConstraintViolation",
+    },
+    "2.0.1": {
+        "rpc": "RpcFrameworkError",
+        "message_type": "MessageTypeNotSupported",
+        "format": "FormatViolation",
+        "occurrence": "OccurrenceConstraintViolation",
+    },
+}
+_COMMON_CODES = {
+    "not_implemented": "NotImplemented",  # action unknown to us
+    "not_supported": "NotSupported",  # action known, but not one we handle
+    "internal": "InternalError",
+    "property": "PropertyConstraintViolation",
+    "type": "TypeConstraintViolation",
+    "protocol": "ProtocolError",
+    "security": "SecurityError",
+    "generic": "GenericError",
+}
+
+
+def error_code(kind: str, version: str) -> str:
+    """The spec's word for an error kind in a version ("format" → FormationViolation in 1.6)."""
+    return _CODES[version].get(kind) or _COMMON_CODES[kind]
+
+
+class FrameError(Exception):
+    """A frame or payload we answer with a CALLERROR; the connection stays open."""
+
+    def __init__(self, kind: str, description: str, message_id: str = "-1", **details: Any):
+        super().__init__(description)
+        self.kind = kind
+        self.description = description[:255]
+        self.message_id = message_id
+        self.details = details
+
+
+@dataclass(slots=True)
+class Call:
+    message_id: str
+    action: str
+    payload: dict
+
+
+@dataclass(slots=True)
+class CallResult:
+    message_id: str
+    payload: dict
+
+
+@dataclass(slots=True)
+class CallError:
+    message_id: str
+    code: str
+    description: str
+    details: dict = field(default_factory=dict)
+
+
+Frame = Call | CallResult | CallError
+
+_ID_RE = re.compile(r'^\s*\[\s*\d+\s*,\s*"([^"\\]{1,36})"')
+
+
+def message_id_of(text: str) -> str:
+    """The message id of a frame we cannot parse whole, or "-1" when even that is unreadable."""
+    match = _ID_RE.match(text[:200])
+    return match.group(1) if match else "-1"
+
+
+def parse(text: str) -> Frame:
+    """Turn a text frame into a Call, CallResult or CallError; FrameError if it is none."""
+    try:
+        frame = json.loads(text, parse_float=decimal.Decimal)
+    except (ValueError, RecursionError):
+        raise FrameError("rpc", "Frame is not valid JSON", message_id_of(text)) from None
+    if not isinstance(frame, list) or len(frame) < 3:
+        raise FrameError("rpc", "Frame is not an OCPP-J message array")
+    message_type, message_id = frame[0], frame[1]
+    if not isinstance(message_id, str) or not message_id:
+        raise FrameError("rpc", "Message id is not a string")
+    if len(message_id) > MAX_MESSAGE_ID:
+        raise FrameError("rpc", f"Message id longer than {MAX_MESSAGE_ID} characters", message_id)
+    if type(message_type) is not int:
+        raise FrameError("rpc", "Message type is not a number", message_id)
+    if message_type == CALL:
+        if len(frame) != 4 or not isinstance(frame[2], str) or not isinstance(frame[3], dict):
+            raise FrameError("format", "CALL must be [2, id, action, {payload}]", message_id)
+        return Call(message_id, frame[2], frame[3])
+    if message_type == CALLRESULT:
+        if len(frame) != 3 or not isinstance(frame[2], dict):
+            raise FrameError("format", "CALLRESULT must be [3, id, {payload}]", message_id)
+        return CallResult(message_id, frame[2])
+    if message_type == CALLERROR:
+        if len(frame) not in (4, 5) or not all(isinstance(item, str) for item in frame[2:4]):
+            raise FrameError("format", "CALLERROR must be [4, id, code, description, {}]",
+                             message_id)
+        details = frame[4] if len(frame) == 5 and isinstance(frame[4], dict) else {}
+        return CallError(message_id, frame[2], frame[3], details)
+    raise FrameError("message_type", f"Message type {message_type} is not supported", message_id)
+
+
+@cache
+def known_actions(version: str) -> frozenset[str]:
+    """Every action the version defines, in either direction (its schema files)."""
+    folder = Path(ocpp.__file__).parent / ("v" + version.replace(".", "")) / "schemas"
+    suffix = "Request" if version != "1.6" else ""
+    names = set()
+    for path in folder.glob("*.json"):
+        name = path.stem
+        if name.endswith("Response"):
+            continue
+        names.add(name.removesuffix(suffix) if suffix else name)
+    return frozenset(names)
+
+
+# 1.6 schemas with `multipleOf: 0.1` must be checked with Decimal, or 21.4 fails as a float.
+_DECIMAL_SCHEMAS = {("1.6", CALL, "SetChargingProfile"), ("1.6", CALL, "RemoteStartTransaction"),
+                    ("1.6", CALLRESULT, "GetCompositeSchedule")}
+
+
+def validate(message_type: int, action: str, payload: dict, version: str,
+             message_id: str = "-1") -> None:
+    """Check a payload against the version's official schema; FrameError names the right code."""
+    parse_float = decimal.Decimal if (version, message_type, action) in _DECIMAL_SCHEMAS else float
+    try:
+        validator = get_validator(message_type, action, version, parse_float=parse_float)
+    except OSError:
+        raise FrameError("not_implemented", f"Unknown action {action}", message_id) from None
+    error = best_match(validator.iter_errors(payload))
+    if error is None:
+        return
+    kind = {
+        "required": "occurrence",
+        "minItems": "occurrence",
+        "maxItems": "occurrence",
+        "type": "type",
+        "additionalProperties": "format",
+    }.get(str(error.validator), "property")
+    where = "/".join(str(part) for part in error.absolute_path) or "(payload)"
+    # Details stay short: a schema error must not echo a charger's whole (maybe huge) payload.
+    raise FrameError(kind, f"{where}: {error.message[:120]}", message_id, field=where)
+
+
+def dumps(frame: list) -> str:
+    return json.dumps(frame, separators=(",", ":"), default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime):
+        return utc_timestamp(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def call_frame(message_id: str, action: str, payload: dict) -> str:
+    return dumps([CALL, message_id, action, payload])
+
+
+def result_frame(message_id: str, payload: dict) -> str:
+    return dumps([CALLRESULT, message_id, payload])
+
+
+def error_frame(message_id: str, code: str, description: str, details: dict | None = None) -> str:
+    return dumps([CALLERROR, message_id, code, description, details or {}])
+
+
+def utc_timestamp(moment: datetime) -> str:
+    """UTC with a Z and milliseconds: the form every charger's validator accepts."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(text: str) -> datetime:
+    """An RFC 3339 date-time from a charger; one without an offset is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(text.replace("z", "Z"))
+    except (TypeError, ValueError):
+        raise FrameError("property", f"Not an RFC 3339 date-time: {str(text)[:40]}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,87 @@
+"""Domain events, published to channel-layer groups only after the data is committed.
+
+Anyone may listen: the dashboard's live socket joins the groups of what its user may see. The
+channel layer is lossy (a full channel drops group messages), so an event says what changed and
+a listener re-reads the database: nothing is ever known only from an event.
+"""
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+log = logging.getLogger(__name__)
+
+EVERYTHING = "dash.all"
+
+# Inside the charger gateway events are collected and sent by the consumer after it answered
+# the charger, instead of each costing a blocking hop from the database thread.
+_collector: ContextVar[list[dict] | None] = ContextVar("event_collector", default=None)
+
+
+def _key(text: str) -> str:
+    # Group names allow only [a-zA-Z0-9-_.]; station ids may hold * : + | @ =.
+    return hashlib.blake2s(text.encode(), digest_size=10).hexdigest()
+
+
+def station_group(station_id: str) -> str:
+    return f"dash.station.{_key(station_id)}"
+
+
+def site_group(site_id: int) -> str:
+    return f"dash.site.{site_id}"
+
+
+def charger_group(station_id: str) -> str:
+    """The group the consumer holding a station's socket listens on for commands."""
+    return f"charger.{_key(station_id)}"
+
+
+def publish(kind: str, station_id: str, site_id: int | None = None, **data: Any) -> None:
+    """Announce that something about a station changed, once the current transaction commits."""
+    message = {"type": "domain.event", "event": kind, "station_id": station_id,
+               "site_id": site_id, "data": data}
+    collector = _collector.get()
+    if collector is not None:
+        transaction.on_commit(lambda: collector.append(message))
+    else:
+        transaction.on_commit(lambda: send([message]))
+
+
+def groups_for(message: dict) -> list[str]:
+    groups = [EVERYTHING, station_group(message["station_id"])]
+    if message["site_id"] is not None:
+        groups.append(site_group(message["site_id"]))
+    return groups
+
+
+async def asend(messages: list[dict]) -> None:
+    layer = get_channel_layer()
+    for message in messages:
+        for group in groups_for(message):
+            try:
+                await layer.group_send(group, message)
+            except Exception:  # a lost event is tolerable by design; a lost reply is not
+                log.warning("event %s not delivered to %s", message["event"], group,
+                            exc_info=True)
+
+
+def send(messages: list[dict]) -> None:
+    async_to_sync(asend)(messages)
+
+
+@contextmanager
+def collected() -> Iterator[list[dict]]:
+    """Collect the events published inside the block instead of sending them."""
+    messages: list[dict] = []
+    token = _collector.set(messages)
+    try:
+        yield messages
+    finally:
+        _collector.reset(token)

@@ -1,0 +1,378 @@
+"""The charging network as the domain sees it, whatever OCPP version a charger speaks.
+
+Version-specific words (idTag, seqNo, TransactionEvent) stay in csms/gateway/; here a thing is
+named for what it is. Writers are in stations/services.py, never in views.
+"""
+
+from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import IdToken, Organization
+
+
+class Site(models.Model):
+    name = models.CharField(max_length=200)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="sites")
+    address = models.CharField(max_length=300, blank=True)
+    time_zone = models.CharField(max_length=64, default="UTC")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Station(models.Model):
+    """A charging station (charge point) identified by the id in its connection URL."""
+
+    class Registration(models.TextChoices):
+        ACCEPTED = "Accepted"
+        PENDING = "Pending", "Pending approval"
+        REJECTED = "Rejected"
+
+    class SecurityProfile(models.IntegerChoices):
+        NONE = 0, "0: no authentication"
+        BASIC = 1, "1: HTTP Basic auth"
+        TLS_BASIC = 2, "2: TLS with Basic auth"
+        TLS_CLIENT_CERT = 3, "3: TLS with client certificate"
+
+    # OCPP identifierString, at most 48 characters: it is the last segment of the charger's URL.
+    id = models.CharField(primary_key=True, max_length=48)
+    site = models.ForeignKey(
+        Site, null=True, blank=True, on_delete=models.SET_NULL, related_name="stations"
+    )
+    registration = models.CharField(
+        max_length=10, choices=Registration.choices, default=Registration.ACCEPTED
+    )
+    security_profile = models.PositiveSmallIntegerField(
+        choices=SecurityProfile.choices, default=SecurityProfile.BASIC
+    )
+    # A salted hash only; see set_password().
+    password_hash = models.CharField(max_length=200, blank=True)
+
+    vendor = models.CharField(max_length=50, blank=True)
+    model = models.CharField(max_length=50, blank=True)
+    serial_number = models.CharField(max_length=50, blank=True)
+    firmware_version = models.CharField(max_length=50, blank=True)
+    ocpp_version = models.CharField(max_length=10, blank=True)
+
+    connected = models.BooleanField(default=False)
+    connected_at = models.DateTimeField(null=True, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    last_boot_at = models.DateTimeField(null=True, blank=True)
+    # Status of the station as a whole (a 1.6 StatusNotification for connector 0).
+    status = models.CharField(max_length=20, blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    firmware_status = models.CharField(max_length=50, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.id
+
+    def set_password(self, raw: str) -> None:
+        self.password_hash = make_password(raw, hasher="charger_pbkdf2")
+
+    def check_password(self, raw: str) -> bool:
+        """Constant-time comparison against the stored salted hash."""
+        return bool(self.password_hash) and check_password(raw, self.password_hash)
+
+
+class Evse(models.Model):
+    """An independently operated outlet group; a 1.6 connector n is EVSE n with connector 1."""
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="evses")
+    number = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["station", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["station", "number"], name="evse_unique_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.station_id}/{self.number}"
+
+
+class Connector(models.Model):
+    class Status(models.TextChoices):
+        AVAILABLE = "Available"
+        OCCUPIED = "Occupied"
+        RESERVED = "Reserved"
+        UNAVAILABLE = "Unavailable"
+        FAULTED = "Faulted"
+        UNKNOWN = "Unknown"
+
+    evse = models.ForeignKey(Evse, on_delete=models.CASCADE, related_name="connectors")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.UNKNOWN)
+    # The charger's own word when it says more than the status (e.g. 1.6 "SuspendedEV").
+    status_detail = models.CharField(max_length=30, blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    status_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["evse__number", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["evse", "number"], name="connector_unique_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.evse}/{self.number}"
+
+
+class StatusChange(models.Model):
+    """History of connector (or, with no connector, whole-station) status reports."""
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="status_changes")
+    connector = models.ForeignKey(
+        Connector, null=True, blank=True, on_delete=models.CASCADE, related_name="status_changes"
+    )
+    status = models.CharField(max_length=20)
+    status_detail = models.CharField(max_length=30, blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    info = models.CharField(max_length=100, blank=True)
+    timestamp = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-timestamp"]
+        indexes = [models.Index(fields=["station", "-timestamp"])]
+
+
+class Transaction(models.Model):
+    """A charging session, from its start message to its end message."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active"
+        COMPLETED = "completed"
+
+    station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="transactions")
+    evse = models.ForeignKey(Evse, null=True, blank=True, on_delete=models.SET_NULL)
+    connector = models.ForeignKey(Connector, null=True, blank=True, on_delete=models.SET_NULL)
+    # The id the charger uses: assigned by us (an integer, as text) or by the charger.
+    transaction_id = models.CharField(max_length=36)
+    # Business key of a start message that carries no id of the charger's own, so that a retry
+    # of the same start is recognised under a database constraint.
+    # NULL, not "", for "no key": the unique constraint must skip those rows.
+    start_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    id_token = models.ForeignKey(
+        IdToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="transactions"
+    )
+    # What the charger presented, kept even when the token is unknown to us.
+    id_token_value = models.CharField(max_length=36, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.ACTIVE)
+    started_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    meter_start_wh = models.DecimalField(max_digits=15, decimal_places=3, null=True, blank=True)
+    meter_stop_wh = models.DecimalField(max_digits=15, decimal_places=3, null=True, blank=True)
+    # Latest energy register reading seen during the session, for the live view.
+    meter_last_wh = models.DecimalField(max_digits=15, decimal_places=3, null=True, blank=True)
+    energy_wh = models.DecimalField(max_digits=15, decimal_places=3, null=True, blank=True)
+    stop_reason = models.CharField(max_length=50, blank=True)
+    # Something about this session needs a person's look (a gap in its messages, a forced close).
+    needs_review = models.BooleanField(default=False)
+    review_note = models.CharField(max_length=200, blank=True)
+    offline = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["station", "transaction_id"], name="transaction_unique_id"
+            ),
+            models.UniqueConstraint(
+                fields=["station", "start_key"],
+                condition=Q(start_key__isnull=False),
+                name="transaction_unique_start_key",
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "station"])]
+
+    def __str__(self) -> str:
+        return f"{self.station_id}#{self.transaction_id}"
+
+
+class TransactionMessage(models.Model):
+    """One message a charger sent about a transaction: start, update or end.
+
+    `sequence` numbers a charger gives its messages make retries recognisable and gaps visible.
+    """
+
+    class Kind(models.TextChoices):
+        START = "start"
+        UPDATE = "update"
+        END = "end"
+
+    transaction = models.ForeignKey(
+        Transaction, on_delete=models.CASCADE, related_name="messages"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    sequence = models.PositiveIntegerField(null=True, blank=True)
+    timestamp = models.DateTimeField()
+    trigger = models.CharField(max_length=50, blank=True)
+    offline = models.BooleanField(default=False)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["transaction", "sequence", "timestamp"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["transaction", "sequence"],
+                condition=Q(sequence__isnull=False),
+                name="transaction_message_unique_sequence",
+            )
+        ]
+
+
+class MeterSample(models.Model):
+    """One sampled value: energy, power, current, voltage, state of charge, ..."""
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="meter_samples")
+    # 0 is the station's main meter.
+    evse_number = models.PositiveIntegerField(default=0)
+    transaction = models.ForeignKey(
+        Transaction, null=True, blank=True, on_delete=models.CASCADE, related_name="samples"
+    )
+    timestamp = models.DateTimeField()
+    measurand = models.CharField(max_length=50, default="Energy.Active.Import.Register")
+    phase = models.CharField(max_length=10, blank=True)
+    location = models.CharField(max_length=10, blank=True)
+    context = models.CharField(max_length=30, blank=True)
+    unit = models.CharField(max_length=20, blank=True)
+    value = models.DecimalField(max_digits=20, decimal_places=4)
+
+    class Meta:
+        ordering = ["timestamp"]
+        constraints = [
+            # A retried meter message carries the same samples: stored once.
+            models.UniqueConstraint(
+                fields=[
+                    "station", "evse_number", "timestamp", "measurand", "phase", "location",
+                    "context",
+                ],
+                name="meter_sample_unique",
+            )
+        ]
+        indexes = [models.Index(fields=["transaction", "measurand", "timestamp"])]
+
+
+class Call(models.Model):
+    """A command we send to a charger, and how it ended."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        ACCEPTED = "accepted"
+        REJECTED = "rejected"
+        ERROR = "error", "CALLERROR"
+        TIMEOUT = "timeout", "timed out"
+        NOT_CONNECTED = "not_connected", "not connected"
+
+    OPEN = (Status.PENDING, Status.SENT)
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="calls")
+    action = models.CharField(max_length=50)
+    payload = models.JSONField(default=dict)
+    message_id = models.CharField(max_length=36, blank=True)
+    status = models.CharField(max_length=15, choices=Status.choices, default=Status.PENDING)
+    response = models.JSONField(null=True, blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    error_description = models.CharField(max_length=255, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["station", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.action} → {self.station_id} ({self.status})"
+
+
+class MessageLog(models.Model):
+    """Every OCPP frame in and out, per station."""
+
+    class Direction(models.TextChoices):
+        IN = "in", "charger → CSMS"
+        OUT = "out", "CSMS → charger"
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="messages")
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    message_type = models.PositiveSmallIntegerField()  # 2 CALL, 3 CALLRESULT, 4 CALLERROR
+    message_id = models.CharField(max_length=100, blank=True)
+    action = models.CharField(max_length=50, blank=True)
+    payload = models.JSONField(null=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["station", "-created_at"])]
+
+
+class RefusedConnection(models.Model):
+    """A charger connection we refused, and why: the operator's view of attacks and mistakes."""
+
+    station_id = models.CharField(max_length=200, blank=True)
+    remote_addr = models.CharField(max_length=64, blank=True)
+    reason = models.CharField(max_length=40)
+    detail = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class StationEvent(models.Model):
+    """Notifications a station reports: firmware, diagnostics and log uploads, security events,
+    device monitoring events, vendor data."""
+
+    class Kind(models.TextChoices):
+        FIRMWARE = "firmware"
+        DIAGNOSTICS = "diagnostics"
+        SECURITY = "security"
+        MONITORING = "monitoring"
+        DATA_TRANSFER = "data_transfer", "data transfer"
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    name = models.CharField(max_length=100)
+    detail = models.JSONField(default=dict)
+    timestamp = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-timestamp"]
+        indexes = [models.Index(fields=["station", "kind", "-timestamp"])]
+
+
+class DeviceVariable(models.Model):
+    """A configuration or device-model value the station reported (report or configuration)."""
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="variables")
+    component = models.CharField(max_length=50, blank=True)
+    component_instance = models.CharField(max_length=50, blank=True)
+    evse_number = models.PositiveIntegerField(null=True, blank=True)
+    connector_number = models.PositiveIntegerField(null=True, blank=True)
+    variable = models.CharField(max_length=50)
+    variable_instance = models.CharField(max_length=50, blank=True)
+    attribute_type = models.CharField(max_length=10, default="Actual")
+    value = models.TextField(blank=True)
+    mutability = models.CharField(max_length=10, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["component", "variable"]
+        indexes = [models.Index(fields=["station", "component", "variable"])]

@@ -1,0 +1,395 @@
+"""The only writers of the charging domain. Version-neutral: the gateway's adapters translate
+OCPP 1.6 and 2.0.1 messages into these calls, and views and the API call them too.
+
+Callers run them inside `transaction.atomic()` (the gateway wraps each charger message in one),
+so a charger's message is stored whole or not at all, and events go out only after commit.
+"""
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import IdToken
+from stations import events
+from stations.models import (
+    Connector,
+    DeviceVariable,
+    Evse,
+    MeterSample,
+    RefusedConnection,
+    Station,
+    StationEvent,
+    StatusChange,
+    Transaction,
+    TransactionMessage,
+)
+
+ENERGY_REGISTER = "Energy.Active.Import.Register"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """A meter reading in domain units: energy in Wh, power in W, current A, voltage V, SoC %."""
+
+    timestamp: datetime
+    value: Decimal
+    measurand: str = ENERGY_REGISTER
+    unit: str = "Wh"
+    phase: str = ""
+    location: str = ""
+    context: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    status: str  # IdToken.Status values, or "ConcurrentTx"
+    expires_at: datetime | None = None
+    group: str = ""
+
+
+@dataclass(slots=True)
+class TransactionReport:
+    """What a charger says in one transaction message, whichever version it speaks."""
+
+    kind: str  # TransactionMessage.Kind
+    timestamp: datetime
+    transaction_id: str | None = None  # None: a start for which we assign the id
+    sequence: int | None = None
+    start_key: str | None = None
+    evse: int | None = None
+    connector: int | None = None
+    id_token: str | None = None
+    meter_wh: Decimal | None = None  # start register on start, stop register on end
+    stop_reason: str = ""
+    trigger: str = ""
+    offline: bool = False
+    samples: list[Sample] = field(default_factory=list)
+
+
+# --- connection and boot ----------------------------------------------------------------------
+
+def station_connected(station: Station, version: str) -> None:
+    now = timezone.now()
+    Station.objects.filter(pk=station.pk).update(
+        connected=True, connected_at=now, last_seen=now, ocpp_version=version
+    )
+    events.publish("station.connected", station.pk, station.site_id)
+
+
+def station_disconnected(station_id: str, site_id: int | None) -> None:
+    Station.objects.filter(pk=station_id).update(connected=False, last_seen=timezone.now())
+    events.publish("station.disconnected", station_id, site_id)
+
+
+def station_seen(station: Station) -> None:
+    Station.objects.filter(pk=station.pk).update(last_seen=timezone.now())
+
+
+def connection_refused(station_id: str, remote_addr: str, reason: str, detail: str = "") -> None:
+    RefusedConnection.objects.create(
+        station_id=station_id[:200], remote_addr=remote_addr[:64], reason=reason,
+        detail=detail[:200],
+    )
+
+
+def station_onboard(station_id: str) -> Station:
+    """An unknown station allowed to connect: created pending until an operator accepts it."""
+    station, _ = Station.objects.get_or_create(
+        pk=station_id,
+        defaults={"registration": Station.Registration.PENDING,
+                  "security_profile": Station.SecurityProfile.NONE},
+    )
+    return station
+
+
+def boot_record(station: Station, *, vendor: str, model: str, serial_number: str = "",
+                firmware_version: str = "", reason: str = "") -> str:
+    """A station (re)booted: remember what it is; answer with its registration state."""
+    station.refresh_from_db(fields=["registration", "site"])
+    now = timezone.now()
+    Station.objects.filter(pk=station.pk).update(
+        vendor=vendor, model=model, serial_number=serial_number,
+        firmware_version=firmware_version, last_boot_at=now, last_seen=now,
+    )
+    station_event_record(station, StationEvent.Kind.MONITORING, "Boot",
+                         {"reason": reason, "firmware": firmware_version}, now)
+    events.publish("station.booted", station.pk, station.site_id)
+    return station.registration
+
+
+# --- status ---------------------------------------------------------------------------------
+
+def connector_get(station: Station, evse_number: int, connector_number: int) -> Connector:
+    evse, _ = Evse.objects.get_or_create(station=station, number=evse_number)
+    connector, _ = Connector.objects.get_or_create(evse=evse, number=connector_number)
+    return connector
+
+
+def status_record(station: Station, *, evse: int, connector: int | None, status: str,
+                  detail: str = "", error_code: str = "", info: str = "",
+                  timestamp: datetime | None = None) -> None:
+    """A status report; evse 0 (or no connector) is the station as a whole."""
+    timestamp = timestamp or timezone.now()
+    target = None
+    if evse == 0 or connector is None:
+        Station.objects.filter(pk=station.pk).update(status=status, error_code=error_code)
+    else:
+        target = connector_get(station, evse, connector)
+        # A late (offline) report must not overwrite a newer one.
+        if target.status_at is None or target.status_at <= timestamp:
+            Connector.objects.filter(pk=target.pk).update(
+                status=status, status_detail=detail, error_code=error_code, status_at=timestamp
+            )
+    StatusChange.objects.create(
+        station=station, connector=target, status=status, status_detail=detail,
+        error_code=error_code, info=info[:100], timestamp=timestamp,
+    )
+    events.publish("connector.status", station.pk, station.site_id, evse=evse,
+                   connector=connector, status=status)
+
+
+# --- authorization --------------------------------------------------------------------------
+
+def authorize(station: Station, token_value: str) -> Authorization:
+    """How a charger must treat a token: its state, expiry and concurrent use of its group."""
+    token = IdToken.objects.filter(value=token_value).first()
+    if token is None:
+        return Authorization(IdToken.Status.INVALID)
+    status = token.effective_status()
+    if status == IdToken.Status.ACCEPTED and _charging_elsewhere(station, token):
+        status = "ConcurrentTx"
+    return Authorization(status, token.expires_at, token.group)
+
+
+def _charging_elsewhere(station: Station, token: IdToken) -> bool:
+    same = Q(id_token=token) | (Q(id_token__group=token.group) if token.group else Q())
+    return (
+        Transaction.objects.filter(same, state=Transaction.State.ACTIVE)
+        .exclude(station=station).exists()
+    )
+
+
+# --- transactions ---------------------------------------------------------------------------
+
+def transaction_report(station: Station, report: TransactionReport) -> tuple[Transaction, bool]:
+    """Store one transaction message; returns the transaction and whether it was new.
+
+    A retried message (new message id, same content) is recognised by its business key, under
+    a database constraint, and changes nothing. Messages may arrive late, offline and out of
+    order: an update or end may come before its start; the record is completed when it does.
+    """
+    tx = _transaction_find(station, report)
+    if tx is not None and _already_recorded(tx, report):
+        return tx, False
+    if tx is None:
+        tx = _transaction_create(station, report)
+    else:
+        _transaction_apply(tx, report)
+    TransactionMessage.objects.create(
+        transaction=tx, kind=report.kind, sequence=report.sequence, timestamp=report.timestamp,
+        trigger=report.trigger[:50], offline=report.offline,
+    )
+    _samples_store(station, report.evse or (tx.evse.number if tx.evse else 0), tx,
+                   report.samples)
+    if report.kind == TransactionMessage.Kind.END:
+        _transaction_check_complete(tx)
+    tx.save()
+    events.publish(f"transaction.{report.kind}", station.pk, station.site_id,
+                   transaction=tx.pk, transaction_id=tx.transaction_id)
+    return tx, True
+
+
+def _transaction_find(station: Station, report: TransactionReport) -> Transaction | None:
+    found = Transaction.objects.select_related("evse")
+    if report.transaction_id is not None:
+        return found.filter(station=station, transaction_id=report.transaction_id).first()
+    if report.start_key is not None:
+        return found.filter(station=station, start_key=report.start_key).first()
+    return None
+
+
+def _already_recorded(tx: Transaction, report: TransactionReport) -> bool:
+    if report.sequence is not None:
+        return tx.messages.filter(sequence=report.sequence).exists()
+    if report.kind == TransactionMessage.Kind.START:
+        return True  # found by its start key or id: this start is a retry
+    if report.kind == TransactionMessage.Kind.END:
+        return tx.state == Transaction.State.COMPLETED
+    return False
+
+
+def _transaction_create(station: Station, report: TransactionReport) -> Transaction:
+    evse = connector = None
+    if report.evse:
+        connector = connector_get(station, report.evse, report.connector or 1)
+        evse = connector.evse
+    token = IdToken.objects.filter(value=report.id_token).first() if report.id_token else None
+    tx = Transaction(
+        station=station, evse=evse, connector=connector,
+        # Until we know our row id, a unique placeholder (replaced below).
+        transaction_id=report.transaction_id or uuid.uuid4().hex,
+        start_key=report.start_key, id_token=token, id_token_value=report.id_token or "",
+        started_at=report.timestamp, offline=report.offline,
+    )
+    if report.kind == TransactionMessage.Kind.START:
+        tx.meter_start_wh = report.meter_wh
+    else:
+        # The start has not reached us (yet): keep what we know and say so.
+        tx.needs_review = True
+        tx.review_note = "first message received was not the start"
+    tx.save()
+    if report.transaction_id is None:
+        # Chargers that let us number transactions (1.6) get our row id: unique and an integer.
+        tx.transaction_id = str(tx.pk)
+    _transaction_apply(tx, report, created=True)
+    return tx
+
+
+def _transaction_apply(tx: Transaction, report: TransactionReport, created: bool = False) -> None:
+    Kind = TransactionMessage.Kind
+    if report.offline:
+        tx.offline = True
+    if report.id_token and not tx.id_token_value:
+        tx.id_token_value = report.id_token
+        tx.id_token = IdToken.objects.filter(value=report.id_token).first()
+    if report.evse and tx.evse_id is None:
+        tx.connector = connector_get(tx.station, report.evse, report.connector or 1)
+        tx.evse = tx.connector.evse
+    if report.kind == Kind.START and not created:
+        # The start arrived after other messages of this transaction.
+        tx.started_at = min(tx.started_at, report.timestamp)
+        tx.meter_start_wh = report.meter_wh
+    if report.kind == Kind.END:
+        tx.state = Transaction.State.COMPLETED
+        tx.stopped_at = report.timestamp
+        tx.stop_reason = report.stop_reason[:50]
+        tx.meter_stop_wh = report.meter_wh
+    register = [s.value for s in report.samples
+                if s.measurand == ENERGY_REGISTER and not s.phase]
+    if register:
+        tx.meter_last_wh = register[-1]
+        if tx.meter_start_wh is None and report.kind == Kind.START:
+            tx.meter_start_wh = register[0]
+        if tx.meter_stop_wh is None and report.kind == Kind.END:
+            tx.meter_stop_wh = register[-1]
+    elif report.meter_wh is not None:
+        tx.meter_last_wh = report.meter_wh
+    tx.started_at = min(tx.started_at, report.timestamp)
+
+
+def _transaction_check_complete(tx: Transaction) -> None:
+    """At its end, a transaction's energy is fixed; gaps in its messages are flagged."""
+    if tx.meter_start_wh is None:
+        first = tx.samples.filter(measurand=ENERGY_REGISTER, phase="").order_by("timestamp")
+        first = first.values_list("value", flat=True).first()
+        tx.meter_start_wh = first
+    if tx.meter_start_wh is not None and tx.meter_stop_wh is not None:
+        tx.energy_wh = tx.meter_stop_wh - tx.meter_start_wh
+        if tx.energy_wh < 0:
+            _flag(tx, "meter stop is below meter start")
+    else:
+        tx.energy_wh = None
+        _flag(tx, "energy unknown: no start or stop meter reading")
+    sequences = list(tx.messages.exclude(sequence=None).values_list("sequence", flat=True))
+    if sequences:
+        kinds = set(tx.messages.values_list("kind", flat=True))
+        missing = set(range(min(sequences), max(sequences) + 1)) - set(sequences)
+        if missing or TransactionMessage.Kind.START not in kinds or min(sequences) != 0:
+            _flag(tx, "messages missing: sequence numbers " + _ranges(sorted(missing)) if missing
+                  else "start message missing")
+    elif (
+        # Without sequence numbers, the start arriving later is all we can check.
+        tx.review_note == "first message received was not the start"
+        and tx.messages.filter(kind=TransactionMessage.Kind.START).exists()
+    ):
+        tx.needs_review, tx.review_note = False, ""
+
+
+def _flag(tx: Transaction, note: str) -> None:
+    tx.needs_review = True
+    tx.review_note = note[:200]
+
+
+def _ranges(numbers: list[int]) -> str:
+    return ", ".join(str(n) for n in numbers[:20]) + (" …" if len(numbers) > 20 else "")
+
+
+def meter_values_record(station: Station, *, evse: int, transaction_id: str | None,
+                        samples: list[Sample]) -> None:
+    """Samples outside a transaction message (1.6 MeterValues, 2.0.1 MeterValues)."""
+    tx = None
+    if transaction_id is not None:
+        tx = Transaction.objects.filter(station=station, transaction_id=transaction_id).first()
+    elif evse:
+        tx = Transaction.objects.filter(
+            station=station, evse__number=evse, state=Transaction.State.ACTIVE
+        ).first()
+    _samples_store(station, evse, tx, samples)
+    if tx is not None:
+        register = [s.value for s in samples if s.measurand == ENERGY_REGISTER and not s.phase]
+        if register and tx.state == Transaction.State.ACTIVE:
+            Transaction.objects.filter(pk=tx.pk).update(meter_last_wh=register[-1])
+        events.publish("transaction.update", station.pk, station.site_id,
+                       transaction=tx.pk, transaction_id=tx.transaction_id)
+
+
+def _samples_store(station: Station, evse: int, tx: Transaction | None,
+                   samples: list[Sample]) -> None:
+    if not samples:
+        return
+    # One INSERT for the lot; a retried message's samples collide with the constraint and are
+    # skipped, so they are stored once.
+    MeterSample.objects.bulk_create(
+        [
+            MeterSample(
+                station=station, evse_number=evse, transaction=tx, timestamp=s.timestamp,
+                measurand=s.measurand, phase=s.phase, location=s.location, context=s.context,
+                unit=s.unit, value=s.value,
+            )
+            for s in samples
+        ],
+        ignore_conflicts=True,
+    )
+
+
+# --- notifications and device model ---------------------------------------------------------
+
+def station_event_record(station: Station, kind: str, name: str, detail: dict,
+                         timestamp: datetime | None = None) -> None:
+    StationEvent.objects.create(
+        station=station, kind=kind, name=name[:100], detail=detail,
+        timestamp=timestamp or timezone.now(),
+    )
+    if kind == StationEvent.Kind.FIRMWARE:
+        Station.objects.filter(pk=station.pk).update(firmware_status=name[:50])
+    if kind != StationEvent.Kind.MONITORING or name != "Boot":
+        events.publish(f"station.{kind}", station.pk, station.site_id, name=name)
+
+
+@dataclass(frozen=True, slots=True)
+class VariableReport:
+    component: str
+    variable: str
+    value: str
+    attribute_type: str = "Actual"
+    mutability: str = ""
+    component_instance: str = ""
+    variable_instance: str = ""
+    evse: int | None = None
+    connector: int | None = None
+
+
+def device_variables_record(station: Station, reports: list[VariableReport]) -> None:
+    """A device-model or configuration report: the latest value of each variable is kept."""
+    for report in reports:
+        DeviceVariable.objects.update_or_create(
+            station=station, component=report.component,
+            component_instance=report.component_instance, evse_number=report.evse,
+            connector_number=report.connector, variable=report.variable,
+            variable_instance=report.variable_instance, attribute_type=report.attribute_type,
+            defaults={"value": report.value, "mutability": report.mutability},
+        )
