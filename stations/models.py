@@ -4,6 +4,9 @@ Version-specific words (idTag, seqNo, TransactionEvent) stay in csms/gateway/; h
 named for what it is. Writers are in stations/services.py, never in views.
 """
 
+import json
+from decimal import Decimal
+
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import models
@@ -11,6 +14,15 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import IdToken, Organization
+
+
+class NumberEncoder(json.JSONEncoder):
+    """Charger payloads are parsed with exact decimals; stored, they are numbers again."""
+
+    def default(self, o: object) -> object:
+        if isinstance(o, Decimal):
+            return int(o) if o == o.to_integral_value() else float(o)
+        return super().default(o)
 
 
 class Site(models.Model):
@@ -281,10 +293,10 @@ class Call(models.Model):
 
     station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="calls")
     action = models.CharField(max_length=50)
-    payload = models.JSONField(default=dict)
+    payload = models.JSONField(default=dict, encoder=NumberEncoder)
     message_id = models.CharField(max_length=36, blank=True)
     status = models.CharField(max_length=15, choices=Status.choices, default=Status.PENDING)
-    response = models.JSONField(null=True, blank=True)
+    response = models.JSONField(null=True, blank=True, encoder=NumberEncoder)
     error_code = models.CharField(max_length=50, blank=True)
     error_description = models.CharField(max_length=255, blank=True)
     requested_by = models.ForeignKey(
@@ -314,7 +326,7 @@ class MessageLog(models.Model):
     message_type = models.PositiveSmallIntegerField()  # 2 CALL, 3 CALLRESULT, 4 CALLERROR
     message_id = models.CharField(max_length=100, blank=True)
     action = models.CharField(max_length=50, blank=True)
-    payload = models.JSONField(null=True)
+    payload = models.JSONField(null=True, encoder=NumberEncoder)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -349,7 +361,7 @@ class StationEvent(models.Model):
     station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=20, choices=Kind.choices)
     name = models.CharField(max_length=100)
-    detail = models.JSONField(default=dict)
+    detail = models.JSONField(default=dict, encoder=NumberEncoder)
     timestamp = models.DateTimeField()
     received_at = models.DateTimeField(default=timezone.now)
 

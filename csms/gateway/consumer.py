@@ -1,5 +1,345 @@
+"""One consumer per charger socket: handshake, frames in and out, commands from the channel layer.
+
+Two rules shape it:
+- Commit, then answer. A charger's CALL is handled in one database transaction on the ORM
+  thread (message log included) and the CALLRESULT is sent only after it committed; a failure
+  answers InternalError, never a CALLRESULT for data we did not store.
+- Never wait for the charger inside a handler. Channels dispatches a consumer's messages one at
+  a time, and the charger's reply to our CALL arrives as the *next* message: an outbound CALL is
+  sent, remembered, and completed when its reply is dispatched (or when its timer runs out).
+"""
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from csms import gateway
+from csms.gateway import auth, frames
+from csms.gateway.frames import CALLRESULT, Call, CallError, CallResult, FrameError
+from csms.gateway.handlers import Context
+from stations import events, services
+from stations.models import Call as CallRow
+from stations.models import MessageLog, Station
+
+log = logging.getLogger(__name__)
+
+# Reply statuses that mean "the charger will do it" (Reset "Scheduled", Unlock "Unlocked", ...).
+_ACCEPTED = {"Accepted", "Unlocked", "Scheduled", "RebootRequired"}
+# While a station is not accepted it may only register itself (OCPP 2.0.1 B02/B03, 1.6 §4.2).
+_ALLOWED_UNREGISTERED = {"BootNotification", "Heartbeat"}
+# How often an ordinary message refreshes last_seen (Heartbeat always does).
+_SEEN_EVERY = 60.0
+
+
+@dataclass(slots=True)
+class Outstanding:
+    call_id: int
+    message_id: str
+    action: str
+    reply_to: str | None
+    timer: asyncio.Task
 
 
 class ChargerConsumer(AsyncWebsocketConsumer):
-    pass
+    station: Station
+    version: str
+
+    # --- handshake ----------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        self.station_id = self.scope["url_route"]["kwargs"]["station_id"]
+        self.address = auth.client_address(self.scope)
+        self.admitted = False
+        self.displaced = False
+        self.queue: deque[tuple[int, str | None]] = deque()
+        self.outstanding: Outstanding | None = None
+        self.seen_at = time.monotonic()
+        try:
+            station = await database_sync_to_async(auth.station_for)(self.station_id,
+                                                                    self.address)
+            offered = self.scope.get("subprotocols", [])
+            version = next((v for p, v in frames.SUBPROTOCOLS.items() if p in offered), None)
+            if version is None:
+                raise await database_sync_to_async(auth.refuse)(
+                    self.station_id, self.address, "no_subprotocol",
+                    "offered: " + ", ".join(offered)[:150])
+            await database_sync_to_async(auth.check_transport)(station, self.scope,
+                                                              self.address)
+            if auth.needs_password(station):
+                await self._check_credentials(station)
+        except auth.Refusal as refusal:
+            log.info("refused %s from %s: %s", self.station_id[:60], self.address,
+                     refusal.reason)
+            if refusal.reason == "no_subprotocol":
+                # OCPP-J §3.1.3 (2.0.1 Part 4 §3.1.3): finish the handshake with no subprotocol
+                # header, then close.
+                await self.accept()
+                await self.close(code=1002)
+            else:
+                await self.close()  # before accept: the server answers HTTP 403
+            return
+        self.station, self.version = station, version
+        self.adapter = gateway.adapter_for(version)
+        self.group = events.charger_group(station.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        # Admitted: now, and only now, an older connection of this station steps aside.
+        await self.channel_layer.group_send(self.group,
+                                            {"type": "ocpp.displace", "by": self.channel_name})
+        await self._write(services.station_connected, station, version)
+        self.admitted = True
+        await self.accept(subprotocol=next(p for p, v in frames.SUBPROTOCOLS.items()
+                                           if v == version))
+        log.info("connected %s (OCPP %s) from %s", station.pk, version, self.address)
+
+    async def _check_credentials(self, station: Station) -> None:
+        try:
+            # The hash comparison is CPU work: off the single ORM thread.
+            await sync_to_async(auth.check_credentials, thread_sensitive=False)(
+                station, self.scope, self.address)
+        except auth.Refusal:
+            raise
+        except Exception:
+            log.exception("credential check failed for %s", station.pk)
+            raise auth.Refusal("error") from None
+
+    async def disconnect(self, code: int) -> None:
+        if not self.admitted:
+            return
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.outstanding is not None:
+            self.outstanding.timer.cancel()
+            await self._call_end(self.outstanding, CallRow.Status.TIMEOUT, None, None)
+        while self.queue:
+            call_id, reply_to = self.queue.popleft()
+            await self._write(self._call_not_sent, call_id)
+            await self._notify(reply_to, call_id)
+        if not self.displaced:
+            await self._write(services.station_disconnected, self.station.pk,
+                              self.station.site_id)
+        log.info("disconnected %s (code %s)", self.station.pk, code)
+
+    async def ocpp_displace(self, message: dict) -> None:
+        if message["by"] != self.channel_name:
+            self.displaced = True
+            await self.close(code=1000)
+
+    # --- frames from the charger --------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None:
+            await self._send_error(FrameError("rpc", "OCPP-J frames are text, not binary"))
+            return
+        if len(text_data) > settings.OCPP["MAX_FRAME_BYTES"]:
+            await self._send_error(FrameError(
+                "format", f"Frame larger than {settings.OCPP['MAX_FRAME_BYTES']} bytes",
+                frames.message_id_of(text_data)), logged=text_data[:200])
+            return
+        try:
+            frame = frames.parse(text_data)
+        except FrameError as error:
+            await self._send_error(error, logged=text_data[:1000])
+            return
+        if isinstance(frame, Call):
+            await self._handle_call(frame)
+        else:
+            await self._handle_reply(frame)
+
+    async def _handle_call(self, call: Call) -> None:
+        try:
+            if call.action not in frames.known_actions(self.version):
+                raise FrameError("not_implemented", f"Unknown action {call.action[:50]}")
+            handler = self.adapter.HANDLERS.get(call.action)
+            if handler is None:
+                raise FrameError("not_supported", f"{call.action} is not supported")
+            frames.validate(frames.CALL, call.action, call.payload, self.version)
+            if (self.station.registration != Station.Registration.ACCEPTED
+                    and call.action not in _ALLOWED_UNREGISTERED):
+                raise FrameError("security", "Station is not accepted yet")
+        except FrameError as error:
+            error.message_id = call.message_id
+            await self._send_error(error, logged=call)
+            return
+        try:
+            reply, published = await database_sync_to_async(self._run)(handler, call)
+        except FrameError as error:  # a value the schema allows but the domain cannot read
+            error.message_id = call.message_id
+            await self._send_error(error, logged=call)
+            return
+        except Exception:
+            log.exception("%s from %s failed", call.action, self.station.pk)
+            await self._send_error(FrameError("internal", "Message not stored; retry later",
+                                              call.message_id))
+            return
+        await self.send(text_data=reply)
+        if published:
+            await events.asend(published)
+
+    def _run(self, handler, call: Call) -> tuple[str, list[dict]]:
+        """In the ORM thread: handle, log both frames, commit; return the reply to send."""
+        with events.collected() as published, transaction.atomic():
+            payload = handler(Context(self.station, self.version), call.payload)
+            if settings.OCPP["VALIDATE_REPLIES"]:
+                frames.validate(CALLRESULT, call.action, payload, self.version)
+            now = timezone.now()
+            rows = [
+                MessageLog(station=self.station, direction=MessageLog.Direction.IN,
+                           message_type=frames.CALL, message_id=call.message_id,
+                           action=call.action, payload=call.payload, created_at=now),
+                MessageLog(station=self.station, direction=MessageLog.Direction.OUT,
+                           message_type=CALLRESULT, message_id=call.message_id,
+                           action=call.action, payload=payload, created_at=now),
+            ]
+            MessageLog.objects.bulk_create(rows)
+            if call.action != "Heartbeat" and time.monotonic() - self.seen_at > _SEEN_EVERY:
+                services.station_seen(self.station)
+                self.seen_at = time.monotonic()
+        return frames.result_frame(call.message_id, payload), published
+
+    async def _send_error(self, error: FrameError, logged: object = None) -> None:
+        code = frames.error_code(error.kind, self.version if self.admitted else "2.0.1")
+        details = {k: str(v)[:100] for k, v in error.details.items()}
+        await self.send(text_data=frames.error_frame(error.message_id, code, error.description,
+                                                     details))
+        log.info("CALLERROR %s to %s: %s", code, self.station_id[:60], error.description)
+        try:
+            await self._write(self._log_error, logged, error.message_id, code, error.description)
+        except Exception:  # the database may be why we answer with an error at all
+            log.warning("could not log a CALLERROR for %s", self.station_id[:60], exc_info=True)
+
+    def _log_error(self, logged: object, message_id: str, code: str, description: str) -> None:
+        rows = []
+        if isinstance(logged, Call):
+            rows.append(MessageLog(station=self.station, direction=MessageLog.Direction.IN,
+                                   message_type=frames.CALL, message_id=message_id,
+                                   action=logged.action[:50], payload=logged.payload))
+        elif logged is not None:
+            rows.append(MessageLog(station=self.station, direction=MessageLog.Direction.IN,
+                                   message_type=0, message_id=message_id[:100],
+                                   payload=str(logged)))
+        rows.append(MessageLog(station=self.station, direction=MessageLog.Direction.OUT,
+                               message_type=frames.CALLERROR, message_id=message_id[:100],
+                               payload=[code, description]))
+        MessageLog.objects.bulk_create(rows)
+
+    # --- commands to the charger --------------------------------------------------------------
+
+    async def ocpp_call(self, message: dict) -> None:
+        """A person's command, routed here because this process holds the station's socket."""
+        self.queue.append((message["call"], message.get("reply_to")))
+        await self._send_next()
+
+    async def _send_next(self) -> None:
+        # At most one outstanding CALL per direction (OCPP-J §4.1.1): the rest wait in order.
+        while self.outstanding is None and self.queue:
+            call_id, reply_to = self.queue.popleft()
+            row = await self._write(self._call_claim, call_id)
+            if row is None:  # ended already (timed out while queued) or taken by another socket
+                await self._notify(reply_to, call_id)
+                continue
+            timer = asyncio.ensure_future(self._expire(call_id))
+            self.outstanding = Outstanding(call_id, row.message_id, row.action, reply_to, timer)
+            await self.send(text_data=frames.call_frame(row.message_id, row.action,
+                                                        row.payload))
+
+    def _call_claim(self, call_id: int) -> CallRow | None:
+        with transaction.atomic():
+            claimed = CallRow.objects.filter(pk=call_id, station=self.station,
+                                             status=CallRow.Status.PENDING)
+            if not claimed.update(status=CallRow.Status.SENT, sent_at=timezone.now()):
+                return None
+            row = CallRow.objects.get(pk=call_id)
+            row.message_id = row.message_id or str(uuid.uuid4())
+            MessageLog.objects.create(station=self.station, direction=MessageLog.Direction.OUT,
+                                      message_type=frames.CALL, message_id=row.message_id,
+                                      action=row.action, payload=row.payload)
+        return row
+
+    def _call_not_sent(self, call_id: int) -> None:
+        CallRow.objects.filter(pk=call_id, status=CallRow.Status.PENDING).update(
+            status=CallRow.Status.NOT_CONNECTED, completed_at=timezone.now())
+
+    async def _expire(self, call_id: int) -> None:
+        await asyncio.sleep(settings.OCPP["CALL_TIMEOUT"])
+        if self.outstanding is not None and self.outstanding.call_id == call_id:
+            outstanding, self.outstanding = self.outstanding, None
+            await self._call_end(outstanding, CallRow.Status.TIMEOUT, None, None)
+            await self._send_next()
+
+    async def _handle_reply(self, reply: CallResult | CallError) -> None:
+        outstanding = self.outstanding
+        if outstanding is None or reply.message_id != outstanding.message_id:
+            # A late answer to a call that already timed out, or noise: logged, not paired.
+            await self._write(self._log_reply, reply, "")
+            return
+        self.outstanding = None
+        outstanding.timer.cancel()
+        if isinstance(reply, CallError):
+            await self._call_end(outstanding, CallRow.Status.ERROR, None, reply)
+        else:
+            try:
+                frames.validate(CALLRESULT, outstanding.action, reply.payload, self.version)
+                status = (CallRow.Status.ACCEPTED
+                          if reply.payload.get("status", "Accepted") in _ACCEPTED
+                          else CallRow.Status.REJECTED)
+                await self._call_end(outstanding, status, reply, None)
+            except FrameError as error:
+                invalid = CallError(reply.message_id, "InvalidResponse", error.description)
+                await self._call_end(outstanding, CallRow.Status.ERROR, reply, invalid)
+        await self._send_next()
+
+    async def _call_end(self, outstanding: Outstanding, status: str,
+                        result: CallResult | None, error: CallError | None) -> None:
+        published = await self._write(self._call_record, outstanding, status, result, error)
+        await self._notify(outstanding.reply_to, outstanding.call_id)
+        await events.asend(published)
+
+    def _call_record(self, outstanding: Outstanding, status: str, result: CallResult | None,
+                     error: CallError | None) -> list[dict]:
+        with events.collected() as published, transaction.atomic():
+            fields = {"status": status, "completed_at": timezone.now()}
+            if result is not None:
+                fields["response"] = result.payload
+                self._log_reply(result, outstanding.action)
+            if error is not None:
+                fields["error_code"] = error.code[:50]
+                fields["error_description"] = error.description[:255]
+                if error.code != "InvalidResponse":
+                    self._log_reply(error, outstanding.action)
+            # Only an open call ends here: one that ended as timed out stays timed out.
+            ended = CallRow.objects.filter(pk=outstanding.call_id,
+                                           status__in=CallRow.OPEN).update(**fields)
+            if ended:
+                events.publish("call.outcome", self.station.pk, self.station.site_id,
+                               call=outstanding.call_id, status=status)
+        return published
+
+    def _log_reply(self, reply: CallResult | CallError, action: str) -> None:
+        if isinstance(reply, CallResult):
+            message_type, payload = CALLRESULT, reply.payload
+        else:
+            message_type = frames.CALLERROR
+            payload = [reply.code, reply.description, reply.details]
+        MessageLog.objects.create(station=self.station, direction=MessageLog.Direction.IN,
+                                  message_type=message_type, message_id=reply.message_id,
+                                  action=action, payload=payload)
+
+    async def _notify(self, reply_to: str | None, call_id: int) -> None:
+        if reply_to:
+            try:
+                await self.channel_layer.send(reply_to, {"type": "ocpp.call.done",
+                                                         "call": call_id})
+            except Exception:  # the asker times out and reads the Call row instead
+                log.warning("could not tell %s that call %s ended", reply_to, call_id)
+
+    async def _write(self, function, *args):
+        return await database_sync_to_async(function)(*args)

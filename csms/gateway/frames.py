@@ -19,6 +19,8 @@ import ocpp
 from jsonschema.exceptions import best_match
 from ocpp.messages import get_validator
 
+from stations.models import NumberEncoder
+
 # Subprotocol → version, newest first: a charger offering several gets the newest.
 SUBPROTOCOLS = {"ocpp2.0.1": "2.0.1", "ocpp1.6": "1.6"}
 
@@ -180,11 +182,9 @@ def dumps(frame: list) -> str:
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, decimal.Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, datetime):
         return utc_timestamp(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    return NumberEncoder().default(value)
 
 
 def call_frame(message_id: str, action: str, payload: dict) -> str:
