@@ -52,8 +52,8 @@ class ChargerSocket:
         await self.communicator.send_to(text_data=text)
         return await self.receive()
 
-    async def receive(self, timeout: float = 5) -> list:
-        return json.loads(await self.communicator.receive_from(timeout=timeout))
+    async def receive(self, wait: float = 5) -> list:
+        return json.loads(await self.communicator.receive_from(timeout=wait))
 
     async def call(self, action: str, payload: dict, message_id: str | None = None) -> list:
         """Send a CALL; returns the whole reply frame ([3, id, {...}] or [4, id, code, ...])."""
