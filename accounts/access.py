@@ -8,7 +8,7 @@ the sessions charged with them, at any site.
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 
-from accounts.models import IdToken, Membership
+from accounts.models import IdToken, Membership, Organization
 from stations.models import Site, Station, Transaction
 
 Role = Membership.Role
@@ -67,4 +67,51 @@ def transactions_for(user: AbstractBaseUser) -> QuerySet[Transaction]:
         return Transaction.objects.none()
     return Transaction.objects.filter(
         Q(station__site__in=sites_for(user)) | Q(id_token__in=id_tokens_for(user))
+    )
+
+
+def sites_operated_by(user: AbstractBaseUser) -> QuerySet[Site]:
+    """Sites whose stations the user may change and command.
+
+    Narrower than sites_for(): finance sees every site and operates none, so a user who is
+    finance somewhere and property manager elsewhere operates only the latter's sites.
+    """
+    if Role.OPERATOR_ADMIN in roles(user):
+        return Site.objects.all()
+    if not user.is_authenticated:
+        return Site.objects.none()
+    return Site.objects.filter(organization__in=_org_ids(user, Role.PROPERTY_MANAGER))
+
+
+def may_operate_station(user: AbstractBaseUser, station: Station) -> bool:
+    """Change or command this station (may_operate() answers for stations in general)."""
+    if Role.OPERATOR_ADMIN in roles(user):
+        return True
+    return station.site_id is not None and sites_operated_by(user).filter(
+        pk=station.site_id
+    ).exists()
+
+
+def id_token_organizations_for(user: AbstractBaseUser) -> QuerySet[Organization]:
+    """Organizations whose ID tokens the user may create, change and delete: any for an
+    operator admin, their own fleets for a fleet admin. Tokens of no organization are the
+    operator's."""
+    if Role.OPERATOR_ADMIN in roles(user):
+        return Organization.objects.all()
+    if not user.is_authenticated:
+        return Organization.objects.none()
+    return Organization.objects.filter(pk__in=_org_ids(user, Role.FLEET_ADMIN))
+
+
+def may_manage_id_tokens(user: AbstractBaseUser) -> bool:
+    """Write ID tokens of some organization (which ones: id_token_organizations_for())."""
+    return bool(roles(user) & {Role.OPERATOR_ADMIN, Role.FLEET_ADMIN})
+
+
+def may_manage_id_tokens_of(user: AbstractBaseUser, organization_id: int | None) -> bool:
+    """Write the ID tokens of this organization (None: the operator's own tokens)."""
+    if Role.OPERATOR_ADMIN in roles(user):
+        return True
+    return organization_id is not None and organization_id in _org_ids(
+        user, Role.FLEET_ADMIN
     )

@@ -1,1 +1,31 @@
-urlpatterns: list = []
+"""REST API v1, included at /api/v1/. The schema is at /api/schema/, its docs at /api/docs/."""
+
+from django.http import HttpRequest, JsonResponse
+from django.urls import re_path
+from rest_framework.routers import DefaultRouter
+
+from accounts.api import IdTokenViewSet
+from stations.api import CallViewSet, StationViewSet, TransactionViewSet
+
+
+class Router(DefaultRouter):
+    # No ".json" suffix routes: a station id may end in ".json" itself.
+    include_format_suffixes = False
+
+
+def not_found(request: HttpRequest) -> JsonResponse:
+    """Unknown API paths answer in JSON like the rest of the API, not with an HTML page."""
+    return JsonResponse({"detail": "No such API endpoint."}, status=404)
+
+
+router = Router()
+router.register("stations", StationViewSet, basename="station")
+router.register("id-tokens", IdTokenViewSet, basename="id-token")
+router.register("transactions", TransactionViewSet, basename="transaction")
+router.register("calls", CallViewSet, basename="call")
+
+urlpatterns = [
+    *router.urls,
+    # Only paths ending in "/": a path without one still gets APPEND_SLASH's redirect first.
+    re_path(r"^.*/\Z", not_found),
+]

@@ -1,0 +1,227 @@
+"""REST API v1: stations, transactions, meter samples and commands.
+
+Commands block until the charger answers or OCPP_CALL_TIMEOUT passes, and answer from the Call
+row. No view here runs inside a database transaction: the Call must be committed before the
+command is routed, or the consumer holding the socket (maybe in another process) cannot read it.
+"""
+
+from collections.abc import Callable
+
+from django.db.models import Prefetch, ProtectedError, QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import APIException
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts import access
+from accounts.api import MayOperateStations
+from stations import commands
+from stations.models import Call, Evse, MeterSample, Station, Transaction
+from stations.serializers import (
+    AvailabilitySerializer,
+    CallRequestSerializer,
+    CallSerializer,
+    ErrorSerializer,
+    MeterSampleSerializer,
+    RemoteStartSerializer,
+    ResetSerializer,
+    StationSerializer,
+    TransactionSerializer,
+    TriggerSerializer,
+    UnlockSerializer,
+)
+
+
+class CommandRefused(APIException):
+    """A command that cannot be sent as asked; the message says why, for a person."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "command_refused"
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+COMMAND_RESPONSES = {
+    201: OpenApiResponse(
+        CallSerializer,
+        description="The call as it ended: accepted, rejected, error (the charger's CALLERROR), "
+        "timeout, or not_connected.",
+    ),
+    400: OpenApiResponse(ErrorSerializer, description="The command cannot be sent as asked."),
+    404: OpenApiResponse(ErrorSerializer, description="Not found among what you may see."),
+}
+COMMAND_DESCRIPTION = (
+    "Blocks until the charger answers or the call times out (OCPP_CALL_TIMEOUT, 30 s by "
+    "default). The call is recorded whatever its outcome."
+)
+
+
+def _command(request: Request, form: type[serializers.Serializer] | None,
+             send: Callable[[dict], Call]) -> Response:
+    """Validate a command's parameters, send it, answer with the Call as it ended."""
+    params = {}
+    if form is not None:
+        checked = form(data=request.data)
+        checked.is_valid(raise_exception=True)
+        params = checked.validated_data
+    try:
+        call = send(params)
+    except commands.CommandError as error:
+        raise CommandRefused(str(error)) from None
+    return Response(CallSerializer(call).data, status=status.HTTP_201_CREATED)
+
+
+def _command_schema(request: type[serializers.Serializer] | None, summary: str):
+    return extend_schema(request=request, responses=COMMAND_RESPONSES, summary=summary,
+                         description=COMMAND_DESCRIPTION)
+
+
+@extend_schema(tags=["stations"])
+@extend_schema_view(
+    destroy=extend_schema(responses={
+        204: None,
+        409: OpenApiResponse(ErrorSerializer, description="The station has transactions."),
+    }),
+)
+class StationViewSet(viewsets.ModelViewSet):
+    """Charging stations. The password is write-only; PATCH registration Pending → Accepted
+    approves a station that connected on its own (onboarding)."""
+
+    serializer_class = StationSerializer
+    permission_classes = [IsAuthenticated, MayOperateStations]
+    # Station ids may contain "." (the default pattern excludes it, for format suffixes).
+    lookup_value_regex = r"[^/]+"
+
+    def get_queryset(self) -> QuerySet[Station]:
+        return access.stations_for(self.request.user).prefetch_related(
+            Prefetch("evses", queryset=Evse.objects.prefetch_related("connectors"))
+        )
+
+    def perform_destroy(self, instance: Station) -> None:
+        try:
+            instance.delete()
+        except ProtectedError:
+            raise Conflict(
+                f"{instance.pk} has charging sessions on record, which are kept for billing: "
+                "set its registration to Rejected instead of deleting it."
+            ) from None
+
+    @extend_schema(responses=CallSerializer(many=True), summary="Calls sent to this station",
+                   description="Newest first, with how each ended.")
+    @action(detail=True, methods=["get"])
+    def calls(self, request: Request, pk: str) -> Response:
+        station = self.get_object()
+        page = self.paginate_queryset(station.calls.select_related("requested_by"))
+        return self.get_paginated_response(CallSerializer(page, many=True).data)
+
+    @_command_schema(CallRequestSerializer, "Send any OCPP action")
+    @calls.mapping.post
+    def call_send(self, request: Request, pk: str) -> Response:
+        station = self.get_object()
+        return _command(request, CallRequestSerializer, lambda p: commands.call_send(
+            station, p["action"], p["payload"], user=request.user))
+
+    @_command_schema(RemoteStartSerializer, "Start charging")
+    @action(detail=True, methods=["post"], url_path="remote-start")
+    def remote_start(self, request: Request, pk: str) -> Response:
+        station = self.get_object()
+        return _command(request, RemoteStartSerializer, lambda p: commands.remote_start(
+            station, evse=p["evse"], id_token=p["id_token"], user=request.user))
+
+    @_command_schema(ResetSerializer, "Reset the station")
+    @action(detail=True, methods=["post"])
+    def reset(self, request: Request, pk: str) -> Response:
+        station = self.get_object()
+        return _command(request, ResetSerializer, lambda p: commands.reset(
+            station, hard=p["hard"], user=request.user))
+
+    @_command_schema(UnlockSerializer, "Unlock a connector")
+    @action(detail=True, methods=["post"])
+    def unlock(self, request: Request, pk: str) -> Response:
+        station = self.get_object()
+        return _command(request, UnlockSerializer, lambda p: commands.unlock(
+            station, evse=p["evse"], connector=p["connector"], user=request.user))
+
+    @_command_schema(AvailabilitySerializer, "Make an EVSE (0: the station) (in)operative")
+    @action(detail=True, methods=["post"])
+    def availability(self, request: Request, pk: str) -> Response:
+        station = self.get_object()
+        return _command(request, AvailabilitySerializer,
+                        lambda p: commands.availability_change(
+                            station, evse=p["evse"], operative=p["operative"],
+                            user=request.user))
+
+    @_command_schema(TriggerSerializer, "Ask the station to send a message now")
+    @action(detail=True, methods=["post"])
+    def trigger(self, request: Request, pk: str) -> Response:
+        station = self.get_object()
+        return _command(request, TriggerSerializer, lambda p: commands.message_trigger(
+            station, message=p["message"], evse=p["evse"], user=request.user))
+
+
+class TransactionFilterSerializer(serializers.Serializer):
+    station = serializers.CharField(required=False, help_text="A station id.")
+    id_token = serializers.CharField(required=False, help_text="A token value.")
+    state = serializers.ChoiceField(choices=Transaction.State.choices, required=False)
+
+
+class SamplePagination(PageNumberPagination):
+    # A session samples several measurands every minute or so: pages of 50 would be many.
+    page_size = 1000
+    page_size_query_param = "page_size"
+    max_page_size = 10000
+
+
+@extend_schema(tags=["transactions"])
+@extend_schema_view(list=extend_schema(parameters=[TransactionFilterSerializer]))
+class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
+    """Charging sessions, newest first. Energies are in Wh, as decimal strings."""
+
+    serializer_class = TransactionSerializer
+    permission_classes = [IsAuthenticated, MayOperateStations]
+
+    def get_queryset(self) -> QuerySet[Transaction]:
+        queryset = access.transactions_for(self.request.user).select_related("evse", "connector")
+        if self.action == "list":
+            # Filters narrow the list only: a detail URL names its transaction already.
+            filters = TransactionFilterSerializer(data=self.request.query_params)
+            filters.is_valid(raise_exception=True)
+            lookups = {"station": "station_id", "id_token": "id_token_value", "state": "state"}
+            queryset = queryset.filter(
+                **{lookups[name]: value for name, value in filters.validated_data.items()}
+            )
+        return queryset
+
+    @extend_schema(responses=MeterSampleSerializer(many=True),
+                   summary="Meter samples of the session, oldest first")
+    @action(detail=True, pagination_class=SamplePagination)
+    def samples(self, request: Request, pk: str) -> Response:
+        transaction = self.get_object()
+        page = self.paginate_queryset(MeterSample.objects.filter(transaction=transaction))
+        return self.get_paginated_response(MeterSampleSerializer(page, many=True).data)
+
+    @_command_schema(None, "Stop charging")
+    @action(detail=True, methods=["post"], url_path="remote-stop")
+    def remote_stop(self, request: Request, pk: str) -> Response:
+        transaction = self.get_object()
+        return _command(request, None,
+                        lambda p: commands.remote_stop(transaction, user=request.user))
+
+
+@extend_schema(tags=["calls"])
+class CallViewSet(viewsets.ReadOnlyModelViewSet):
+    """Commands sent to stations, newest first, with how they ended."""
+
+    serializer_class = CallSerializer
+
+    def get_queryset(self) -> QuerySet[Call]:
+        return Call.objects.filter(
+            station__in=access.stations_for(self.request.user)
+        ).select_related("requested_by")

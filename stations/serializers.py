@@ -1,0 +1,212 @@
+"""The REST API's view of the charging network (API v1).
+
+Decimals (energy in Wh, sample values) are JSON strings, as DRF renders them by default: exact,
+with no float rounding on the way to an invoice.
+"""
+
+from django.core.validators import RegexValidator
+from django.db import IntegrityError, transaction
+from rest_framework import serializers
+
+from accounts import access
+from stations.models import Call, Connector, Evse, MeterSample, Station, Transaction
+from stations.passwords import validate_charger_password
+
+# OCPP identifierString: the id is the last segment of the charger's URL, so no "/" and no ":"
+# (a Basic auth user name), at most 48 characters.
+station_id_validator = RegexValidator(
+    r"^[a-zA-Z0-9*\-_=+|@.]{1,48}\Z",
+    "A station id is 1 to 48 characters of a-z A-Z 0-9 * - _ = + | @ . (no : and no /).",
+)
+
+# Basic auth (profiles 1 and 2) is what a password is for; profile 3 uses client certificates.
+PASSWORD_PROFILES = (Station.SecurityProfile.BASIC, Station.SecurityProfile.TLS_BASIC)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """What every refusal carries; field errors come as {"field": ["message", ...]} instead."""
+
+    detail = serializers.CharField()
+
+
+class OperatedSiteField(serializers.PrimaryKeyRelatedField):
+    """A site the requesting user operates: a manager cannot put a station on another's site."""
+
+    def get_queryset(self):
+        return access.sites_operated_by(self.context["request"].user)
+
+
+class ConnectorSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Connector
+        fields = ["number", "status", "status_detail", "error_code", "status_at"]
+
+
+class EvseSerializer(serializers.ModelSerializer):
+    connectors = ConnectorSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Evse
+        fields = ["number", "connectors"]
+
+
+class StationSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(
+        max_length=48, validators=[station_id_validator],
+        help_text="The charger's identity: the last segment of its connection URL.",
+    )
+    site = OperatedSiteField(allow_null=True, required=False)
+    password = serializers.CharField(
+        write_only=True, required=False, trim_whitespace=False,
+        validators=[validate_charger_password],
+        help_text="Basic auth password for security profiles 1 and 2; stored hashed, "
+        "never returned.",
+    )
+    evses = EvseSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Station
+        fields = [
+            "id", "site", "security_profile", "password", "registration",
+            "vendor", "model", "serial_number", "firmware_version", "ocpp_version",
+            "connected", "connected_at", "last_seen", "status", "error_code", "evses",
+        ]
+        read_only_fields = [
+            "vendor", "model", "serial_number", "firmware_version", "ocpp_version",
+            "connected", "connected_at", "last_seen", "status", "error_code",
+        ]
+
+    def validate_id(self, value: str) -> str:
+        if self.instance is not None and value != self.instance.pk:
+            raise serializers.ValidationError(
+                "A station's id cannot be changed: the charger connects with it. "
+                "Create a new station instead."
+            )
+        if self.instance is None and Station.objects.filter(pk=value).exists():
+            # Stations out of the user's scope count too: ids are unique network-wide.
+            raise serializers.ValidationError("A station with this id already exists.")
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        user = self.context["request"].user
+        site = attrs.get("site", self.instance.site if self.instance else None)
+        # The user must still operate the station after the write: on no site, only operator
+        # admins do (the field itself offers only the user's own sites).
+        if not access.may_operate_station(user, Station(site=site)):
+            raise serializers.ValidationError({"site": ["Choose one of your sites."]})
+        profile = attrs.get(
+            "security_profile",
+            self.instance.security_profile if self.instance else Station.SecurityProfile.BASIC,
+        )
+        has_password = "password" in attrs or bool(self.instance and self.instance.password_hash)
+        if profile in PASSWORD_PROFILES and not has_password:
+            raise serializers.ValidationError({"password": [
+                f"Security profile {profile} authenticates the charger with a password: "
+                "set one, or choose security_profile 0 explicitly for a charger that "
+                "connects without authentication."
+            ]})
+        return attrs
+
+    def create(self, validated_data: dict) -> Station:
+        password = validated_data.pop("password", None)
+        station = Station(**validated_data)
+        if password is not None:
+            station.set_password(password)
+        try:
+            # Forced, or a save racing another create of the same id would overwrite it.
+            with transaction.atomic():
+                station.save(force_insert=True)
+        except IntegrityError:
+            raise serializers.ValidationError(
+                {"id": ["A station with this id already exists."]}
+            ) from None
+        return station
+
+    def update(self, instance: Station, validated_data: dict) -> Station:
+        password = validated_data.pop("password", None)
+        for name, value in validated_data.items():
+            setattr(instance, name, value)
+        if password is not None:
+            instance.set_password(password)
+        instance.save()
+        return instance
+
+
+class TransactionSerializer(serializers.ModelSerializer):
+    evse = serializers.IntegerField(source="evse.number", read_only=True, allow_null=True)
+    connector = serializers.IntegerField(
+        source="connector.number", read_only=True, allow_null=True
+    )
+    id_token = serializers.CharField(
+        source="id_token_value", read_only=True,
+        help_text="The token value the charger presented, kept even when it is unknown to us.",
+    )
+
+    class Meta:
+        model = Transaction
+        fields = [
+            "id", "transaction_id", "station", "evse", "connector", "id_token", "state",
+            "started_at", "stopped_at", "meter_start_wh", "meter_stop_wh", "meter_last_wh",
+            "energy_wh", "stop_reason", "offline", "needs_review", "review_note",
+        ]
+        read_only_fields = fields
+
+
+class MeterSampleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = MeterSample
+        fields = [
+            "timestamp", "evse_number", "measurand", "phase", "location", "context", "unit",
+            "value",
+        ]
+        read_only_fields = fields
+
+
+class CallSerializer(serializers.ModelSerializer):
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Call
+        fields = [
+            "id", "station", "action", "payload", "message_id", "status", "response",
+            "error_code", "error_description", "requested_by", "created_at", "sent_at",
+            "completed_at",
+        ]
+        read_only_fields = fields
+
+
+class CallRequestSerializer(serializers.Serializer):
+    """Any action the station's OCPP version defines, checked against that version's schema."""
+
+    action = serializers.RegexField(
+        r"^[A-Za-z0-9]{1,50}\Z", help_text="An OCPP action name, e.g. GetConfiguration.",
+        error_messages={"invalid": "An action is an OCPP action name such as Reset."},
+    )
+    payload = serializers.DictField(default=dict)
+
+
+class RemoteStartSerializer(serializers.Serializer):
+    evse = serializers.IntegerField(min_value=1)
+    id_token = serializers.CharField(max_length=36)
+
+
+class ResetSerializer(serializers.Serializer):
+    hard = serializers.BooleanField(default=False)
+
+
+class UnlockSerializer(serializers.Serializer):
+    evse = serializers.IntegerField(min_value=1)
+    connector = serializers.IntegerField(min_value=1, default=1)
+
+
+class AvailabilitySerializer(serializers.Serializer):
+    evse = serializers.IntegerField(min_value=0, help_text="0 is the whole station.")
+    operative = serializers.BooleanField()
+
+
+class TriggerSerializer(serializers.Serializer):
+    message = serializers.CharField(
+        max_length=50, help_text="BootNotification, Heartbeat, StatusNotification, MeterValues, ..."
+    )
+    evse = serializers.IntegerField(min_value=0, allow_null=True, default=None)
+

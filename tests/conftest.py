@@ -1,0 +1,89 @@
+"""Shared fixtures: the personas of tests/personas.py, and API clients acting as one of them.
+
+    def test_outsider_cannot_see_a(api, outsider, station_a):
+        assert api(outsider).get(f"/api/v1/stations/{station_a.pk}/").status_code == 404
+
+For pages, Django's own `client` fixture does: `client.force_login(manager)`.
+"""
+
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from stations.models import Site, Station
+from tests import personas as cast
+from tests.personas import Personas
+
+
+@pytest.fixture
+def personas(db) -> Personas:
+    """The whole cast, created in the test's database."""
+    return cast.create()
+
+
+@pytest.fixture
+def operator(personas: Personas) -> User:
+    """Operator admin: sees and operates everything."""
+    return personas.operator
+
+
+@pytest.fixture
+def finance(personas: Personas) -> User:
+    """Finance: sees everything, changes and commands nothing."""
+    return personas.finance
+
+
+@pytest.fixture
+def manager(personas: Personas) -> User:
+    """Property manager of org_a: site_a and station_a are theirs."""
+    return personas.manager
+
+
+@pytest.fixture
+def outsider(personas: Personas) -> User:
+    """Property manager of org_b: must never see anything of org_a."""
+    return personas.outsider
+
+
+@pytest.fixture
+def fleet(personas: Personas) -> User:
+    """Fleet admin of fleet_org: its ID tokens, and the sessions charged with them anywhere."""
+    return personas.fleet
+
+
+@pytest.fixture
+def site_a(personas: Personas) -> Site:
+    return personas.site_a
+
+
+@pytest.fixture
+def site_b(personas: Personas) -> Site:
+    return personas.site_b
+
+
+@pytest.fixture
+def station_a(personas: Personas) -> Station:
+    return personas.station_a
+
+
+@pytest.fixture
+def station_b(personas: Personas) -> Station:
+    return personas.station_b
+
+
+@pytest.fixture
+def api(db) -> Callable[[User | None], APIClient]:
+    """api(user): a DRF client sending user's API token, as an integration would; api() is
+    anonymous."""
+
+    def make(user: User | None = None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            token, _ = Token.objects.get_or_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make
