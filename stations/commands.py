@@ -8,11 +8,13 @@ channel layer is lossy; a call whose outcome never arrives ends as timed out, ne
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 from django.utils import timezone
 
 from csms import gateway
@@ -28,14 +30,7 @@ class CommandError(Exception):
 def call_send(station: Station, action: str, payload: dict, *,
               user: AbstractBaseUser | None = None, timeout: float | None = None) -> Call:
     """Send any action the station's OCPP version defines; returns the Call as it ended."""
-    if station.ocpp_version:
-        try:
-            validate(CALL, action, payload, station.ocpp_version)
-        except FrameError as error:
-            raise CommandError(
-                f"{action} is not valid for OCPP {station.ocpp_version}: "
-                f"{error_code(error.kind, station.ocpp_version)}: {error.description}"
-            ) from None
+    _check(station, action, payload)
     call = Call.objects.create(
         station=station, action=action, payload=payload, message_id=str(uuid.uuid4()),
         requested_by=user if user is not None and user.is_authenticated else None,
@@ -51,6 +46,36 @@ def call_send(station: Station, action: str, payload: dict, *,
     return call
 
 
+def call_enqueue(station: Station, action: str, payload: dict, *,
+                 user: AbstractBaseUser | None = None) -> Call:
+    """Send without waiting for the outcome: for background work (local list pushes, cost
+    updates) that must never block, least of all inside a charger's message handler.
+
+    The call is routed after the surrounding transaction commits; if the route is lost it ends
+    as timed out by `expire_stale_calls`.
+    """
+    _check(station, action, payload)
+    call = Call.objects.create(
+        station=station, action=action, payload=payload, message_id=str(uuid.uuid4()),
+        requested_by=user if user is not None and user.is_authenticated else None,
+    )
+    if not station.connected:
+        _finish(call, Call.Status.NOT_CONNECTED)
+        return call
+    message = {"type": "ocpp.call", "call": call.pk, "reply_to": None}
+    group = events.charger_group(station.pk)
+    transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(group, message))
+    return call
+
+
+def expire_stale_calls(older_than: float | None = None) -> int:
+    """End calls nobody will ever answer (their route or their process was lost)."""
+    seconds = 2 * settings.OCPP["CALL_TIMEOUT"] if older_than is None else older_than
+    cutoff = timezone.now() - timedelta(seconds=seconds)
+    stale = Call.objects.filter(status__in=Call.OPEN, created_at__lt=cutoff)
+    return stale.update(status=Call.Status.TIMEOUT, completed_at=timezone.now())
+
+
 async def _route_and_wait(station_id: str, call_id: int, wait_seconds: float) -> None:
     layer = get_channel_layer()
     reply_to = await layer.new_channel()
@@ -62,6 +87,18 @@ async def _route_and_wait(station_id: str, call_id: int, wait_seconds: float) ->
                 pass
     except Exception:  # lost on the way, or no answer in time: the Call row decides
         return
+
+
+def _check(station: Station, action: str, payload: dict) -> None:
+    if not station.ocpp_version:
+        return  # never connected: it ends as not connected, nothing to validate against
+    try:
+        validate(CALL, action, payload, station.ocpp_version)
+    except FrameError as error:
+        raise CommandError(
+            f"{action} is not valid for OCPP {station.ocpp_version}: "
+            f"{error_code(error.kind, station.ocpp_version)}: {error.description}"
+        ) from None
 
 
 def _finish(call: Call, status: str) -> None:

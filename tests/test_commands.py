@@ -168,3 +168,33 @@ def test_remote_stop_uses_the_chargers_transaction_id():
         return frame
 
     assert async_to_sync(flow)()[2:] == ["RequestStopTransaction", {"transactionId": "abc-1"}]
+
+
+def test_enqueued_call_is_sent_without_anyone_waiting():
+    make_station("BG")
+
+    async def flow():
+        cp, station = await connected("BG", "2.0.1")
+        call = await sync_to_async(commands.call_enqueue)(station, "ClearCache", {})
+        assert call.status == Call.Status.PENDING
+        frame = await cp.receive()
+        await cp.answer(frame, {"status": "Accepted"})
+        assert (await cp.ok("Heartbeat", {}))["currentTime"]  # the answer was processed
+        await cp.close()
+        return frame, call
+
+    frame, call = async_to_sync(flow)()
+    assert frame[1:] == [call.message_id, "ClearCache", {}]
+    call.refresh_from_db()
+    assert call.status == Call.Status.ACCEPTED
+
+
+def test_calls_whose_route_was_lost_expire_as_timed_out():
+    station = make_station("LOST", ocpp_version="1.6", connected=True)
+    old = Call.objects.create(station=station, action="ClearCache", payload={})
+    Call.objects.filter(pk=old.pk).update(created_at="2026-01-01T00:00Z")
+    fresh = Call.objects.create(station=station, action="ClearCache", payload={})
+    assert commands.expire_stale_calls() == 1
+    old.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (old.status, fresh.status) == (Call.Status.TIMEOUT, Call.Status.PENDING)
