@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from csms import gateway
-from csms.gateway.frames import CALL, FrameError, error_code, validate
+from csms.gateway.frames import CALL, FrameError, error_code, known_actions, validate
 from stations import events
 from stations.models import Call, Station, Transaction
 
@@ -92,6 +92,8 @@ async def _route_and_wait(station_id: str, call_id: int, wait_seconds: float) ->
 def _check(station: Station, action: str, payload: dict) -> None:
     if not station.ocpp_version:
         return  # never connected: it ends as not connected, nothing to validate against
+    if action not in known_actions(station.ocpp_version):
+        raise CommandError(f"OCPP {station.ocpp_version} has no action {action[:50]!r}")
     try:
         validate(CALL, action, payload, station.ocpp_version)
     except FrameError as error:
@@ -116,7 +118,10 @@ def _send_built(station: Station, build: str, *args, user=None) -> Call:
     """Build a version-neutral command in the words of the station's OCPP version, and send it."""
     if not station.ocpp_version:
         raise CommandError(f"{station.pk} has never connected: its OCPP version is not known yet")
-    action, payload = getattr(gateway.adapter_for(station.ocpp_version).commands, build)(*args)
+    try:
+        action, payload = getattr(gateway.adapter_for(station.ocpp_version).commands, build)(*args)
+    except ValueError as error:  # the version cannot say it (e.g. a 1.6 token over 20 chars)
+        raise CommandError(str(error)) from None
     return call_send(station, action, payload, user=user)
 
 

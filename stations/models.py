@@ -9,11 +9,20 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import IdToken, Organization
+
+# OCPP identifierString: the id is the last segment of the charger's URL, so no "/" and no ":"
+# (it is the Basic auth user name), at most 48 characters.
+STATION_ID_PATTERN = r"^[a-zA-Z0-9*\-_=+|@.]{1,48}\Z"
+station_id_validator = RegexValidator(
+    STATION_ID_PATTERN,
+    "A station id is 1 to 48 characters of a-z A-Z 0-9 * - _ = + | @ . (no : and no /).",
+)
 
 
 class NumberEncoder(json.JSONEncoder):
@@ -53,7 +62,7 @@ class Station(models.Model):
         TLS_CLIENT_CERT = 3, "3: TLS with client certificate"
 
     # OCPP identifierString, at most 48 characters: it is the last segment of the charger's URL.
-    id = models.CharField(primary_key=True, max_length=48)
+    id = models.CharField(primary_key=True, max_length=48, validators=[station_id_validator])
     site = models.ForeignKey(
         Site, null=True, blank=True, on_delete=models.SET_NULL, related_name="stations"
     )
@@ -207,7 +216,7 @@ class Transaction(models.Model):
                 name="transaction_unique_start_key",
             ),
         ]
-        indexes = [models.Index(fields=["state", "station"])]
+        indexes = [models.Index(fields=["state", "station"]), models.Index(fields=["-started_at"])]
 
     def __str__(self) -> str:
         return f"{self.station_id}#{self.transaction_id}"

@@ -4,20 +4,20 @@ Decimals (energy in Wh, sample values) are JSON strings, as DRF renders them by 
 with no float rounding on the way to an invoice.
 """
 
-from django.core.validators import RegexValidator
 from django.db import IntegrityError, transaction
 from rest_framework import serializers
 
 from accounts import access
-from stations.models import Call, Connector, Evse, MeterSample, Station, Transaction
-from stations.passwords import validate_charger_password
-
-# OCPP identifierString: the id is the last segment of the charger's URL, so no "/" and no ":"
-# (a Basic auth user name), at most 48 characters.
-station_id_validator = RegexValidator(
-    r"^[a-zA-Z0-9*\-_=+|@.]{1,48}\Z",
-    "A station id is 1 to 48 characters of a-z A-Z 0-9 * - _ = + | @ . (no : and no /).",
+from stations.models import (
+    Call,
+    Connector,
+    Evse,
+    MeterSample,
+    Station,
+    Transaction,
+    station_id_validator,
 )
+from stations.passwords import validate_charger_password
 
 # Basic auth (profiles 1 and 2) is what a password is for; profile 3 uses client certificates.
 PASSWORD_PROFILES = (Station.SecurityProfile.BASIC, Station.SecurityProfile.TLS_BASIC)

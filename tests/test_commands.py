@@ -108,7 +108,7 @@ def test_generic_call_is_validated_against_the_negotiated_version():
     station = make_station("GEN", ocpp_version="1.6", connected=True)
     with pytest.raises(commands.CommandError, match="PropertyConstraintViolation"):
         commands.call_send(station, "Reset", {"type": "Immediate"})  # a 2.0.1 word
-    with pytest.raises(commands.CommandError, match="NotImplemented"):
+    with pytest.raises(commands.CommandError, match="has no action 'Teleport'"):
         commands.call_send(station, "Teleport", {})
     assert not Call.objects.exists()
 
@@ -198,3 +198,12 @@ def test_calls_whose_route_was_lost_expire_as_timed_out():
     old.refresh_from_db()
     fresh.refresh_from_db()
     assert (old.status, fresh.status) == (Call.Status.TIMEOUT, Call.Status.PENDING)
+
+
+def test_commands_the_version_cannot_express_are_refused_readably():
+    station = make_station("V16", ocpp_version="1.6", connected=True)
+    with pytest.raises(commands.CommandError, match="at most 20 characters"):
+        commands.remote_start(station, evse=1, id_token="X" * 21)
+    with pytest.raises(commands.CommandError, match="has no action"):
+        commands.call_send(station, "../../v201/schemas/Reset", {})
+    assert not Call.objects.exists()

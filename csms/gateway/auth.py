@@ -14,10 +14,9 @@ from django.conf import settings
 from django.core.cache import cache
 
 from stations import services
-from stations.models import Station
+from stations.models import STATION_ID_PATTERN, Station
 
-# OCPP identifierString without ':' (it would break the Basic auth user:password pair).
-STATION_ID_RE = re.compile(r"^[a-zA-Z0-9*\-_=+|@.]{1,48}$")
+STATION_ID_RE = re.compile(STATION_ID_PATTERN)
 
 
 @dataclass

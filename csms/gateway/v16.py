@@ -139,10 +139,14 @@ HANDLERS["SecurityEventNotification"] = notification(StationEvent.Kind.SECURITY,
 
 
 def _remote_start(evse: int, id_token: str) -> tuple[str, dict]:
-    return "RemoteStartTransaction", {"connectorId": evse, "idTag": id_token[:20]}
+    if len(id_token) > 20:
+        raise ValueError(f"OCPP 1.6 ID tags have at most 20 characters; {id_token!r} has more")
+    return "RemoteStartTransaction", {"connectorId": evse, "idTag": id_token}
 
 
 def _remote_stop(transaction_id: str) -> tuple[str, dict]:
+    if not transaction_id.isdigit():
+        raise ValueError(f"{transaction_id!r} is not an OCPP 1.6 transaction id")
     return "RemoteStopTransaction", {"transactionId": int(transaction_id)}
 
 
