@@ -41,8 +41,9 @@ run: venv
 	  sim=$$!; trap "kill $$sim 2>/dev/null" EXIT INT TERM; \
 	  $(VENV)/bin/daphne -b $(HOST) -p $(PORT) csms.asgi:application
 
+# CSMS_RUN_ID keeps concurrent runs on one PostgreSQL/Redis apart (test database, groups, keys).
 test: venv browser lint check
-	$(VENV)/bin/pytest
+	CSMS_RUN_ID=$${CSMS_RUN_ID:-$$$$} $(VENV)/bin/pytest
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache

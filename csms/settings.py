@@ -34,6 +34,9 @@ def envlist(name: str, default: str = "") -> list[str]:
 
 
 DEBUG = envbool("DEBUG", "false")
+# Several test runs (developers working side by side, CI) may share one PostgreSQL and one
+# Redis: a run id keeps their test databases, channel-layer groups and cache keys apart.
+RUN_ID = env("CSMS_RUN_ID")
 # The embedded default key is only good for a demo on one's own machine; check --deploy flags it.
 SECRET_KEY = env("SECRET_KEY", "django-insecure-embedded-demo-key-change-me")
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver,[::1]")
@@ -110,7 +113,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # A file, not the in-memory default: shared-cache memory databases fail concurrent writers
     # from several threads ("table is locked") instead of letting them wait.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f"test-db{RUN_ID}.sqlite3")}
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}{RUN_ID}"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL")
@@ -123,11 +128,16 @@ if REDIS_URL:
                 # The default of 100 silently drops group messages in bursts (shared/notes.md).
                 "capacity": envint("CHANNEL_LAYER_CAPACITY", 5000),
                 "expiry": 60,
+                "prefix": f"asgi{RUN_ID}",
             },
         }
     }
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": RUN_ID,
+        }
     }
     CELERY_BROKER_URL = REDIS_URL
     CELERY_TASK_ALWAYS_EAGER = False

@@ -18,6 +18,13 @@ from tests import personas as cast
 from tests.personas import Personas
 
 
+@pytest.fixture(autouse=True)
+def _no_persistent_connections(settings) -> None:
+    """Gateway code runs in worker threads, each with its own connection; kept open, they
+    would outlive the test and block dropping the test database at the end of the run."""
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+
 @pytest.fixture
 def personas(db) -> Personas:
     """The whole cast, created in the test's database."""
