@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from csms import gateway
 from csms.gateway.frames import CALL, FrameError, error_code, known_actions, validate
-from stations import events
+from stations import events, signals
 from stations.models import Call, Station, Transaction
 
 
@@ -110,6 +110,7 @@ def _finish(call: Call, status: str) -> None:
     )
     call.refresh_from_db()
     if updated:
+        signals.call_completed.send(Call, call=call)
         events.publish("call.outcome", call.station_id, call.station.site_id, call=call.pk,
                        status=status)
 

@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import IdToken
-from stations import events
+from stations import events, signals
 from stations.models import (
     Connector,
     DeviceVariable,
@@ -198,6 +198,7 @@ def transaction_report(station: Station, report: TransactionReport) -> tuple[Tra
     if report.kind == TransactionMessage.Kind.END:
         _transaction_check_complete(tx)
     tx.save()
+    signals.transaction_changed.send(Transaction, transaction=tx, kind=report.kind)
     events.publish(f"transaction.{report.kind}", station.pk, station.site_id,
                    transaction=tx.pk, transaction_id=tx.transaction_id)
     return tx, True
@@ -332,7 +333,9 @@ def meter_values_record(station: Station, *, evse: int, transaction_id: str | No
     if tx is not None:
         register = [s.value for s in samples if s.measurand == ENERGY_REGISTER and not s.phase]
         if register and tx.state == Transaction.State.ACTIVE:
-            Transaction.objects.filter(pk=tx.pk).update(meter_last_wh=register[-1])
+            tx.meter_last_wh = register[-1]
+            Transaction.objects.filter(pk=tx.pk).update(meter_last_wh=tx.meter_last_wh)
+            signals.transaction_changed.send(Transaction, transaction=tx, kind="update")
         events.publish("transaction.update", station.pk, station.site_id,
                        transaction=tx.pk, transaction_id=tx.transaction_id)
 

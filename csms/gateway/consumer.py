@@ -27,7 +27,7 @@ from csms import gateway
 from csms.gateway import auth, frames
 from csms.gateway.frames import CALLRESULT, Call, CallError, CallResult, FrameError
 from csms.gateway.handlers import Context
-from stations import events, services
+from stations import events, services, signals
 from stations.models import Call as CallRow
 from stations.models import MessageLog, Station
 
@@ -319,6 +319,8 @@ class ChargerConsumer(AsyncWebsocketConsumer):
             ended = CallRow.objects.filter(pk=outstanding.call_id,
                                            status__in=CallRow.OPEN).update(**fields)
             if ended:
+                signals.call_completed.send(CallRow, call=CallRow.objects.get(
+                    pk=outstanding.call_id))
                 events.publish("call.outcome", self.station.pk, self.station.site_id,
                                call=outstanding.call_id, status=status)
         return published

@@ -1,0 +1,16 @@
+"""In-process hooks for other apps, sent inside the writer's database transaction.
+
+Unlike events (channel layer, after commit, lossy), a receiver here writes in the same
+transaction as the change it reacts to: billing prices a session in the transaction that
+stores its end, so a charger is answered only once the price is stored too. Receivers must be
+quick and must never wait for a charger (use commands.call_enqueue).
+"""
+
+from django.dispatch import Signal
+
+# sender=Transaction, transaction=<Transaction>, kind="start"|"update"|"end"
+transaction_changed = Signal()
+
+# sender=Call, call=<Call> with its final status; sent when a command's outcome is stored
+# (answered, timed out, not connected), except by the bulk expiry of lost calls.
+call_completed = Signal()
