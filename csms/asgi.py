@@ -12,10 +12,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (after
 from django.urls import path  # noqa: E402
 
 from csms.gateway.consumer import ChargerConsumer  # noqa: E402
+from stations.consumers import dashboard_socket  # noqa: E402
 
 websocket_urlpatterns = [
     # Chargers never get cookies or sessions: the gateway authenticates them itself.
     path("ocpp/<path:station_id>", ChargerConsumer.as_asgi()),
+    # The browser's live dashboard: session cookie and Origin checked (stations/consumers.py).
+    path("ws/dashboard/", dashboard_socket),
 ]
 
 application = ProtocolTypeRouter(

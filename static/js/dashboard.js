@@ -1,0 +1,28 @@
+// The live indicator in the header: whether the page's socket is up. The htmx ws extension
+// opens it and reopens it after an abnormal close; a page that cannot be live says so.
+(function () {
+  "use strict";
+  var RECONNECTING = [1006, 1011, 1012, 1013];
+
+  function show(event, state, text) {
+    var element = event.target;
+    if (!element || element.id !== "live") return;
+    element.dataset.state = state;
+    element.textContent = text;
+  }
+
+  document.addEventListener("htmx:wsConnecting", function (event) {
+    show(event, "connecting", "Connecting…");
+  });
+  document.addEventListener("htmx:wsOpen", function (event) {
+    show(event, "live", "Live");
+  });
+  document.addEventListener("htmx:wsClose", function (event) {
+    var code = event.detail.event.code;
+    if (RECONNECTING.indexOf(code) >= 0) {
+      show(event, "down", "Reconnecting…");
+    } else {
+      show(event, "down", "Not live: reload the page");
+    }
+  });
+})();

@@ -1,0 +1,334 @@
+"""The dashboard's live socket: one per open page, pushing re-read fragments on domain events.
+
+Protocol. A page connects to /ws/dashboard/?page=<name>&<the page's parameters> through the htmx
+ws extension (templates/base.html). The socket
+  1. refuses anonymous users and foreign origins at the handshake;
+  2. joins only the groups of what the page shows and the user may see;
+  3. sends the page's live fragments at once, so a reconnected page catches up on what it missed;
+  4. on events, after a short pause that folds a burst into one read, re-reads the database and
+     sends the fragments the events touched.
+Every fragment's root element carries the id of the element it replaces: the ws extension swaps
+each top-level element out of band. The browser sends nothing.
+
+Events are hints: the channel layer drops messages under load, so nothing shown comes from an
+event's payload, and a lost event costs only freshness until the next one or a reconnect.
+"""
+
+import asyncio
+import logging
+from urllib.parse import parse_qs, urlencode
+
+from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.security.websocket import AllowedHostsOriginValidator
+from django.contrib.auth.models import AbstractBaseUser
+
+from accounts import access
+from stations import events, fragments
+from stations.models import Connector
+
+log = logging.getLogger(__name__)
+
+SOCKET_PATH = "/ws/dashboard/"
+
+
+def live_url(params: dict[str, str]) -> str:
+    return f"{SOCKET_PATH}?{urlencode(params)}"
+
+
+def visible_groups(user: AbstractBaseUser) -> list[str]:
+    """Everything for those who see everything, else the groups of the user's sites."""
+    if access.sees_everything(user):
+        return [events.EVERYTHING]
+    return [events.site_group(pk) for pk in access.sites_for(user).values_list("pk", flat=True)]
+
+
+def _number(params: dict[str, str], name: str) -> int | None:
+    value = params.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
+class LivePage:
+    """What one open page shows live, for one user; its methods run on the database thread."""
+
+    groups: list[str]
+
+    def __init__(self, user: AbstractBaseUser) -> None:
+        self.user = user
+        self.may_operate = access.may_operate(user)
+
+    def initial(self) -> str:
+        raise NotImplementedError
+
+    def update(self, batch: list[dict]) -> str:
+        raise NotImplementedError
+
+    def render(self, name: str, **context) -> str:
+        return fragments.render(name, {"may_operate": self.may_operate, **context})
+
+
+class OverviewPage(LivePage):
+    def __init__(self, user: AbstractBaseUser, params: dict[str, str]) -> None:
+        super().__init__(user)
+        self.groups = visible_groups(user)
+
+    def initial(self) -> str:
+        return self._counters() + self._alerts()
+
+    def update(self, batch: list[dict]) -> str:
+        alerting = any(
+            event["event"] == "station.security"
+            or (event["event"] == "connector.status"
+                and event["data"].get("status") == Connector.Status.FAULTED)
+            for event in batch
+        )
+        return self._counters() + (self._alerts() if alerting else "")
+
+    def _counters(self) -> str:
+        return self.render("counters", counts=fragments.overview_counts(self.user))
+
+    def _alerts(self) -> str:
+        return self.render("alerts", alerts=fragments.alerts(self.user))
+
+
+class SitesPage(LivePage):
+    def __init__(self, user: AbstractBaseUser, params: dict[str, str]) -> None:
+        super().__init__(user)
+        self.groups = visible_groups(user)
+        self.number = _number(params, "p") or 1
+        self.shown: set[int] = set()
+
+    def initial(self) -> str:
+        page = fragments.page_of(fragments.sites(self.user), self.number)
+        self.shown = {site.pk for site in page}
+        return self.render("sites_body", sites=page)
+
+    def update(self, batch: list[dict]) -> str:
+        touched = {event["site_id"] for event in batch} & self.shown
+        if not touched:
+            return ""
+        return "".join(self.render("site_row", site=site)
+                       for site in fragments.sites(self.user).filter(pk__in=touched))
+
+
+class SitePage(LivePage):
+    def __init__(self, user: AbstractBaseUser, params: dict[str, str]) -> None:
+        super().__init__(user)
+        self.site = access.sites_for(user).get(pk=_number(params, "site"))
+        self.groups = [events.site_group(self.site.pk)]
+        self.number = _number(params, "p") or 1
+        self.shown: set[str] = set()
+
+    def initial(self) -> str:
+        rows = fragments.station_rows(self.site.stations.all(), self.number)
+        self.shown = {station.pk for station in rows}
+        return self._counters() + self.render("stations_body", rows=rows, site=self.site)
+
+    def update(self, batch: list[dict]) -> str:
+        touched = {event["station_id"] for event in batch} & self.shown
+        stations = fragments.with_connectors(
+            list(self.site.stations.filter(pk__in=touched).order_by("pk"))) if touched else []
+        return self._counters() + "".join(
+            self.render("station_row", station=station, site=self.site) for station in stations)
+
+    def _counters(self) -> str:
+        return self.render("counters", counts=fragments.site_counts(self.site))
+
+
+class StationPage(LivePage):
+    # Which fragments each kind of event can change.
+    TOUCHES = {
+        "station.connected": {"identity", "connectors"},
+        "station.disconnected": {"identity", "connectors"},
+        "connector.status": {"identity", "connectors"},
+        "transaction.start": {"connectors", "sessions", "recent"},
+        "transaction.update": {"sessions", "recent"},
+        "transaction.end": {"connectors", "sessions", "recent"},
+        "call.outcome": {"calls"},
+    }
+
+    def __init__(self, user: AbstractBaseUser, params: dict[str, str]) -> None:
+        super().__init__(user)
+        station = access.stations_for(user).get(pk=params.get("station", ""))
+        self.station_id = station.pk
+        self.may_operate = access.may_operate_station(user, station)
+        self.groups = [events.station_group(self.station_id)]
+
+    def initial(self) -> str:
+        return self._render({"identity", "connectors", "sessions", "recent", "calls"})
+
+    def update(self, batch: list[dict]) -> str:
+        # Boot, firmware, security and other station notifications change the identity card.
+        touched = set().union(*(self.TOUCHES.get(event["event"], {"identity"})
+                                for event in batch))
+        return self._render(touched)
+
+    def _render(self, touched: set[str]) -> str:
+        station = fragments.station_row(self.user, self.station_id)
+        if station is None:  # deleted or moved out of the user's reach meanwhile
+            return ""
+        parts = {
+            "identity": lambda: self.render("station_identity", station=station),
+            "connectors": lambda: self.render("connectors", station=station),
+            "sessions": lambda: self.render(
+                "current_sessions", station=station,
+                sessions=fragments.current_sessions(station)),
+            "recent": lambda: self.render("recent_sessions", station=station,
+                                          recent=fragments.recent_sessions(station)),
+            "calls": lambda: self.render("calls", station=station,
+                                         calls=fragments.recent_calls(station)),
+        }
+        return "".join(render() for name, render in parts.items() if name in touched)
+
+
+class SessionsPage(LivePage):
+    def __init__(self, user: AbstractBaseUser, params: dict[str, str]) -> None:
+        super().__init__(user)
+        # A fleet admin's sessions are spread over sites they may not watch: no live rows.
+        self.groups = visible_groups(user)
+        self.filter = fragments.SessionFilter.from_params(params)
+        self.number = _number(params, "p") or 1
+        self.shown: set[int] = set()
+
+    def initial(self) -> str:
+        page = fragments.page_of(fragments.sessions(self.user, self.filter), self.number)
+        self.shown = {tx.pk for tx in page}
+        return self.render("sessions_body", sessions=page)
+
+    def update(self, batch: list[dict]) -> str:
+        kinds = {event["event"] for event in batch}
+        if "transaction.start" in kinds and self.number == 1:
+            return self.initial()  # a new session heads the first page
+        touched = {event["data"].get("transaction") for event in batch
+                   if event["event"].startswith("transaction.")} & self.shown
+        if not touched:
+            return ""
+        rows = list(fragments.sessions(self.user, self.filter).filter(pk__in=touched))
+        # A session that no longer matches the filter (it ended, under "active") leaves.
+        gone = touched - {tx.pk for tx in rows}
+        self.shown -= gone
+        return "".join(self.render("session_row", tx=tx) for tx in rows) + "".join(
+            f'<tr id="tx-{pk}" hx-swap-oob="delete"></tr>' for pk in sorted(gone))
+
+
+class SessionPage(LivePage):
+    def __init__(self, user: AbstractBaseUser, params: dict[str, str]) -> None:
+        super().__init__(user)
+        tx = fragments.session(user, _number(params, "tx") or 0)
+        if tx is None:
+            raise LookupError("no such session")
+        self.pk = tx.pk
+        self.may_operate = access.may_operate_station(user, tx.station)
+        self.groups = [events.station_group(tx.station_id)]
+
+    def initial(self) -> str:
+        tx = fragments.session(self.user, self.pk)
+        if tx is None:
+            return ""
+        context = fragments.session_detail(tx)
+        return "".join(self.render(name, **context)
+                       for name in ("session_summary", "session_chart", "session_messages"))
+
+    def update(self, batch: list[dict]) -> str:
+        if any(event["data"].get("transaction") == self.pk for event in batch):
+            return self.initial()
+        return ""
+
+
+class PendingPage(LivePage):
+    WATCHED = {"station.connected", "station.disconnected", "station.booted"}
+
+    def __init__(self, user: AbstractBaseUser, params: dict[str, str]) -> None:
+        super().__init__(user)
+        self.groups = visible_groups(user)
+
+    def initial(self) -> str:
+        return self.render("pending_body", stations=fragments.page_of(
+            fragments.pending_stations(self.user), 1),
+            site_choices=access.sites_for(self.user).only("pk", "name"))
+
+    def update(self, batch: list[dict]) -> str:
+        if any(event["event"] in self.WATCHED for event in batch):
+            return self.initial()
+        return ""
+
+
+PAGES: dict[str, type[LivePage]] = {
+    "overview": OverviewPage,
+    "sites": SitesPage,
+    "site": SitePage,
+    "station": StationPage,
+    "sessions": SessionsPage,
+    "session": SessionPage,
+    "pending": PendingPage,
+}
+
+
+def open_page(user: AbstractBaseUser, params: dict[str, str]) -> LivePage | None:
+    """The live page asked for, or None if it does not exist or the user may not see it."""
+    kind = PAGES.get(params.get("page", ""))
+    if kind is None:
+        return None
+    try:
+        return kind(user, params)
+    except (LookupError, ValueError):  # DoesNotExist is a LookupError
+        return None
+
+
+class DashboardConsumer(AsyncWebsocketConsumer):
+    # Long enough to fold a charger's burst (status, meter values, transaction) into one read.
+    coalesce_seconds = 0.2
+
+    page: LivePage | None = None
+    flusher: asyncio.Task | None = None
+
+    async def connect(self) -> None:
+        user = self.scope["user"]
+        if not user.is_authenticated:
+            await self.close()  # before accepting: the handshake is refused with a 403
+            return
+        query = parse_qs(self.scope["query_string"].decode(), keep_blank_values=True)
+        self.page = await database_sync_to_async(open_page)(
+            user, {name: values[-1] for name, values in query.items()})
+        if self.page is None:
+            await self.close()
+            return
+        self.pending: list[dict] = []
+        # Join before the first read: an event in between costs a repeat, never a miss.
+        for group in self.page.groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        await self._send(await database_sync_to_async(self.page.initial)())
+
+    async def disconnect(self, code: int) -> None:
+        if self.flusher is not None:
+            self.flusher.cancel()
+        if self.page is not None:
+            for group in self.page.groups:
+                await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def domain_event(self, message: dict) -> None:
+        self.pending.append(message)
+        if self.flusher is None or self.flusher.done():
+            self.flusher = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self.pending:
+            await asyncio.sleep(self.coalesce_seconds)
+            batch, self.pending = self.pending, []
+            try:
+                html = await database_sync_to_async(self.page.update)(batch)
+            except Exception:  # one failed read must not end the page's live updates
+                log.exception("dashboard update failed for %s", self.page.__class__.__name__)
+                continue
+            await self._send(html)
+
+    async def _send(self, html: str) -> None:
+        if html:
+            await self.send(text_data=html)
+
+
+# Browsers get cookies, so the Origin is checked (cross-site WebSocket hijacking); the session
+# cookie says who the user is.
+dashboard_socket = AllowedHostsOriginValidator(AuthMiddlewareStack(DashboardConsumer.as_asgi()))

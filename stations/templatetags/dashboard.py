@@ -1,0 +1,88 @@
+"""Formatting for the dashboard: times in the site's zone, energy and power in readable units."""
+
+import json
+from datetime import datetime
+from decimal import Decimal
+
+from django import template
+from django.utils import dateformat, timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from stations import fragments
+from stations.models import Site
+
+register = template.Library()
+
+NOTHING = "—"
+
+
+def _time(value: datetime | None, where: Site | str | None, fmt: str) -> SafeString | str:
+    if not isinstance(value, datetime):
+        return NOTHING
+    local = timezone.localtime(value, fragments.zone(where))
+    return format_html('<time datetime="{}">{}</time>', value.isoformat(),
+                       dateformat.format(local, fmt))
+
+
+@register.filter
+def when(value: datetime | None, where: Site | str | None = None) -> SafeString | str:
+    """A time in the site's zone (or a zone name), with the zone's abbreviation."""
+    return _time(value, where, "Y-m-d H:i T")
+
+
+@register.filter
+def when_exact(value: datetime | None, where: Site | str | None = None) -> SafeString | str:
+    """To the second, for message logs and call outcomes."""
+    return _time(value, where, "Y-m-d H:i:s T")
+
+
+@register.filter
+def kwh(wh: Decimal | float | None) -> str:
+    """Wh as kWh: three decimals below 10 kWh (a meter's resolution), fewer above."""
+    if wh is None:
+        return NOTHING
+    value = float(wh) / 1000
+    digits = 3 if abs(value) < 10 else 2 if abs(value) < 1000 else 0
+    return f"{value:,.{digits}f} kWh"
+
+
+@register.filter
+def kw(watts: Decimal | float | None) -> str:
+    if watts is None:
+        return NOTHING
+    return f"{float(watts) / 1000:,.1f} kW"
+
+
+@register.filter
+def energy(tx) -> str:
+    return kwh(fragments.session_energy_wh(tx))
+
+
+@register.filter
+def duration(start: datetime | None, end: datetime | None = None) -> str:
+    """From start to end (or to now, for a session still running): "2 h 05 min"."""
+    if not isinstance(start, datetime):
+        return NOTHING
+    minutes = int(((end or timezone.now()) - start).total_seconds() // 60)
+    if minutes < 0:
+        return NOTHING
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
+@register.filter
+def state_class(status: str) -> str:
+    """The badge style of a status; the badge always says the status in words too."""
+    return {
+        "Available": "ok", "Occupied": "busy", "Charging": "busy", "Reserved": "info",
+        "Faulted": "bad", "Unavailable": "muted", "Unknown": "muted",
+        "accepted": "ok", "rejected": "bad", "error": "bad", "timeout": "bad",
+        "not_connected": "muted", "pending": "info", "sent": "info",
+        "active": "busy", "completed": "ok",
+    }.get(status, "muted")
+
+
+@register.filter
+def pretty_json(value) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)

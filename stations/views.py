@@ -1,0 +1,275 @@
+"""The operator dashboard: server-rendered pages, htmx for the pieces, the socket for live data.
+
+Reading is in stations/fragments.py (shared with the live socket); writing goes through
+stations/commands.py, the same version-neutral commands the API uses. Who sees what is decided
+by accounts.access: a station another tenant owns is a 404, an action without the right is 403.
+"""
+
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.text import capfirst
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.middleware import HtmxDetails
+
+from accounts import access
+from stations import commands, fragments
+from stations.consumers import live_url
+from stations.models import Call, Station, Transaction
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def wants_fragment(request: HtmxHttpRequest, target: str) -> bool:
+    """An htmx request for one piece of the page (a boosted navigation wants the whole page)."""
+    return bool(request.htmx) and not request.htmx.boosted and request.htmx.target == target
+
+
+# The nav entry each page belongs to.
+NAV = {"overview": "overview", "sites": "sites", "site": "sites", "station": "sites",
+       "sessions": "sessions", "session": "sessions", "pending": "pending"}
+
+
+def _page(request: HtmxHttpRequest, template: str, context: dict,
+          live: dict[str, str] | None = None) -> HttpResponse:
+    """A full page: the nav's pending count, the user's rights and the page's live socket."""
+    user = request.user
+    context = {
+        "nav": NAV.get(template, ""),
+        "may_operate": access.may_operate(user),
+        **context,
+        "pending_count": fragments.pending_stations(user).count(),
+        "live_url": live_url(live) if live is not None else "",
+    }
+    return render(request, f"dashboard/{template}.html", context)
+
+
+@require_GET
+@login_required
+def overview(request: HtmxHttpRequest) -> HttpResponse:
+    counts = fragments.overview_counts(request.user)
+    return _page(request, "overview",
+                 {"counts": counts, "alerts": fragments.alerts(request.user)},
+                 live={"page": "overview"})
+
+
+@require_GET
+@login_required
+def sites(request: HtmxHttpRequest) -> HttpResponse:
+    page = fragments.page_of(fragments.sites(request.user), request.GET.get("page"))
+    return _page(request, "sites", {"sites": page},
+                 live={"page": "sites", "p": str(page.number)})
+
+
+@require_GET
+@login_required
+def site_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    site = get_object_or_404(access.sites_for(request.user), pk=pk)
+    rows = fragments.station_rows(site.stations.all(), request.GET.get("page"))
+    return _page(request, "site", {"site": site, "rows": rows,
+                                   "counts": fragments.site_counts(site)},
+                 live={"page": "site", "site": str(site.pk), "p": str(rows.number)})
+
+
+@require_GET
+@login_required
+def station_detail(request: HtmxHttpRequest, station_id: str) -> HttpResponse:
+    station = fragments.station_row(request.user, station_id)
+    if station is None:
+        raise Http404("No such station")
+    log = fragments.message_log(station, fragments.LogFilter.from_params(request.GET),
+                                request.GET.get("page"))
+    if wants_fragment(request, "message-log"):
+        return render(request, "dashboard/fragments/message_log.html",
+                      {"station": station, **log})
+    operate = access.may_operate_station(request.user, station)
+    context = {
+        "station": station,
+        "may_operate": operate,
+        "sessions": fragments.current_sessions(station),
+        "recent": fragments.recent_sessions(station),
+        "calls": fragments.recent_calls(station),
+        **log,
+    }
+    if operate:
+        context["triggers"] = TRIGGERS
+        context["token_choices"] = access.id_tokens_for(request.user).values_list(
+            "value", flat=True)[:100]
+    return _page(request, "station", context,
+                 live={"page": "station", "station": station.pk})
+
+
+@require_GET
+@login_required
+def sessions(request: HtmxHttpRequest) -> HttpResponse:
+    session_filter = fragments.SessionFilter.from_params(request.GET)
+    page = fragments.page_of(fragments.sessions(request.user, session_filter),
+                             request.GET.get("page"))
+    return _page(request, "sessions", {
+        "sessions": page, "filter": session_filter,
+        "filter_query": urlencode(session_filter.params()),
+        "site_choices": access.sites_for(request.user).only("pk", "name"),
+    }, live={"page": "sessions", "p": str(page.number), **session_filter.params()})
+
+
+@require_GET
+@login_required
+def session_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    tx = fragments.session(request.user, pk)
+    if tx is None:
+        raise Http404("No such session")
+    context = fragments.session_detail(tx)
+    context["may_operate"] = access.may_operate_station(request.user, tx.station)
+    return _page(request, "session", context,
+                 live={"page": "session", "tx": str(tx.pk)})
+
+
+@require_GET
+@login_required
+def pending(request: HtmxHttpRequest) -> HttpResponse:
+    page = fragments.page_of(fragments.pending_stations(request.user), request.GET.get("page"))
+    return _page(request, "pending", {
+        "stations": page, "site_choices": access.sites_for(request.user).only("pk", "name"),
+    }, live={"page": "pending"})
+
+
+# --- actions ---------------------------------------------------------------------------------
+
+class BadInput(ValueError):
+    """A form value no honest form sends (a tampered or stale page): 400."""
+
+
+def _number(request: HttpRequest, name: str, default: int | None = None) -> int:
+    value = request.POST.get(name, "")
+    if not value and default is not None:
+        return default
+    if not value.isdigit():
+        raise BadInput(f"{name} must be a number")
+    return int(value)
+
+
+def _choice(request: HttpRequest, name: str, choices: dict):
+    try:
+        return choices[request.POST.get(name, "")]
+    except KeyError:
+        raise BadInput(f"{name}: choose one of {', '.join(choices)}") from None
+
+
+def _remote_start(request: HttpRequest, station: Station) -> Call:
+    token = request.POST.get("id_token", "").strip()
+    if not token or len(token) > 36:
+        raise commands.CommandError("Give the ID token to start with (at most 36 characters).")
+    return commands.remote_start(station, evse=_number(request, "evse"), id_token=token,
+                                 user=request.user)
+
+
+def _remote_stop(request: HttpRequest, station: Station) -> Call:
+    tx = station.transactions.filter(pk=_number(request, "transaction"),
+                                     state=Transaction.State.ACTIVE).first()
+    if tx is None:
+        raise commands.CommandError("That session has ended already.")
+    return commands.remote_stop(tx, user=request.user)
+
+
+def _reset(request: HttpRequest, station: Station) -> Call:
+    return commands.reset(station, hard=_choice(request, "kind", {"soft": False, "hard": True}),
+                          user=request.user)
+
+
+def _unlock(request: HttpRequest, station: Station) -> Call:
+    evse, _, connector = request.POST.get("target", "").partition(".")
+    if not (evse.isdigit() and connector.isdigit()):
+        raise BadInput("target must be EVSE.connector, e.g. 1.1")
+    return commands.unlock(station, evse=int(evse), connector=int(connector), user=request.user)
+
+
+def _availability(request: HttpRequest, station: Station) -> Call:
+    operative = _choice(request, "operative", {"yes": True, "no": False})
+    return commands.availability_change(station, evse=_number(request, "evse", default=0),
+                                        operative=operative, user=request.user)
+
+
+TRIGGERS = ["BootNotification", "Heartbeat", "StatusNotification", "MeterValues",
+            "FirmwareStatusNotification"]
+
+
+def _trigger(request: HttpRequest, station: Station) -> Call:
+    message = _choice(request, "message", {name: name for name in TRIGGERS})
+    evse = _number(request, "evse", default=0)
+    return commands.message_trigger(station, message=message, evse=evse or None,
+                                    user=request.user)
+
+
+ACTIONS: dict[str, Callable[[HttpRequest, Station], Call]] = {
+    "start": _remote_start,
+    "stop": _remote_stop,
+    "reset": _reset,
+    "unlock": _unlock,
+    "availability": _availability,
+    "trigger": _trigger,
+}
+
+
+@require_POST
+@login_required
+def station_action(request: HtmxHttpRequest, station_id: str, action: str) -> HttpResponse:
+    """Send a command and answer with its outcome.
+
+    The command blocks until the charger answers or the call times out; htmx shows "waiting for
+    the charger" meanwhile, and the call.outcome event updates every other open page.
+    """
+    station = get_object_or_404(access.stations_for(request.user), pk=station_id)
+    if action not in ACTIONS:
+        raise Http404("No such action")
+    if not access.may_operate_station(request.user, station):
+        raise PermissionDenied
+    try:
+        call, problem = ACTIONS[action](request, station), ""
+    except BadInput as error:
+        return HttpResponseBadRequest(str(error))
+    except commands.CommandError as error:
+        call, problem = None, str(error)
+    if request.htmx:
+        return render(request, "dashboard/fragments/call_outcome.html",
+                      {"call": call, "problem": problem, "station": station})
+    if call is not None:
+        messages.info(request, f"{call.action}: {capfirst(call.get_status_display())}")
+    else:
+        messages.error(request, problem)
+    return redirect(request.POST.get("next") or reverse("station", args=[station.pk]))
+
+
+@require_POST
+@login_required
+def pending_decide(request: HtmxHttpRequest, station_id: str, decision: str) -> HttpResponse:
+    """Accept a station that connected unknown (it is told at its next boot), or reject it."""
+    station = get_object_or_404(fragments.pending_stations(request.user), pk=station_id)
+    registration = {"approve": Station.Registration.ACCEPTED,
+                    "reject": Station.Registration.REJECTED}.get(decision)
+    if registration is None:
+        raise Http404("No such decision")
+    if not access.may_operate_station(request.user, station):
+        raise PermissionDenied
+    site = None
+    if request.POST.get("site"):
+        site = get_object_or_404(access.sites_for(request.user), pk=request.POST["site"])
+    # Conditional, so that of two operators deciding at once only the first one counts.
+    Station.objects.filter(pk=station.pk, registration=Station.Registration.PENDING).update(
+        registration=registration, site=site or station.site)
+    station.refresh_from_db()
+    if request.htmx:
+        return render(request, "dashboard/fragments/pending_decided.html", {
+            "station": station,
+            "pending_count": fragments.pending_stations(request.user).count(),
+        })
+    messages.info(request, f"{station.pk}: {station.get_registration_display()}")
+    return redirect("pending")
+
