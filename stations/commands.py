@@ -9,6 +9,7 @@ channel layer is lossy; a call whose outcome never arrives ends as timed out, ne
 import asyncio
 import uuid
 from datetime import timedelta
+from decimal import Decimal
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -151,3 +152,28 @@ def message_trigger(station: Station, *, message: str, evse: int | None = None,
                     user=None) -> Call:
     """Ask for a message now: BootNotification, Heartbeat, StatusNotification, MeterValues, ..."""
     return _send_built(station, "message_trigger", message, evse, user=user)
+
+
+# A charger's answer to a message it does not take: it will not take the next one either.
+_REFUSED_ACTION = ("NotSupported", "NotImplemented")
+
+
+def cost_update(transaction: Transaction, total: Decimal) -> Call | None:
+    """Tell the charger a session's running cost (taxes included), without waiting.
+
+    None when the station cannot be told: its version has no such message, or it answered an
+    earlier one that it does not support it. Safe inside a charger's message handler.
+    """
+    station = transaction.station
+    if not station.ocpp_version:
+        return None
+    try:
+        action, payload = gateway.adapter_for(station.ocpp_version).commands.cost_update(
+            transaction.transaction_id, total)
+    except ValueError:
+        return None
+    refused = Call.objects.filter(station=station, action=action, status=Call.Status.ERROR,
+                                  error_code__in=_REFUSED_ACTION)
+    if refused.exists():
+        return None
+    return call_enqueue(station, action, payload)

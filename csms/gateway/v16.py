@@ -4,6 +4,7 @@ Handlers run in the database thread inside the message's transaction and return 
 payload; they never wait for the charger (see consumer.py).
 """
 
+from decimal import Decimal
 from types import SimpleNamespace
 
 from django.conf import settings
@@ -170,7 +171,12 @@ def _message_trigger(message: str, evse: int | None) -> tuple[str, dict]:
     return "TriggerMessage", payload
 
 
+def _cost_update(transaction_id: str, total: Decimal) -> tuple[str, dict]:
+    raise ValueError("OCPP 1.6 has no message for a session's running cost")
+
+
 commands = SimpleNamespace(
     remote_start=_remote_start, remote_stop=_remote_stop, reset=_reset, unlock=_unlock,
     availability_change=_availability_change, message_trigger=_message_trigger,
+    cost_update=_cost_update,
 )

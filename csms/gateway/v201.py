@@ -5,6 +5,7 @@ payload; they never wait for the charger (see consumer.py).
 """
 
 import itertools
+from decimal import Decimal
 from types import SimpleNamespace
 
 from django.conf import settings
@@ -189,7 +190,13 @@ def _message_trigger(message: str, evse: int | None) -> tuple[str, dict]:
     return "TriggerMessage", payload
 
 
+def _cost_update(transaction_id: str, total: Decimal) -> tuple[str, dict]:
+    """The running cost of a session, including taxes, for the charger's display."""
+    return "CostUpdated", {"totalCost": total, "transactionId": transaction_id}
+
+
 commands = SimpleNamespace(
     remote_start=_remote_start, remote_stop=_remote_stop, reset=_reset, unlock=_unlock,
     availability_change=_availability_change, message_trigger=_message_trigger,
+    cost_update=_cost_update,
 )

@@ -1,0 +1,38 @@
+"""The version-neutral cost update command: 2.0.1 chargers get CostUpdated, 1.6 ones nothing."""
+
+from decimal import Decimal
+
+import pytest
+
+from csms.gateway import v16, v201
+from csms.gateway.frames import CALL, validate
+from stations import commands
+from stations.models import Call
+from tests.personas import make_station, make_transaction
+
+
+def test_builders_speak_each_version():
+    action, payload = v201.commands.cost_update("tx-1", Decimal("12.34"))
+    assert (action, payload) == ("CostUpdated", {"totalCost": Decimal("12.34"),
+                                                 "transactionId": "tx-1"})
+    validate(CALL, action, payload, "2.0.1")
+    with pytest.raises(ValueError, match=r"1\.6 has no message"):
+        v16.commands.cost_update("1", Decimal("1"))
+
+
+def test_cost_update_is_none_for_16_and_stored_for_201(personas):
+    old = make_station("OLD-16", personas.site_a, ocpp_version="1.6")
+    new = make_station("NEW-201", personas.site_a, ocpp_version="2.0.1")
+    assert commands.cost_update(make_transaction(old, personas.token), Decimal("1.00")) is None
+    call = commands.cost_update(make_transaction(new, personas.token), Decimal("2.50"))
+    # Disconnected: stored, ended at once, never waited for.
+    assert call.action == "CostUpdated" and call.status == Call.Status.NOT_CONNECTED
+    assert call.payload["totalCost"] == 2.5
+
+
+def test_cost_update_stops_after_the_station_said_it_does_not_support_it(personas):
+    station = make_station("NEW-201", personas.site_a, ocpp_version="2.0.1")
+    tx = make_transaction(station, personas.token)
+    Call.objects.create(station=station, action="CostUpdated", payload={},
+                        status=Call.Status.ERROR, error_code="NotSupported")
+    assert commands.cost_update(tx, Decimal("2.50")) is None
