@@ -309,8 +309,12 @@ def _backoff(minimum: float, maximum: float, rng: random.Random) -> Iterator[flo
 
 async def _wait_event(event: asyncio.Event, seconds: float) -> bool:
     """Sleep up to ``seconds``; True as soon as ``event`` is set."""
+    # asyncio.timeout rather than wait_for here and below: on Python 3.11 wait_for can swallow a
+    # cancellation that arrives just as the awaited thing completes, and the task then never
+    # stops (seen with thousands of chargers shutting down at once).
     try:
-        await asyncio.wait_for(event.wait(), max(seconds, 0))
+        async with asyncio.timeout(max(seconds, 0)):
+            await event.wait()
     except TimeoutError:
         return False
     return True
@@ -443,7 +447,12 @@ class VirtualCharger:
         tasks = [t for t in self._tasks if t is not current]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=self.config.call_timeout)
+            if stuck:
+                logger.warning(
+                    "%s: %d tasks ignored cancellation", self.config.station_id, len(stuck)
+                )
         await self._disconnect()
 
     async def _disconnect(self) -> None:
@@ -513,7 +522,8 @@ class VirtualCharger:
             try:
                 await ws.send(json.dumps([CALL, msg_id, action, payload], separators=(",", ":")))
                 self.metrics.calls += 1
-                reply = await asyncio.wait_for(future, self.config.call_timeout)
+                async with asyncio.timeout(self.config.call_timeout):
+                    reply = await future
             except TimeoutError:
                 self.metrics.timeouts += 1
                 raise CallTimeout(f"{action}: no answer") from None
@@ -1267,7 +1277,7 @@ class VirtualCharger:
         schedulers = []
         if cfg.session_every and cfg.id_tokens:
             schedulers = [
-                self._spawn(self._auto_sessions(c, cfg.session_every), f"sessions {c}")
+                self._spawn(self._auto_sessions(c, cfg.session_every, stop), f"sessions {c}")
                 for c in self._connectors()
             ]
         delays = _backoff(cfg.reconnect_min, cfg.reconnect_max, self._rng)
@@ -1331,21 +1341,21 @@ class VirtualCharger:
             if await _wait_event(self._boot_accepted, min(max(delay, 1.0), MAX_BOOT_RETRY_S)):
                 return
 
-    async def _auto_sessions(self, connector: int, mean_interval: float) -> None:
-        while True:
-            await asyncio.sleep(self._rng.expovariate(1 / mean_interval))
+    async def _auto_sessions(
+        self, connector: int, mean_interval: float, stop: asyncio.Event
+    ) -> None:
+        while not await _wait_event(stop, self._rng.expovariate(1 / mean_interval)):
             if self.online and self._is_free(connector):
                 await self._quietly(self._local_session(connector))
 
     async def _end_all_sessions(self) -> None:
         """On shutdown, close sessions properly so the CSMS is not left with open ones."""
-        for connector in list(self.sessions):
-            try:
-                await asyncio.wait_for(
-                    self.stop_session(connector, "Local"), self.config.call_timeout
-                )
-            except TimeoutError:
-                return
+        try:
+            async with asyncio.timeout(self.config.call_timeout):
+                for connector in list(self.sessions):
+                    await self.stop_session(connector, "Local")
+        except TimeoutError:
+            logger.info("%s: sessions not ended in time", self.config.station_id)
 
 
 async def run_fleet(
