@@ -23,10 +23,11 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ObjectDoesNotExist
 
 from accounts import access
 from stations import events, fragments
-from stations.models import Connector
+from stations.models import Connector, Transaction
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,7 @@ class SessionPage(LivePage):
         super().__init__(user)
         tx = fragments.session(user, _number(params, "tx") or 0)
         if tx is None:
-            raise LookupError("no such session")
+            raise Transaction.DoesNotExist
         self.pk = tx.pk
         self.may_operate = access.may_operate_station(user, tx.station)
         self.groups = [events.station_group(tx.station_id)]
@@ -272,7 +273,7 @@ def open_page(user: AbstractBaseUser, params: dict[str, str]) -> LivePage | None
         return None
     try:
         return kind(user, params)
-    except (LookupError, ValueError):  # DoesNotExist is a LookupError
+    except ObjectDoesNotExist:
         return None
 
 
