@@ -17,10 +17,12 @@ MODELS = [Organization, Membership, IdToken, Site, Station]
 
 
 @pytest.fixture(autouse=True)
-def fast_hashing(settings):
+def demo_settings(settings):
     # A person's PBKDF2 costs half a second per password; the demo sets four.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher",
                                  "stations.passwords.ChargerPasswordHasher"]
+    # A demo is what runs with DEBUG on (CI's PostgreSQL pass runs with it off).
+    settings.DEBUG = True
 
 
 def demo_data(*args: str) -> str:
