@@ -455,6 +455,14 @@ class VirtualCharger:
                 )
         await self._disconnect()
 
+    def drop_connection(self) -> None:
+        """Cut the TCP connection without a closing handshake, as a network failure would.
+
+        Sessions go on, their messages are queued; under run() the charger reconnects.
+        """
+        if self._ws is not None:
+            self._ws.transport.abort()
+
     async def _disconnect(self) -> None:
         ws, reader = self._ws, self._reader
         if ws is not None:
@@ -771,7 +779,7 @@ class VirtualCharger:
         if session is None:
             return False
         driver = session.driver
-        if driver is not None and driver is not asyncio.current_task():
+        if driver is not None and not driver.done() and driver is not asyncio.current_task():
             # The session's own task sends the stop, so it never races with a meter value.
             session.stop_reason = session.stop_reason or reason
             session.stop_requested.set()

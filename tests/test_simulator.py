@@ -97,8 +97,10 @@ class FakeCsms:
         await self.connections[connection].send(json.dumps([2, msg_id, action, payload]))
         return await asyncio.wait_for(future, 3)
 
-    def calls(self, action: str | None = None) -> list[list[Any]]:
-        return [f for f in self.received if f[0] == 2 and action in (None, f[2])]
+    def calls(self, action: str | None = None, since: int = 0) -> list[list[Any]]:
+        """CALLs received (of one action), skipping the first ``since`` CALLs of any action."""
+        calls = [f for f in self.received if f[0] == 2]
+        return [f for f in calls[since:] if action in (None, f[2])]
 
     def payloads(self, action: str) -> list[dict[str, Any]]:
         return [f[3] for f in self.calls(action)]
@@ -501,6 +503,31 @@ def test_unanswered_transaction_messages_are_resent_in_order_after_reconnect(ver
         assert events[1].get("offline") is True  # sampled while the connection was down
     stamps = [f[3]["timestamp"] for f in later if f[2] == start_action][1:]
     assert stamps == sorted(stamps)
+
+
+def test_a_dropped_connection_is_reopened_without_a_new_boot_and_the_session_goes_on() -> None:
+    async def scenario() -> FakeCsms:
+        fake = FakeCsms()
+        async with csms(fake) as url:
+            charger = VirtualCharger(config(url, "1.6", meter_interval=0.02))
+            stop = asyncio.Event()
+            task = asyncio.create_task(charger.run(stop))
+            await until(lambda: fake.statuses())
+            await fake.call("RemoteStartTransaction", {"idTag": "CARD2"})
+            await until(lambda: fake.calls("MeterValues"))
+            charger.drop_connection()
+            await until(lambda: len(fake.connections) == 2)
+            sent_before = len(fake.calls())
+            await until(lambda: len(fake.calls("MeterValues", since=sent_before)) >= 2)
+            stop.set()  # a stop ends the session properly before disconnecting
+            await asyncio.wait_for(task, 5)
+        return fake
+
+    fake = run(scenario())
+    assert len(fake.calls("BootNotification")) == 1
+    assert len(fake.calls("StartTransaction")) == 1
+    (stop,) = fake.payloads("StopTransaction")
+    assert (stop["transactionId"], stop["reason"]) == (1, "Local")
 
 
 def test_boot_pending_is_retried_before_anything_else() -> None:
