@@ -8,7 +8,7 @@ the sessions charged with them, at any site.
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 
-from accounts.models import IdToken, Membership, Organization
+from accounts.models import CardImport, IdToken, Membership, Organization
 from stations.models import Site, Station, Transaction
 
 Role = Membership.Role
@@ -115,3 +115,16 @@ def may_manage_id_tokens_of(user: AbstractBaseUser, organization_id: int | None)
     return organization_id is not None and organization_id in _org_ids(
         user, Role.FLEET_ADMIN
     )
+
+
+def may_administer(user: AbstractBaseUser) -> bool:
+    """Memberships and roles, the audit log: operator admins only."""
+    return Role.OPERATOR_ADMIN in roles(user)
+
+
+def card_imports_for(user: AbstractBaseUser) -> QuerySet[CardImport]:
+    """Imports into the organizations whose cards the user manages (the operator's own imports,
+    of no organization, are the operator admins')."""
+    if Role.OPERATOR_ADMIN in roles(user):
+        return CardImport.objects.all()
+    return CardImport.objects.filter(organization__in=id_token_organizations_for(user))

@@ -1,5 +1,7 @@
-"""Organizations (tenants) and the ID tokens (RFID cards and the like) that start charging."""
+"""Organizations (tenants) and the ID tokens (RFID cards and the like) that start charging;
+the audit log, card imports and the local authorization lists kept on chargers."""
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -49,11 +51,14 @@ class IdToken(models.Model):
     organization = models.ForeignKey(
         Organization, null=True, blank=True, on_delete=models.PROTECT, related_name="id_tokens"
     )
+    # Empty: valid at every site. Otherwise refused (NotAtThisLocation) at any other site.
+    allowed_sites = models.ManyToManyField("stations.Site", blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["value"]
+        indexes = [models.Index(fields=["organization", "value"])]
 
     def __str__(self) -> str:
         return self.value
@@ -89,3 +94,178 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} · {self.organization} · {self.get_role_display()}"
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """Rows of an append-only log: inserted, read, never changed or removed."""
+
+    def update(self, **kwargs):
+        raise TypeError(f"{self.model.__name__} is append-only: rows cannot be updated")
+
+    def delete(self):
+        raise TypeError(f"{self.model.__name__} is append-only: rows cannot be deleted")
+
+    # bulk_update goes through update(); _raw_delete is what cascades use.
+    def _raw_delete(self, using):
+        raise TypeError(f"{self.model.__name__} is append-only: rows cannot be deleted")
+
+
+class AuditEntry(models.Model):
+    """Who did what, when: append-only, written by the action functions themselves
+    (accounts/audit.py). Secrets are masked before they get here."""
+
+    class Action(models.TextChoices):
+        CARD_ISSUED = "card.issued", "card issued"
+        CARD_CHANGED = "card.changed", "card changed"
+        CARD_BLOCKED = "card.blocked", "card blocked"
+        CARD_UNBLOCKED = "card.unblocked", "card unblocked"
+        CARD_EXPIRED = "card.expired", "card expired"
+        CARD_DELETED = "card.deleted", "card deleted"
+        CARDS_IMPORTED = "cards.imported", "cards imported"
+        MEMBER_ADDED = "member.added", "member added"
+        MEMBER_ROLE_CHANGED = "member.role_changed", "role changed"
+        MEMBER_REMOVED = "member.removed", "member removed"
+        USER_CREATED = "user.created", "user created"
+        STATION_CREDENTIALS = "station.credentials", "station credentials changed"
+        COMMAND = "station.command", "remote command"
+        LOCAL_LIST = "local_list.push", "local list pushed"
+        EXPORT = "export", "export"
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # Kept as text too: the log must still say who once the user is deleted.
+    actor_name = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=30, choices=Action.choices, db_index=True)
+    # What it was done to, as "kind:id" (card:42, station:CP-1, user:7, import:3).
+    target = models.CharField(max_length=120, blank=True, db_index=True)
+    summary = models.CharField(max_length=300)
+    details = models.JSONField(default=dict, blank=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name or 'system'} {self.summary}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise TypeError("AuditEntry is append-only: an entry cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("AuditEntry is append-only: an entry cannot be deleted")
+
+
+class CardImport(models.Model):
+    """One CSV upload of ID tokens and its progress; the import runs in a Celery task."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    filename = models.CharField(max_length=200, blank=True)
+    content = models.TextField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    # [{"line": 7, "value": "...", "reason": "..."}], downloadable as CSV.
+    rejections = models.JSONField(default=list, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.filename or 'import'} ({self.state})"
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.processed / self.total) if self.total else 0
+
+
+class LocalListState(models.Model):
+    """What a station's local authorization list holds, as far as the charger acknowledged."""
+
+    class Sync(models.TextChoices):
+        IN_SYNC = "in_sync", "in sync"
+        OUT_OF_SYNC = "out_of_sync", "out of sync"
+        SENDING = "sending"
+        TOO_LARGE = "too_large", "too large for the charger"
+        FAILED = "failed"
+        NOT_SUPPORTED = "not_supported", "not supported by the charger"
+
+    station = models.OneToOneField(
+        "stations.Station", primary_key=True, on_delete=models.CASCADE, related_name="local_list"
+    )
+    # Whether we keep a list on this charger at all (an operator turns it on per station).
+    enabled = models.BooleanField(default=True)
+    sync = models.CharField(max_length=15, choices=Sync.choices, default=Sync.OUT_OF_SYNC)
+    # The version the charger last accepted, and the highest one we sent.
+    version = models.PositiveIntegerField(default=0)
+    version_sent = models.PositiveIntegerField(default=0)
+    # What the charger answered to GetLocalListVersion, and when.
+    version_reported = models.IntegerField(null=True, blank=True)
+    version_reported_at = models.DateTimeField(null=True, blank=True)
+    wanted = models.PositiveIntegerField(default=0)  # entries the list should hold
+    # When we last asked the charger for its list size limits.
+    limits_read_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=300, blank=True)
+    changed_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.station_id}: {self.get_sync_display()} (v{self.version})"
+
+
+class LocalListEntry(models.Model):
+    """One token as the charger holds it in its local list (after it accepted the update)."""
+
+    station = models.ForeignKey(
+        "stations.Station", on_delete=models.CASCADE, related_name="local_list_entries"
+    )
+    value = models.CharField(max_length=36)
+    token_type = models.CharField(max_length=20, blank=True)
+    status = models.CharField(max_length=10)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    group = models.CharField(max_length=36, blank=True)
+
+    class Meta:
+        ordering = ["value"]
+        constraints = [
+            models.UniqueConstraint(fields=["station", "value"], name="local_list_entry_unique")
+        ]
+
+
+class LocalListPush(models.Model):
+    """One SendLocalList we sent: the entries it carried, in the domain's words, so that an
+    accepted update can be applied to LocalListEntry without reading a version's payload."""
+
+    call = models.OneToOneField("stations.Call", on_delete=models.CASCADE, related_name="+")
+    station = models.ForeignKey("stations.Station", on_delete=models.CASCADE, related_name="+")
+    version = models.PositiveIntegerField()
+    full = models.BooleanField()
+    # {"value": {"status", "expires_at", "group", "type"} or null for a removal}
+    entries = models.JSONField(default=dict)
+    # The last message of its batch: when it is accepted the list is complete.
+    last = models.BooleanField(default=True)

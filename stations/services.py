@@ -44,9 +44,13 @@ class Sample:
     context: str = ""
 
 
+# A token limited to other sites than the station's (each adapter says it in its own words).
+NOT_AT_THIS_SITE = "NotAtThisSite"
+
+
 @dataclass(frozen=True, slots=True)
 class Authorization:
-    status: str  # IdToken.Status values, or "ConcurrentTx"
+    status: str  # IdToken.Status values, "ConcurrentTx" or NOT_AT_THIS_SITE
     expires_at: datetime | None = None
     group: str = ""
 
@@ -77,6 +81,7 @@ def station_connected(station: Station, version: str) -> None:
     Station.objects.filter(pk=station.pk).update(
         connected=True, connected_at=now, last_seen=now, ocpp_version=version
     )
+    signals.station_connected.send(Station, station=station)
     events.publish("station.connected", station.pk, station.site_id)
 
 
@@ -160,8 +165,12 @@ def authorize(station: Station, token_value: str) -> Authorization:
     if token is None:
         return Authorization(IdToken.Status.INVALID)
     status = token.effective_status()
-    if status == IdToken.Status.ACCEPTED and _charging_elsewhere(station, token):
-        status = "ConcurrentTx"
+    if status == IdToken.Status.ACCEPTED:
+        sites = list(token.allowed_sites.values_list("pk", flat=True))
+        if sites and station.site_id not in sites:
+            status = NOT_AT_THIS_SITE
+        elif _charging_elsewhere(station, token):
+            status = "ConcurrentTx"
     return Authorization(status, token.expires_at, token.group)
 
 

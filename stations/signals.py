@@ -14,3 +14,7 @@ transaction_changed = Signal()
 # sender=Call, call=<Call> with its final status; sent when a command's outcome is stored
 # (answered, timed out, not connected), except by the bulk expiry of lost calls.
 call_completed = Signal()
+
+# sender=Station, station=<Station>; a charger's connection was admitted (what waited for it,
+# such as a local list update, may go out now).
+station_connected = Signal()

@@ -15,7 +15,7 @@ from csms.gateway.handlers import Context, Registry, data_transfer, notification
 from csms.gateway.units import to_domain
 from stations import services
 from stations.models import Connector, StationEvent, TransactionMessage
-from stations.services import Authorization, Sample, TransactionReport
+from stations.services import Authorization, Sample, TransactionReport, VariableReport
 
 VERSION = "1.6"
 HANDLERS = Registry()
@@ -28,8 +28,12 @@ def _now() -> str:
     return utc_timestamp(timezone.now())
 
 
+# 1.6 has no word for a token refused at this site (2.0.1 NotAtThisLocation): it is Invalid here.
+_STATUSES = {"Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"}
+
+
 def _id_tag_info(auth: Authorization) -> dict:
-    info: dict = {"status": auth.status}
+    info: dict = {"status": auth.status if auth.status in _STATUSES else "Invalid"}
     if auth.expires_at:
         info["expiryDate"] = utc_timestamp(auth.expires_at)
     if auth.group:
@@ -175,8 +179,52 @@ def _cost_update(transaction_id: str, total: Decimal) -> tuple[str, dict]:
     raise ValueError("OCPP 1.6 has no message for a session's running cost")
 
 
+# Local authorization lists: a 1.6 charger sees at most 20 characters of a token, and reports
+# its list limits as configuration keys.
+ID_TOKEN_MAX_LENGTH = 20
+LOCAL_LIST_LIMITS = {"entries": ("", "LocalAuthListMaxLength", "Actual"),
+                     "per_message": ("", "SendLocalListMaxLength", "Actual")}
+
+
+def _local_list_send(version: int, full: bool, entries: dict) -> tuple[str, dict]:
+    """entries: token value → {"status", "expires_at" (ISO), "group", "type"}, None removes."""
+    items = []
+    for value, entry in entries.items():
+        item: dict = {"idTag": value}
+        if entry is not None:
+            expires = entry["expires_at"]
+            item["idTagInfo"] = _id_tag_info(Authorization(
+                entry["status"], parse_timestamp(expires) if expires else None, entry["group"]))
+        items.append(item)
+    payload: dict = {"listVersion": version, "updateType": "Full" if full else "Differential"}
+    if items:
+        payload["localAuthorizationList"] = items
+    return "SendLocalList", payload
+
+
+def _local_list_limits_query() -> tuple[str, dict]:
+    return "GetConfiguration", {"key": [key for _, key, _ in LOCAL_LIST_LIMITS.values()]}
+
+
+def _variables(action: str, response: dict) -> list[VariableReport]:
+    """Configuration keys a GetConfiguration answer reported, as device variables."""
+    if action != "GetConfiguration":
+        return []
+    return [VariableReport(component="", variable=item["key"], value=item.get("value", ""),
+                           mutability="ReadOnly" if item.get("readonly") else "ReadWrite")
+            for item in response.get("configurationKey", [])]
+
+
+def _local_list_version(action: str, response: dict) -> int | None:
+    return response["listVersion"] if action == "GetLocalListVersion" else None
+
+
 commands = SimpleNamespace(
     remote_start=_remote_start, remote_stop=_remote_stop, reset=_reset, unlock=_unlock,
     availability_change=_availability_change, message_trigger=_message_trigger,
-    cost_update=_cost_update,
+    cost_update=_cost_update, local_list_send=_local_list_send,
+    local_list_version_get=lambda: ("GetLocalListVersion", {}),
+    cache_clear=lambda: ("ClearCache", {}), local_list_limits_query=_local_list_limits_query,
 )
+# What the domain reads out of the charger's answers to our calls.
+replies = SimpleNamespace(variables=_variables, local_list_version=_local_list_version)

@@ -28,8 +28,12 @@ def _now() -> str:
     return utc_timestamp(timezone.now())
 
 
+# The domain's neutral statuses in 2.0.1's words.
+_STATUS_WORDS = {services.NOT_AT_THIS_SITE: "NotAtThisLocation"}
+
+
 def _id_token_info(auth: Authorization) -> dict:
-    info: dict = {"status": auth.status}
+    info: dict = {"status": _STATUS_WORDS.get(auth.status, auth.status)}
     if auth.expires_at:
         info["cacheExpiryDateTime"] = utc_timestamp(auth.expires_at)
     if auth.group:
@@ -135,6 +139,14 @@ def notify_report(ctx: Context, payload: dict) -> dict:
                 attribute_type=attribute.get("type", "Actual"),
                 value=attribute.get("value", ""), mutability=attribute.get("mutability", ""),
             ))
+        # A limit the charger declares (e.g. how many entries its local list holds).
+        limit = item.get("variableCharacteristics", {}).get("maxLimit")
+        if limit is not None:
+            reports.append(VariableReport(
+                component=component["name"], component_instance=component.get("instance", ""),
+                evse=evse.get("id"), connector=evse.get("connectorId"),
+                variable=variable["name"], variable_instance=variable.get("instance", ""),
+                attribute_type="MaxLimit", value=str(limit)))
     services.device_variables_record(ctx.station, reports)
     return {}
 
@@ -195,8 +207,60 @@ def _cost_update(transaction_id: str, total: Decimal) -> tuple[str, dict]:
     return "CostUpdated", {"totalCost": total, "transactionId": transaction_id}
 
 
+# Local authorization lists: tokens of up to 36 characters; list limits are device-model
+# variables of LocalAuthListCtrlr (Entries' maxLimit comes with a NotifyReport).
+ID_TOKEN_MAX_LENGTH = 36
+LOCAL_LIST_LIMITS = {"entries": ("LocalAuthListCtrlr", "Entries", "MaxLimit"),
+                     "per_message": ("LocalAuthListCtrlr", "ItemsPerMessage", "Actual")}
+
+
+def _local_list_send(version: int, full: bool, entries: dict) -> tuple[str, dict]:
+    """entries: token value → {"status", "expires_at" (ISO), "group", "type"}, None removes."""
+    items = []
+    for value, entry in entries.items():
+        item: dict = {"idToken": {"idToken": value,
+                                  "type": (entry or {}).get("type") or "ISO14443"}}
+        if entry is not None:
+            expires = entry["expires_at"]
+            item["idTokenInfo"] = _id_token_info(Authorization(
+                entry["status"], parse_timestamp(expires) if expires else None, entry["group"]))
+        items.append(item)
+    payload: dict = {"versionNumber": version, "updateType": "Full" if full else "Differential"}
+    if items:  # the schema wants at least one entry when the list is given
+        payload["localAuthorizationList"] = items
+    return "SendLocalList", payload
+
+
+def _local_list_limits_query() -> tuple[str, dict]:
+    return "GetVariables", {"getVariableData": [
+        {"component": {"name": "LocalAuthListCtrlr"}, "variable": {"name": "ItemsPerMessage"}},
+    ]}
+
+
+def _variables(action: str, response: dict) -> list[VariableReport]:
+    """Variables a GetVariables answer reported."""
+    if action != "GetVariables":
+        return []
+    return [VariableReport(component=item["component"]["name"],
+                           component_instance=item["component"].get("instance", ""),
+                           variable=item["variable"]["name"],
+                           variable_instance=item["variable"].get("instance", ""),
+                           attribute_type=item.get("attributeType", "Actual"),
+                           value=item.get("attributeValue", ""))
+            for item in response.get("getVariableResult", [])
+            if item["attributeStatus"] == "Accepted"]
+
+
+def _local_list_version(action: str, response: dict) -> int | None:
+    return response["versionNumber"] if action == "GetLocalListVersion" else None
+
+
 commands = SimpleNamespace(
     remote_start=_remote_start, remote_stop=_remote_stop, reset=_reset, unlock=_unlock,
     availability_change=_availability_change, message_trigger=_message_trigger,
-    cost_update=_cost_update,
+    cost_update=_cost_update, local_list_send=_local_list_send,
+    local_list_version_get=lambda: ("GetLocalListVersion", {}),
+    cache_clear=lambda: ("ClearCache", {}), local_list_limits_query=_local_list_limits_query,
 )
+# What the domain reads out of the charger's answers to our calls.
+replies = SimpleNamespace(variables=_variables, local_list_version=_local_list_version)

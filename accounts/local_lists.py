@@ -1,0 +1,335 @@
+"""Local authorization lists: which ID tokens a station should hold for offline use, what the
+charger acknowledged holding, and the updates that bring the two together.
+
+Version-neutral. The 1.6 / 2.0.1 shapes of SendLocalList, GetLocalListVersion and ClearCache,
+and the names of the charger's size limits, live in the gateway's adapters; here an entry is a
+token value with its status, expiry and group.
+
+How a list gets to a charger:
+- a card change (or a station connecting, or a person's button) calls schedule(), which runs
+  accounts.tasks.push_local_list after commit (in Celery; eagerly in the embedded setup);
+- sync() compares what the station should hold with what it acknowledged and sends the
+  difference with commands.call_enqueue (never blocking): a full update when the charger's
+  list is unknown or out of step, differential updates otherwise, split into as many messages
+  as the charger's reported per-message maximum requires. A list larger than the charger's
+  reported maximum is not sent at all: the station shows "too large" and why. Nothing is ever
+  silently truncated;
+- when the charger answers, record_outcome() (on stations.signals.call_completed, inside the
+  transaction storing the answer) applies an accepted update to the acknowledged entries and
+  decides whether the station is in sync.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.dispatch import receiver
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from accounts import audit
+from accounts.models import AuditEntry, IdToken, LocalListEntry, LocalListPush, LocalListState
+from csms import gateway
+from stations import commands, services, signals
+from stations.models import Call, DeviceVariable, Station
+
+log = logging.getLogger(__name__)
+
+Sync = LocalListState.Sync
+# An entry as the domain sees it: {"status", "expires_at" (ISO text or None), "group", "type"};
+# None in an update removes the token from the charger's list.
+Entry = dict
+# How long a limits query may stay unanswered before it is asked again.
+LIMITS_RETRY = timedelta(minutes=10)
+# Updates sent in a row without one being accepted before automatic updates pause (until the
+# station reconnects or a person pushes): a charger that refuses every list is not flooded.
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The charger's reported maxima; None: not reported (no limit we know of)."""
+
+    entries: int | None = None
+    per_message: int | None = None
+
+
+# --- what a station should hold ----------------------------------------------------------
+
+def managed_stations() -> QuerySet[Station]:
+    """Stations whose local list we keep: turned on for it, accepted, and connected at least
+    once (so their OCPP version, and with it the words of the update, is known)."""
+    return Station.objects.filter(
+        registration=Station.Registration.ACCEPTED, local_list__enabled=True,
+    ).exclude(ocpp_version="")
+
+
+def wanted(station: Station) -> dict[str, Entry]:
+    """The entries the station should hold: every token valid at its site (tokens limited to
+    other sites are left out), with the status a charger must apply to it."""
+    tokens = IdToken.objects.filter(
+        Q(allowed_sites__isnull=True) | Q(allowed_sites=station.site_id)
+    ).distinct().order_by("value")
+    # A token longer than the station's version can present (1.6: 20 characters) can never be
+    # shown to it: it has no place on its list.
+    longest = gateway.adapter_for(station.ocpp_version).ID_TOKEN_MAX_LENGTH
+    now = timezone.now()
+    return {token.value: entry_of(token, now) for token in tokens if len(token.value) <= longest}
+
+
+def entry_of(token: IdToken, now: datetime | None = None) -> Entry:
+    return {
+        "status": token.effective_status(now),
+        "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+        "group": token.group,
+        "type": token.token_type,
+    }
+
+
+def held(station: Station) -> dict[str, Entry]:
+    """What the charger acknowledged holding."""
+    return {
+        row.value: {"status": row.status,
+                    "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+                    "group": row.group, "type": row.token_type}
+        for row in LocalListEntry.objects.filter(station=station)
+    }
+
+
+def difference(want: dict[str, Entry], have: dict[str, Entry]) -> dict[str, Entry | None]:
+    """The differential update turning `have` into `want` (None removes a token)."""
+    changes: dict[str, Entry | None] = {
+        value: entry for value, entry in want.items() if have.get(value) != entry
+    }
+    changes.update(dict.fromkeys(have.keys() - want.keys()))
+    return dict(sorted(changes.items()))
+
+
+def limits(station: Station) -> Limits:
+    """The maxima the charger reported (its configuration or device model, as stored)."""
+    names = gateway.adapter_for(station.ocpp_version).LOCAL_LIST_LIMITS
+    found: dict[str, int | None] = {}
+    for limit, (component, variable, attribute) in names.items():
+        value = DeviceVariable.objects.filter(
+            station=station, component=component, variable=variable, attribute_type=attribute,
+        ).values_list("value", flat=True).first()
+        found[limit] = int(value) if value and value.strip().isdigit() else None
+    return Limits(**found)
+
+
+def state_of(station: Station) -> LocalListState:
+    state, _ = LocalListState.objects.get_or_create(station=station)
+    return state
+
+
+def _set(state: LocalListState, sync: str, note: str = "", **fields) -> None:
+    fields.update(sync=sync, note=note[:300], changed_at=timezone.now())
+    LocalListState.objects.filter(pk=state.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(state, name, value)
+
+
+# --- sending ----------------------------------------------------------------------------
+
+def _pushes_open(station: Station) -> bool:
+    return LocalListPush.objects.filter(station=station, call__status__in=Call.OPEN).exists()
+
+
+def _needs_limits(station: Station, state: LocalListState) -> bool:
+    if limits(station) != Limits():
+        return False
+    return state.limits_read_at is None or timezone.now() - state.limits_read_at > LIMITS_RETRY
+
+
+def sync(station: Station, *, full: bool = False, user: AbstractBaseUser | None = None) -> str:
+    """Bring the station's list up to date; returns what happened, for a person or a log.
+
+    Never waits for the charger. Callers run it inside a transaction (the task does)."""
+    station = Station.objects.select_for_update().get(pk=station.pk)
+    state = state_of(station)
+    want = wanted(station)
+    if _pushes_open(station):
+        _set(state, Sync.SENDING, "an update is on its way; the rest follows when it is answered",
+             wanted=len(want))
+        return "waiting for the update on its way"
+    if not station.connected:
+        if full or state.sync != Sync.IN_SYNC or difference(want, held(station)):
+            _set(state, Sync.OUT_OF_SYNC,
+                 "the station is offline; the update is sent when it is back", wanted=len(want))
+        return "station offline"
+    if user is None and state.sync == Sync.NOT_SUPPORTED:
+        return "the charger does not support local lists"
+    if user is None and state.attempts >= MAX_ATTEMPTS:
+        _set(state, Sync.FAILED, f"{state.attempts} updates in a row were not accepted; "
+             "automatic updates resume when the station reconnects", wanted=len(want))
+        return "gave up for now"
+    adapter = gateway.adapter_for(station.ocpp_version)
+    if _needs_limits(station, state):
+        action, payload = adapter.commands.local_list_limits_query()
+        commands.call_enqueue(station, action, payload)
+        _set(state, Sync.SENDING, "asking the charger how many entries its list holds",
+             wanted=len(want), limits_read_at=timezone.now())
+        return "asking for the charger's limits"
+    maxima = limits(station)
+    if maxima.entries is not None and len(want) > maxima.entries:
+        _set(state, Sync.TOO_LARGE, f"{len(want)} cards belong on this station's list; the "
+             f"charger holds at most {maxima.entries}. Nothing was sent: limit cards to fewer "
+             "sites or block unused ones.", wanted=len(want))
+        return "too large"
+    have = held(station)
+    full = full or state.version == 0 or (
+        state.version_reported is not None and state.version_reported != state.version)
+    changes = dict(sorted(want.items())) if full else difference(want, have)
+    if not changes and not full:
+        _set(state, Sync.IN_SYNC, wanted=len(want), attempts=0)
+        return "in sync"
+    size = maxima.per_message or len(changes) or 1
+    items = list(changes.items())
+    chunks = [dict(items[i:i + size]) for i in range(0, len(items), size)] or [{}]
+    version = max(state.version, state.version_sent)
+    for number, chunk in enumerate(chunks):
+        version += 1
+        is_full = full and number == 0
+        action, payload = adapter.commands.local_list_send(version, is_full, chunk)
+        call = commands.call_enqueue(station, action, payload, user=user)
+        LocalListPush.objects.create(call=call, station=station, version=version, full=is_full,
+                                     entries=chunk, last=number == len(chunks) - 1)
+    kind = "full" if full else "differential"
+    _set(state, Sync.SENDING,
+         f"sending a {kind} update of {len(changes)} entries in {len(chunks)} message(s)",
+         wanted=len(want), version_sent=version, attempts=state.attempts + 1)
+    if user is not None:
+        audit.record(user, AuditEntry.Action.LOCAL_LIST,
+                     f"{kind} local list update to {station.pk}: {len(changes)} entries",
+                     target=f"station:{station.pk}",
+                     details={"version": version, "messages": len(chunks)})
+    return f"sent a {kind} update"
+
+
+def schedule(station_ids: list[str] | None = None, *, countdown: float | None = None) -> None:
+    """After commit, sync these stations (None: every managed station) in the background."""
+    from accounts import tasks
+
+    def enqueue() -> None:
+        ids = station_ids if station_ids is not None else list(
+            managed_stations().values_list("pk", flat=True))
+        for station_id in ids:
+            tasks.push_local_list.apply_async((station_id,), countdown=countdown)
+
+    transaction.on_commit(enqueue)
+
+
+def cards_changed() -> None:
+    """Some card changed: every station's list may have to follow."""
+    schedule(None)
+
+
+def get_version(station: Station, user: AbstractBaseUser | None = None) -> Call:
+    """Ask the charger which list version it holds; the answer lands in LocalListState."""
+    action, payload = _build(station, "local_list_version_get")
+    return commands.call_enqueue(station, action, payload, user=user)
+
+
+def clear_cache(station: Station, user: AbstractBaseUser | None = None) -> Call:
+    """Empty the charger's authorization cache (the local list stays)."""
+    action, payload = _build(station, "cache_clear")
+    return commands.call_enqueue(station, action, payload, user=user)
+
+
+def _build(station: Station, name: str) -> tuple[str, dict]:
+    if not station.ocpp_version:
+        raise commands.CommandError(
+            f"{station.pk} has never connected: its OCPP version is not known yet")
+    return getattr(gateway.adapter_for(station.ocpp_version).commands, name)()
+
+
+# --- answers --------------------------------------------------------------------------------
+
+def _apply(push: LocalListPush) -> None:
+    station = push.station
+    if push.full:
+        LocalListEntry.objects.filter(station=station).delete()
+    removed = [value for value, entry in push.entries.items() if entry is None]
+    LocalListEntry.objects.filter(station=station, value__in=removed).delete()
+    kept = {value: entry for value, entry in push.entries.items() if entry is not None}
+    LocalListEntry.objects.filter(station=station, value__in=kept).delete()
+    LocalListEntry.objects.bulk_create([
+        LocalListEntry(station=station, value=value, status=entry["status"],
+                       expires_at=parse_datetime(entry["expires_at"]) if entry["expires_at"]
+                       else None, group=entry["group"], token_type=entry["type"])
+        for value, entry in kept.items()
+    ])
+
+
+@receiver(signals.call_completed, dispatch_uid="local_lists.record_outcome")
+def record_outcome(sender, call: Call, **kwargs) -> None:
+    """A charger answered (or did not) one of our list commands or limit queries."""
+    station = call.station
+    if not station.ocpp_version:
+        return
+    adapter = gateway.adapter_for(station.ocpp_version)
+    if call.status == Call.Status.ACCEPTED and call.response is not None:
+        reported = adapter.replies.variables(call.action, call.response)
+        if reported:
+            services.device_variables_record(station, reported)
+        version = adapter.replies.local_list_version(call.action, call.response)
+        if version is not None:
+            LocalListState.objects.get_or_create(station=station)
+            LocalListState.objects.filter(pk=station.pk).update(
+                version_reported=version, version_reported_at=timezone.now())
+            if version != state_of(station).version:
+                schedule([station.pk])
+            return
+    if call.action == adapter.commands.local_list_limits_query()[0]:
+        schedule([station.pk])
+        return
+    push = LocalListPush.objects.filter(call=call).select_related("station").first()
+    if push is None:
+        return
+    _push_outcome(push, call)
+
+
+def _push_outcome(push: LocalListPush, call: Call) -> None:
+    state = state_of(push.station)
+    answer = (call.response or {}).get("status", "")
+    if call.status == Call.Status.ACCEPTED:
+        _apply(push)
+        state.version = push.version
+        LocalListState.objects.filter(pk=state.pk).update(version=push.version,
+                                                          version_reported=push.version)
+        if push.last:
+            if difference(wanted(push.station), held(push.station)):
+                _set(state, Sync.OUT_OF_SYNC, "cards changed while the update travelled")
+                schedule([push.station_id])
+            else:
+                _set(state, Sync.IN_SYNC, attempts=0)
+        return
+    if answer == "VersionMismatch":
+        # The charger's list is not the one we think: replace it whole.
+        _set(state, Sync.OUT_OF_SYNC, "the charger's list version differs; sending it whole",
+             version=0)
+        schedule([push.station_id])
+    elif answer == "NotSupported":
+        _set(state, Sync.NOT_SUPPORTED, "the charger does not support local lists")
+    elif answer == "Failed":
+        _set(state, Sync.FAILED, f"the charger could not store update v{push.version}")
+    else:
+        # Not delivered (offline, timed out, CALLERROR): tried again later.
+        _set(state, Sync.OUT_OF_SYNC,
+             f"update v{push.version} {call.get_status_display()}"
+             + (f": {call.error_code}" if call.error_code else ""))
+
+
+@receiver(signals.station_connected, dispatch_uid="local_lists.station_connected")
+def station_connected(sender, station: Station, **kwargs) -> None:
+    """A charger is back: what changed while it was away goes out (after it had time to
+    boot; at once in the embedded setup, where tasks run eagerly)."""
+    if station.registration != Station.Registration.ACCEPTED:
+        return
+    state = LocalListState.objects.filter(station=station, enabled=True).first()
+    if state is not None and state.sync != Sync.IN_SYNC:
+        LocalListState.objects.filter(station=station).update(attempts=0)
+        schedule([station.pk], countdown=10)

@@ -1,0 +1,127 @@
+"""Users, their memberships and roles, and the audited actions people take on stations.
+
+Roles are data: a Membership row says who has which role where, and accounts.access turns it
+into what they see. Changing one is an audited action like any other.
+"""
+
+import json
+
+from django.contrib.auth.models import AbstractBaseUser, User
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from accounts import audit
+from accounts.models import AuditEntry, Membership, Organization
+from stations.models import Call, NumberEncoder, Station
+
+Action = AuditEntry.Action
+# A command's payload is kept in its audit entry up to this size (a whole local list is not).
+PAYLOAD_KEPT = 2000
+
+
+class MembershipError(ValueError):
+    """A membership change that cannot be made as asked; the message says why."""
+
+
+def user_create(actor: AbstractBaseUser, username: str, password: str, email: str = "") -> User:
+    username = username.strip()
+    if not username or len(username) > 150:
+        raise MembershipError("A user name is 1 to 150 characters.")
+    if User.objects.filter(username__iexact=username).exists():
+        raise MembershipError(f"The user name {username} is taken.")
+    candidate = User(username=username, email=email)
+    try:
+        validate_password(password, candidate)
+    except ValidationError as error:
+        raise MembershipError(" ".join(error.messages)) from None
+    with transaction.atomic():
+        candidate.set_password(password)
+        candidate.save()
+        audit.record(actor, Action.USER_CREATED, f"created user {username}",
+                     target=f"user:{candidate.pk}", details={"email": email})
+    return candidate
+
+
+def member_add(actor: AbstractBaseUser, user: User, organization: Organization,
+               role: str) -> Membership:
+    if role not in Membership.Role.values:
+        raise MembershipError(f"{role!r} is not a role.")
+    with transaction.atomic():
+        if Membership.objects.filter(user=user, organization=organization).exists():
+            raise MembershipError(f"{user} is a member of {organization} already: change the "
+                                  "role instead.")
+        membership = Membership.objects.create(user=user, organization=organization, role=role)
+        audit.record(actor, Action.MEMBER_ADDED,
+                     f"made {user} {membership.get_role_display()} of {organization}",
+                     target=f"user:{user.pk}",
+                     details={"organization": organization.pk, "role": role})
+    return membership
+
+
+def role_change(actor: AbstractBaseUser, membership: Membership, role: str) -> Membership:
+    if role not in Membership.Role.values:
+        raise MembershipError(f"{role!r} is not a role.")
+    with transaction.atomic():
+        membership = Membership.objects.select_for_update().get(pk=membership.pk)
+        before = membership.role
+        if before == role:
+            return membership
+        _keep_an_admin(membership)
+        membership.role = role
+        membership.save(update_fields=["role"])
+        audit.record(actor, Action.MEMBER_ROLE_CHANGED,
+                     f"changed {membership.user}'s role in {membership.organization} from "
+                     f"{Membership.Role(before).label} to {membership.get_role_display()}",
+                     target=f"user:{membership.user_id}",
+                     details={"organization": membership.organization_id,
+                              "role": [before, role]})
+    return membership
+
+
+def member_remove(actor: AbstractBaseUser, membership: Membership) -> None:
+    with transaction.atomic():
+        _keep_an_admin(membership)
+        membership.delete()
+        audit.record(actor, Action.MEMBER_REMOVED,
+                     f"removed {membership.user} ({membership.get_role_display()}) from "
+                     f"{membership.organization}",
+                     target=f"user:{membership.user_id}",
+                     details={"organization": membership.organization_id,
+                              "role": membership.role})
+
+
+def _keep_an_admin(membership: Membership) -> None:
+    """Nobody locks the operator out: the last operator admin (without a superuser) stays."""
+    if membership.role != Membership.Role.OPERATOR_ADMIN:
+        return
+    others = Membership.objects.filter(role=Membership.Role.OPERATOR_ADMIN).exclude(
+        pk=membership.pk)
+    if not others.exists() and not User.objects.filter(is_superuser=True,
+                                                       is_active=True).exists():
+        raise MembershipError("This is the last operator admin: make someone else operator "
+                              "admin first.")
+
+
+def station_credentials_changed(actor: AbstractBaseUser, station: Station, what: str) -> None:
+    """A station's password (or security profile) was set: who and when, never the secret."""
+    audit.record(actor, Action.STATION_CREDENTIALS, f"{what} of station {station.pk}",
+                 target=f"station:{station.pk}",
+                 details={"security_profile": station.security_profile})
+
+
+@receiver(post_save, sender=Call, dispatch_uid="people.command_requested")
+def command_requested(sender, instance: Call, created: bool, **kwargs) -> None:
+    """Every command a person asks for is audited when it is asked, whatever comes of it (its
+    outcome is on the Call row); commands the system sends by itself are not."""
+    if not created or instance.requested_by_id is None:
+        return
+    payload = instance.payload
+    if len(json.dumps(payload, cls=NumberEncoder)) > PAYLOAD_KEPT:
+        payload = {"(too long to keep)": f"{len(json.dumps(payload, cls=NumberEncoder))} bytes"}
+    audit.record(instance.requested_by, Action.COMMAND,
+                 f"sent {instance.action} to {instance.station_id}",
+                 target=f"station:{instance.station_id}",
+                 details={"call": instance.pk, "payload": payload})
