@@ -148,6 +148,8 @@ else:
     CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = "UTC"
+# Runs sharing one Redis (CSMS_RUN_ID) must not take each other's tasks.
+CELERY_TASK_DEFAULT_QUEUE = f"celery{RUN_ID}"
 CELERY_BEAT_SCHEDULE = {
     "expire-stale-calls": {"task": "stations.tasks.expire_stale_calls", "schedule": 60.0},
 }
