@@ -7,7 +7,7 @@ with no float rounding on the way to an invoice.
 from django.db import IntegrityError, transaction
 from rest_framework import serializers
 
-from accounts import access
+from accounts import access, people
 from stations.models import (
     Call,
     Connector,
@@ -116,6 +116,9 @@ class StationSerializer(serializers.ModelSerializer):
             # Forced, or a save racing another create of the same id would overwrite it.
             with transaction.atomic():
                 station.save(force_insert=True)
+                if password is not None:
+                    people.station_credentials_changed(self.context["request"].user, station,
+                                                       "password set")
         except IntegrityError:
             raise serializers.ValidationError(
                 {"id": ["A station with this id already exists."]}
@@ -124,11 +127,17 @@ class StationSerializer(serializers.ModelSerializer):
 
     def update(self, instance: Station, validated_data: dict) -> Station:
         password = validated_data.pop("password", None)
+        profile_before = instance.security_profile
         for name, value in validated_data.items():
             setattr(instance, name, value)
         if password is not None:
             instance.set_password(password)
-        instance.save()
+        with transaction.atomic():
+            instance.save()
+            if password is not None or instance.security_profile != profile_before:
+                people.station_credentials_changed(
+                    self.context["request"].user, instance,
+                    "password changed" if password is not None else "security profile set")
         return instance
 
 
