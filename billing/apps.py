@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class BillingConfig(AppConfig):
     name = "billing"
     verbose_name = "Tariffs and invoices"
+
+    def ready(self) -> None:
+        from billing import services
+        from stations import signals
+
+        signals.transaction_changed.connect(services.on_transaction_changed,
+                                            dispatch_uid="billing.price")

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -152,6 +153,11 @@ CELERY_TIMEZONE = "UTC"
 CELERY_TASK_DEFAULT_QUEUE = f"celery{RUN_ID}"
 CELERY_BEAT_SCHEDULE = {
     "expire-stale-calls": {"task": "stations.tasks.expire_stale_calls", "schedule": 60.0},
+    # Idle fees of cars still plugged in after their session; sessions left unpriced.
+    "billing-settle-costs": {"task": "billing.tasks.settle_costs", "schedule": 60.0},
+    # Last month's invoices as drafts, early on the 1st (periods in each issuer's time zone).
+    "billing-monthly-invoices": {"task": "billing.tasks.monthly_invoices",
+                                 "schedule": crontab(minute=30, hour=3, day_of_month=1)},
 }
 
 PASSWORD_HASHERS = [
@@ -173,6 +179,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+
+# Generated files (billing exports); served only through views that check who asks.
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "media")))
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
@@ -222,6 +231,11 @@ OCPP = {
     "AUTH_FAILURE_WINDOW": envint("OCPP_AUTH_FAILURE_WINDOW", 300),
     # Check our own replies against the version's schema (cheap with cached validators).
     "VALIDATE_REPLIES": envbool("OCPP_VALIDATE_REPLIES", "true"),
+}
+
+BILLING = {
+    # Seconds between two running-cost updates sent to a charger during a session.
+    "COST_UPDATE_INTERVAL": envint("BILLING_COST_UPDATE_INTERVAL", 60),
 }
 
 LOGGING = {

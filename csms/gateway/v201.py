@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from django.conf import settings
 from django.utils import timezone
 
+from billing.services import total_cost as billing_total
 from csms.gateway.frames import parse_timestamp, utc_timestamp
 from csms.gateway.handlers import Context, Registry, data_transfer, notification
 from csms.gateway.units import to_domain
@@ -103,7 +104,7 @@ def transaction_event(ctx: Context, payload: dict) -> dict:
     edge = {"start": "Transaction.Begin", "end": "Transaction.End"}.get(kind)
     readings = [s.value for s in samples if s.context == edge
                 and s.measurand == services.ENERGY_REGISTER and not s.phase]
-    services.transaction_report(ctx.station, TransactionReport(
+    tx, _ = services.transaction_report(ctx.station, TransactionReport(
         kind=kind, timestamp=parse_timestamp(payload["timestamp"]),
         transaction_id=info["transactionId"], sequence=payload["seqNo"],
         evse=evse.get("id"), connector=evse.get("connectorId"), id_token=token,
@@ -113,9 +114,12 @@ def transaction_event(ctx: Context, payload: dict) -> dict:
         samples=samples,
     ))
     # A TransactionEvent cannot be rejected: an unknown token is stored and answered Invalid.
-    if token is None:
-        return {}
-    return {"idTokenInfo": _id_token_info(services.authorize(ctx.station, token))}
+    reply = {} if token is None else {
+        "idTokenInfo": _id_token_info(services.authorize(ctx.station, token))}
+    # The final cost, priced and stored with the end in this transaction (billing's receiver).
+    if kind == "end" and (total := billing_total(tx)) is not None:
+        reply["totalCost"] = total
+    return reply
 
 
 @HANDLERS.on("MeterValues")

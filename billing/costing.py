@@ -1,0 +1,320 @@
+"""What a charging session costs: pure arithmetic on a tariff's terms and a session's facts.
+
+The rounding rule (one, everywhere): amounts are computed exactly — rational numbers, no
+intermediate rounding — and each component of a session (energy, charging time, idle time) is
+rounded once, half up (0.005 → 0.01), to the cent after summing its exact parts. The session fee
+is added as it is, then the minimum and maximum session prices apply to the sum. VAT on a
+session (for the charger's display) is its net times the rate, rounded half up; on an invoice
+VAT is computed per rate on the sum of the lines' nets, rounded half up (EN 16931 BR-CO-17).
+
+Energy is split across time-of-use windows by the session's meter readings: the register is
+interpolated linearly between readings, and the energy between two instants is the difference
+of the interpolated register, so energy charged at night is billed at the night price even if
+the session started in the day. Window edges are wall-clock times in the site's time zone;
+the instants where the price changes are found per calendar day with zoneinfo (both folds of a
+repeated hour, and the DST transitions themselves), so a session across a DST change is priced
+by the wall clock the driver sees.
+"""
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from zoneinfo import ZoneInfo
+
+CENT = Decimal("0.01")
+UTC_ZONE = ZoneInfo("UTC")
+# A meter interval whose average power is below this is the car not charging (full, paused):
+# the time after the last charging interval is idle. Meters of parked cars creep a few watts.
+IDLE_BELOW_W = 100
+# Meter readings further apart than this, across a change of price, make the split a guess.
+MAX_READING_GAP = timedelta(hours=1)
+
+
+def round_cents(amount: Fraction | Decimal) -> Decimal:
+    """Half up (away from zero) to the cent, from an exact amount."""
+    if isinstance(amount, Decimal):
+        return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    cents_times_two = abs(amount) * 200
+    cents = (cents_times_two.numerator // cents_times_two.denominator + 1) // 2
+    return (Decimal(cents) / 100 * (1 if amount >= 0 else -1)).quantize(CENT)
+
+
+def vat_of(net: Decimal, rate_percent: Decimal) -> Decimal:
+    return round_cents(Fraction(net) * Fraction(rate_percent) / 100)
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    per_kwh: Decimal
+    per_minute: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Other prices on `weekdays` (0 = Monday) from `start` to `end` (wall clock); an end at or
+    before the start runs into the next day."""
+
+    label: str
+    weekdays: frozenset[int]
+    start: time
+    end: time
+    prices: Prices
+
+    def covers(self, moment: datetime) -> bool:
+        day, clock = moment.weekday(), moment.time().replace(tzinfo=None)
+        if self.start < self.end:
+            return day in self.weekdays and self.start <= clock < self.end
+        return ((day in self.weekdays and clock >= self.start)
+                or ((day - 1) % 7 in self.weekdays and clock < self.end))
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """A tariff version as the arithmetic needs it."""
+
+    prices: Prices
+    windows: tuple[Window, ...] = ()
+    session_fee: Decimal = Decimal("0")
+    idle_per_minute: Decimal = Decimal("0")
+    idle_grace: timedelta = timedelta(0)
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    vat_rate: Decimal = Decimal("0")
+    zone: ZoneInfo = UTC_ZONE
+    default_label: str = "standard"
+
+    def window_at(self, moment: datetime) -> tuple[str, Prices]:
+        local = moment.astimezone(self.zone)
+        for window in self.windows:
+            if window.covers(local):
+                return window.label, window.prices
+        return self.default_label, self.prices
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    at: datetime
+    wh: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """What is known of a session when it is priced.
+
+    readings: the energy register (start reading first), sorted by time. until: the end of the
+    session, or now for a running one. released: when the car left the connector (the end of
+    idle time); None while it is still there (running or stopped and plugged): idle runs to
+    `until`. running: the time after the last reading counts as charging if the last interval
+    was charging (a reading is due, not missing).
+    """
+
+    started_at: datetime
+    until: datetime
+    readings: tuple[Reading, ...]
+    released: datetime | None = None
+    running: bool = False
+
+
+@dataclass(slots=True)
+class Part:
+    """The share of one time-of-use window."""
+
+    label: str
+    prices: Prices
+    energy_wh: Fraction = Fraction(0)
+    charging_seconds: Fraction = Fraction(0)
+
+    def as_dict(self) -> dict:
+        return {"label": self.label,
+                "kwh": str((Decimal(self.energy_wh.numerator) / self.energy_wh.denominator
+                            / 1000).quantize(Decimal("0.001"))),
+                "minutes": str((Decimal(self.charging_seconds.numerator)
+                                / self.charging_seconds.denominator / 60)
+                               .quantize(Decimal("0.1"))),
+                "price_kwh": str(self.prices.per_kwh), "price_minute": str(self.prices.per_minute)}
+
+
+@dataclass(slots=True)
+class Cost:
+    energy_wh: Decimal
+    charging_seconds: int
+    idle_seconds: int
+    billable_idle_seconds: int
+    energy_amount: Decimal
+    time_amount: Decimal
+    idle_amount: Decimal
+    session_fee: Decimal
+    cap_adjustment: Decimal
+    net: Decimal
+    vat_rate: Decimal
+    vat_amount: Decimal
+    gross: Decimal
+    parts: list[Part] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+class InvalidMeterData(ValueError):
+    """The readings cannot be priced as they are (a person has to look)."""
+
+
+def check_readings(readings: Sequence[Reading]) -> None:
+    if not readings:
+        raise InvalidMeterData("no energy readings")
+    for before, after in itertools.pairwise(readings):
+        if after.wh < before.wh:
+            raise InvalidMeterData(
+                f"energy register went backwards at {after.at:%Y-%m-%d %H:%M:%S} UTC "
+                f"({before.wh} → {after.wh} Wh)")
+
+
+def _seconds(delta: timedelta) -> Fraction:
+    return Fraction(delta.days * 86400 + delta.seconds) + Fraction(delta.microseconds, 10**6)
+
+
+class Register:
+    """The energy register as a function of time, linear between readings, flat outside."""
+
+    def __init__(self, readings: Sequence[Reading]):
+        self.readings = readings
+
+    def at(self, moment: datetime) -> Fraction:
+        readings = self.readings
+        if moment <= readings[0].at:
+            return Fraction(readings[0].wh)
+        for before, after in itertools.pairwise(readings):
+            if moment <= after.at:
+                span = _seconds(after.at - before.at)
+                if span == 0:
+                    return Fraction(after.wh)
+                share = _seconds(moment - before.at) / span
+                return Fraction(before.wh) + (Fraction(after.wh) - Fraction(before.wh)) * share
+        return Fraction(readings[-1].wh)
+
+
+def charging_end(session: Session) -> datetime:
+    """When the car stopped charging for good: the end of the last interval between readings
+    whose average power was at least IDLE_BELOW_W (the session's start if there is none)."""
+    readings = session.readings
+    end = session.started_at
+    for before, after in itertools.pairwise(readings):
+        seconds = _seconds(after.at - before.at)
+        if seconds > 0 and (Fraction(after.wh) - Fraction(before.wh)) * 3600 / seconds \
+                >= IDLE_BELOW_W:
+            end = after.at
+    if session.running and (len(readings) < 2 or end == readings[-1].at):
+        return session.until  # still charging as far as anyone can tell
+    return min(max(end, session.started_at), session.until)
+
+
+def price_changes(start: datetime, end: datetime, terms: Terms) -> list[datetime]:
+    """The instants within (start, end) where the applicable window may change (UTC)."""
+    if not terms.windows:
+        return []
+    zone = terms.zone
+    edges = {time(0)} | {w.start for w in terms.windows} | {w.end for w in terms.windows}
+    first = start.astimezone(zone).date() - timedelta(days=1)
+    last = end.astimezone(zone).date() + timedelta(days=1)
+    instants = set()
+    day = first
+    while day <= last:
+        for edge in edges:
+            for fold in (0, 1):  # a repeated hour has two of each wall time
+                local = datetime.combine(day, edge, tzinfo=zone).replace(fold=fold)
+                instant = local.astimezone(UTC)
+                if start < instant < end:
+                    instants.add(instant)
+        day += timedelta(days=1)
+    points = sorted(instants | {start, end})
+    # Where the offset changes (DST), the wall clock jumps: that instant is an edge too.
+    for before, after in itertools.pairwise(points):
+        if before.astimezone(zone).utcoffset() != after.astimezone(zone).utcoffset():
+            instants.add(_transition(before, after, zone))
+    return sorted(instants)
+
+
+def _transition(low: datetime, high: datetime, zone: ZoneInfo) -> datetime:
+    offset = low.astimezone(zone).utcoffset()
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).utcoffset() == offset:
+            low = middle
+        else:
+            high = middle
+    return high.replace(microsecond=0) if high.microsecond else high
+
+
+def compute(terms: Terms, session: Session) -> Cost:
+    """Price a session; InvalidMeterData when its readings cannot be priced."""
+    readings = tuple(r for r in session.readings if session.started_at <= r.at <= session.until)
+    if not readings and session.readings:
+        readings = (session.readings[0],)
+    check_readings(readings)
+    session = Session(session.started_at, session.until, readings, session.released,
+                      session.running)
+    register = Register(readings)
+    charged_until = charging_end(session)
+    problems = []
+
+    parts: dict[str, Part] = {}
+    cuts = [session.started_at, *price_changes(session.started_at, session.until, terms),
+            session.until]
+    for a, b in itertools.pairwise(cuts):
+        if b <= a:
+            continue
+        label, prices = terms.window_at(a + (b - a) / 2)
+        part = parts.setdefault(label, Part(label, prices))
+        part.energy_wh += register.at(b) - register.at(a)
+        overlap = min(b, charged_until) - a
+        if overlap > timedelta(0):
+            part.charging_seconds += _seconds(overlap)
+    if len(parts) > 1:
+        problems += _gaps_across_changes(readings, cuts, terms)
+
+    energy = sum((p.energy_wh * Fraction(p.prices.per_kwh) / 1000 for p in parts.values()),
+                 Fraction(0))
+    minutes = sum((p.charging_seconds * Fraction(p.prices.per_minute) / 60
+                   for p in parts.values()), Fraction(0))
+    idle_end = session.released if session.released is not None else session.until
+    idle = max(timedelta(0), idle_end - charged_until)
+    billable_idle = max(timedelta(0), idle - terms.idle_grace)
+    idle_fee = _seconds(billable_idle) * Fraction(terms.idle_per_minute) / 60
+
+    energy_amount, time_amount = round_cents(energy), round_cents(minutes)
+    idle_amount = round_cents(idle_fee)
+    subtotal = energy_amount + time_amount + idle_amount + terms.session_fee
+    net = subtotal
+    if terms.min_price is not None and net < terms.min_price:
+        net = terms.min_price
+    if terms.max_price is not None and net > terms.max_price:
+        net = terms.max_price
+    net = round_cents(net)
+    vat = vat_of(net, terms.vat_rate)
+    total_wh = Fraction(readings[-1].wh) - Fraction(readings[0].wh)
+    return Cost(
+        energy_wh=Decimal(total_wh.numerator) / total_wh.denominator,
+        charging_seconds=int(_seconds(charged_until - session.started_at)),
+        idle_seconds=int(_seconds(idle)), billable_idle_seconds=int(_seconds(billable_idle)),
+        energy_amount=energy_amount, time_amount=time_amount, idle_amount=idle_amount,
+        session_fee=round_cents(terms.session_fee), cap_adjustment=round_cents(net - subtotal),
+        net=net, vat_rate=terms.vat_rate, vat_amount=vat, gross=net + vat,
+        parts=list(parts.values()), problems=problems,
+    )
+
+
+def _gaps_across_changes(readings: Sequence[Reading], cuts: Iterable[datetime],
+                         terms: Terms) -> list[str]:
+    """Readings so far apart, across a change of price, that the split is a guess."""
+    changes = list(cuts)[1:-1]
+    problems = []
+    for before, after in itertools.pairwise(readings):
+        if after.at - before.at <= MAX_READING_GAP or after.wh == before.wh:
+            continue
+        inside = [c for c in changes if before.at < c < after.at]
+        if inside and len({terms.window_at(before.at)[0], terms.window_at(after.at)[0],
+                           *(terms.window_at(c)[0] for c in inside)}) > 1:
+            problems.append(f"no meter reading between {before.at:%Y-%m-%d %H:%M} and "
+                            f"{after.at:%H:%M} UTC, across a change of price")
+    return problems

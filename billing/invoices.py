@@ -1,0 +1,254 @@
+"""Invoices from priced sessions: generation per customer and period, issuing with gap-free
+numbers, payment, and correction by credit note.
+
+Numbers: a draft has none. Issuing takes the issuer's counter row under SELECT ... FOR UPDATE
+in the same database transaction that stores the issued invoice, so two issuers in parallel
+never get the same number, and a failure rolls the counter back with the invoice: no gaps.
+"""
+
+import calendar
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.db import transaction as db
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from accounts.models import Organization
+from billing.costing import vat_of
+from billing.models import (
+    ZERO,
+    CustomerAccount,
+    Invoice,
+    InvoiceLine,
+    Issuer,
+    SessionCost,
+)
+
+
+class InvoiceError(ValueError):
+    """A request the invoice's state does not allow, said readably."""
+
+
+@dataclass(frozen=True, slots=True)
+class VatGroup:
+    rate: Decimal
+    base: Decimal
+    amount: Decimal
+
+
+def previous_month(today: date) -> tuple[date, date]:
+    first = today.replace(day=1)
+    last_of_previous = first - timedelta(days=1)
+    return last_of_previous.replace(day=1), last_of_previous
+
+
+def month(year: int, number: int) -> tuple[date, date]:
+    return date(year, number, 1), date(year, number, calendar.monthrange(year, number)[1])
+
+
+def period_end_instant(issuer: Issuer, end: date) -> datetime:
+    """The end of a period's last day in the issuer's time zone (exclusive)."""
+    return datetime.combine(end + timedelta(days=1), time(0), tzinfo=ZoneInfo(issuer.time_zone))
+
+
+def vat_groups(invoice: Invoice) -> list[VatGroup]:
+    """VAT per rate, on the sum of the lines' nets at that rate (EN 16931 BR-CO-17)."""
+    bases: dict[Decimal, Decimal] = defaultdict(lambda: ZERO)
+    for rate, net in invoice.lines.values_list("vat_rate", "net_amount"):
+        bases[rate] += net
+    return [VatGroup(rate, base, vat_of(base, rate)) for rate, base in sorted(bases.items())]
+
+
+def _total(invoice: Invoice) -> None:
+    groups = vat_groups(invoice)
+    invoice.net_total = sum((g.base for g in groups), ZERO)
+    invoice.vat_total = sum((g.amount for g in groups), ZERO)
+    invoice.gross_total = invoice.net_total + invoice.vat_total
+
+
+def billable(issuer: Issuer, until: datetime) -> QuerySet[SessionCost]:
+    """Priced sessions of this issuer's tariffs that ended before `until` and are on no
+    invoice yet (late ones — resolved after review, stopped offline — included)."""
+    return (SessionCost.objects
+            .filter(state__in=SessionCost.BILLABLE, invoice__isnull=True, customer__isnull=False,
+                    tariff_version__tariff__issuer=issuer, transaction__stopped_at__lt=until)
+            .select_related("transaction__station__site", "transaction__id_token")
+            .order_by("transaction__started_at", "pk"))
+
+
+def _account(customer: Organization, issuer: Issuer) -> CustomerAccount:
+    account = CustomerAccount.objects.filter(organization=customer).first()
+    if account is None:
+        # Billing details nobody entered yet: the name, and the issuer's country, to be edited.
+        account = CustomerAccount.objects.create(organization=customer,
+                                                 legal_name=customer.name,
+                                                 country=issuer.country)
+    return account
+
+
+def _line(invoice: Invoice, position: int, cost: SessionCost, sign: int = 1) -> InvoiceLine:
+    tx = cost.transaction
+    site = tx.station.site
+    duration = int(((tx.stopped_at or tx.started_at) - tx.started_at).total_seconds())
+    return InvoiceLine(
+        invoice=invoice, position=position, transaction=tx,
+        description=f"Charging session {tx.station_id} #{tx.transaction_id}"[:200],
+        started_at=tx.started_at, stopped_at=tx.stopped_at,
+        time_zone=site.time_zone if site else "UTC", site_name=site.name if site else "",
+        station_id=tx.station_id, card=tx.id_token_value, energy_wh=cost.energy_wh * sign,
+        duration_seconds=max(duration, 0), idle_seconds=cost.idle_seconds,
+        net_amount=cost.net * sign, vat_rate=cost.vat_rate,
+    )
+
+
+def generate(period_start: date, period_end: date, *, issuer: Issuer | None = None,
+             customer: Organization | None = None, issue: bool = False) -> list[Invoice]:
+    """Invoices (drafts, or issued with `issue`) for every customer with billable sessions.
+
+    Idempotent: sessions already on an invoice are never added twice, and a customer's draft
+    for the same period is extended rather than doubled.
+    """
+    if period_end < period_start:
+        raise InvoiceError("The period ends before it starts.")
+    issuers = [issuer] if issuer else list(Issuer.objects.all())
+    made = []
+    for each in issuers:
+        with db.atomic():
+            # One generation per issuer at a time; the same lock guards its numbers.
+            locked = Issuer.objects.select_for_update().get(pk=each.pk)
+            costs = billable(locked, period_end_instant(locked, period_end))
+            if customer is not None:
+                costs = costs.filter(customer=customer)
+            by_customer: dict[int, list[SessionCost]] = defaultdict(list)
+            for cost in costs:
+                by_customer[cost.customer_id].append(cost)
+            for customer_id, group in sorted(by_customer.items()):
+                invoice = _draft(locked, customer_id, group, period_start, period_end)
+                if issue:
+                    _issue_locked(invoice, locked)
+                made.append(invoice)
+    return made
+
+
+def _draft(issuer: Issuer, customer_id: int, costs: list[SessionCost], period_start: date,
+           period_end: date) -> Invoice:
+    customer = Organization.objects.get(pk=customer_id)
+    account = _account(customer, issuer)
+    currency = costs[0].currency
+    invoice = Invoice.objects.filter(
+        issuer=issuer, customer=customer, status=Invoice.Status.DRAFT,
+        kind=Invoice.Kind.INVOICE, period_start=period_start, period_end=period_end,
+        currency=currency,
+    ).first() or Invoice.objects.create(
+        issuer=issuer, customer=customer, period_start=period_start, period_end=period_end,
+        currency=currency, buyer_reference=account.buyer_reference,
+    )
+    position = invoice.lines.count()
+    lines = []
+    for cost in costs:
+        if cost.currency != currency:
+            continue  # another currency goes on another invoice (the next run makes it)
+        position += 1
+        lines.append(_line(invoice, position, cost))
+    InvoiceLine.objects.bulk_create(lines)
+    SessionCost.objects.filter(pk__in=[c.pk for c in costs if c.currency == currency]).update(
+        invoice=invoice)
+    _total(invoice)
+    invoice.save()
+    return invoice
+
+
+def issue(invoice: Invoice) -> Invoice:
+    """Give a draft its number and freeze it."""
+    with db.atomic():
+        issuer = Issuer.objects.select_for_update().get(pk=invoice.issuer_id)
+        fresh = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        _issue_locked(fresh, issuer)
+    return fresh
+
+
+def _issue_locked(invoice: Invoice, issuer: Issuer) -> None:
+    if invoice.status != Invoice.Status.DRAFT:
+        raise InvoiceError(f"{invoice} is {invoice.status}, not a draft.")
+    if not invoice.lines.exists():
+        raise InvoiceError("An invoice without lines cannot be issued.")
+    _total(invoice)
+    account = _account(invoice.customer, issuer)
+    today = timezone.now().astimezone(ZoneInfo(issuer.time_zone)).date()
+    invoice.sequence = issuer.next_number
+    invoice.number = f"{issuer.number_prefix}{issuer.next_number:06d}"
+    issuer.next_number += 1
+    issuer.save(update_fields=["next_number"])
+    invoice.seller = issuer.details() | {"iban": issuer.iban, "bic": issuer.bic}
+    invoice.buyer = account.details()
+    invoice.buyer_reference = invoice.buyer_reference or account.buyer_reference
+    invoice.issue_date = today
+    invoice.due_date = today + timedelta(days=issuer.payment_days)
+    invoice.status = Invoice.Status.ISSUED
+    invoice.issued_at = timezone.now()
+    invoice.save()
+
+
+def discard(invoice: Invoice) -> None:
+    """Delete a draft; its sessions become billable again."""
+    if invoice.status != Invoice.Status.DRAFT:
+        raise InvoiceError("Only a draft can be discarded; correct an issued invoice with a "
+                           "credit note.")
+    invoice.delete()
+
+
+def mark_paid(invoice: Invoice, when: datetime | None = None) -> Invoice:
+    if invoice.kind != Invoice.Kind.INVOICE or invoice.status != Invoice.Status.ISSUED:
+        raise InvoiceError(f"Only an issued invoice can be paid; {invoice} is {invoice.status}.")
+    invoice.status, invoice.paid_at = Invoice.Status.PAID, when or timezone.now()
+    invoice.save()
+    return invoice
+
+
+def credit(invoice: Invoice, *, rebill: bool, reason: str = "") -> Invoice:
+    """Cancel an issued (or paid) invoice with a credit note, issued at once with the next
+    number. The invoice becomes void. Its sessions are billed again on the next invoice
+    (`rebill`, e.g. after the customer's details were corrected) or not at all."""
+    with db.atomic():
+        issuer = Issuer.objects.select_for_update().get(pk=invoice.issuer_id)
+        original = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        if original.kind != Invoice.Kind.INVOICE or original.status not in (
+                Invoice.Status.ISSUED, Invoice.Status.PAID):
+            raise InvoiceError(f"Only an issued or paid invoice can be credited; {original} "
+                               f"is {original.status}.")
+        note = Invoice.objects.create(
+            issuer=issuer, customer=original.customer, kind=Invoice.Kind.CREDIT_NOTE,
+            corrects=original, period_start=original.period_start,
+            period_end=original.period_end, currency=original.currency,
+            buyer_reference=original.buyer_reference,
+            note=(reason or f"Cancels invoice {original.number}")[:300],
+        )
+        lines = []
+        for line in original.lines.all():
+            line.pk, line.invoice = None, note
+            line.energy_wh, line.net_amount = -line.energy_wh, -line.net_amount
+            lines.append(line)
+        InvoiceLine.objects.bulk_create(lines)
+        _issue_locked(note, issuer)
+        original.status, original.voided_at = Invoice.Status.VOID, timezone.now()
+        original.save()
+        costs = SessionCost.objects.filter(invoice=original)
+        if rebill:
+            costs.update(invoice=None)
+        else:
+            costs.update(invoice=None, state=SessionCost.State.EXCLUDED,
+                         note=f"credited by {note.number}")
+    return note
+
+
+def issue_drafts(drafts: QuerySet[Invoice]) -> int:
+    """Issue every draft of the query set (each with its own number, in order)."""
+    count = 0
+    for invoice in drafts.filter(status=Invoice.Status.DRAFT):
+        issue(invoice)
+        count += 1
+    return count

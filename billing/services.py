@@ -1,0 +1,262 @@
+"""Pricing sessions: which tariff applies, what the meter says, when the car left; writes
+SessionCost rows. The arithmetic itself is in billing/costing.py.
+
+Called inside the charger's message transaction (stations.signals.transaction_changed): at a
+session's start the tariff version is fixed, during it the running cost goes to the charger now
+and then, at its end the final cost is stored before the charger is answered.
+"""
+
+import logging
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction as db
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Organization
+from billing import costing
+from billing.models import SessionCost, TariffAssignment, TariffVersion
+from stations import commands
+from stations.models import Connector, MeterSample, StatusChange, Transaction
+from stations.services import ENERGY_REGISTER
+
+log = logging.getLogger(__name__)
+State = SessionCost.State
+# A car still reported on the connector this long after its session is a lost status report.
+IDLE_SETTLE_LIMIT = timedelta(hours=24)
+
+
+def zone_of(tx: Transaction) -> ZoneInfo:
+    site = tx.station.site
+    try:
+        return ZoneInfo(site.time_zone if site else "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def customer_of(tx: Transaction) -> Organization | None:
+    """Who pays: the organization of the ID token the session was started with."""
+    return tx.id_token.organization if tx.id_token_id else None
+
+
+def assignment_for(tx: Transaction, customer: Organization | None) -> TariffAssignment | None:
+    """The most specific assignment: station and customer, site and customer, station, site."""
+    where = Q(station_id=tx.station_id)
+    if tx.station.site_id:
+        where |= Q(site_id=tx.station.site_id)
+    who = Q(customer__isnull=True) | (Q(customer=customer) if customer else Q())
+    candidates = TariffAssignment.objects.filter(where, who).select_related("tariff")
+
+    def rank(assignment: TariffAssignment) -> tuple[bool, bool]:
+        return assignment.customer_id is None, assignment.station_id is None
+
+    return min(candidates, key=rank, default=None)
+
+
+def version_for(tx: Transaction, customer: Organization | None) -> TariffVersion | None:
+    assignment = assignment_for(tx, customer)
+    return assignment.tariff.version_at(tx.started_at) if assignment else None
+
+
+def terms_of(version: TariffVersion, zone: ZoneInfo) -> costing.Terms:
+    windows = tuple(
+        costing.Window(w.label, frozenset(int(d) for d in w.weekdays), w.start, w.end,
+                       costing.Prices(w.price_kwh, w.price_minute))
+        for w in version.windows.all()
+    )
+    return costing.Terms(
+        prices=costing.Prices(version.price_kwh, version.price_minute), windows=windows,
+        session_fee=version.session_fee, idle_per_minute=version.idle_price_minute,
+        idle_grace=timedelta(minutes=version.idle_grace_minutes), min_price=version.min_price,
+        max_price=version.max_price, vat_rate=version.vat_rate, zone=zone,
+    )
+
+
+def readings_of(tx: Transaction) -> list[costing.Reading]:
+    """The energy register over the session: start reading, samples, stop reading."""
+    by_time: dict[datetime, Decimal] = {}
+    if tx.meter_start_wh is not None:
+        by_time[tx.started_at] = tx.meter_start_wh
+    samples = (MeterSample.objects
+               .filter(transaction=tx, measurand=ENERGY_REGISTER, phase="",
+                       location__in=["", "Outlet"])
+               .order_by("timestamp", "id").values_list("timestamp", "value"))
+    for at, wh in samples:
+        by_time.setdefault(at, wh)
+    if tx.stopped_at is not None and tx.meter_stop_wh is not None:
+        by_time[tx.stopped_at] = tx.meter_stop_wh
+    return [costing.Reading(at, wh) for at, wh in sorted(by_time.items())]
+
+
+def released_at(tx: Transaction, after: datetime) -> datetime | None:
+    """When the car left the connector after charging ended; None while it is still there.
+
+    The first status report of the connector after `after` that is not Occupied, or the next
+    session's start there. With neither, a connector that is not Occupied now was left when
+    the session stopped.
+    """
+    if tx.connector_id is None:
+        return tx.stopped_at
+    change = (StatusChange.objects.filter(connector_id=tx.connector_id, timestamp__gt=after)
+              .exclude(status=Connector.Status.OCCUPIED).order_by("timestamp")
+              .values_list("timestamp", flat=True).first())
+    following = (Transaction.objects.filter(connector_id=tx.connector_id,
+                                            started_at__gt=tx.started_at)
+                 .exclude(pk=tx.pk).order_by("started_at")
+                 .values_list("started_at", flat=True).first())
+    known = [moment for moment in (change, following) if moment is not None]
+    if known:
+        return max(min(known), tx.started_at)
+    status = Connector.objects.filter(pk=tx.connector_id).values_list("status", flat=True).first()
+    return None if status == Connector.Status.OCCUPIED else tx.stopped_at
+
+
+def _store(cost: SessionCost, result: costing.Cost) -> None:
+    for name in ("energy_wh", "charging_seconds", "idle_seconds", "billable_idle_seconds",
+                 "energy_amount", "time_amount", "idle_amount", "session_fee", "cap_adjustment",
+                 "net", "vat_rate", "vat_amount", "gross"):
+        setattr(cost, name, getattr(result, name))
+    cost.breakdown = [part.as_dict() for part in result.parts]
+
+
+def live_cost(tx: Transaction, now: datetime | None = None) -> costing.Cost | None:
+    """The cost so far of a running session, or None when it cannot be priced (no tariff,
+    no readings). Nothing is stored."""
+    now = now or timezone.now()
+    customer = customer_of(tx)
+    cost = SessionCost.objects.filter(transaction=tx).select_related("tariff_version").first()
+    version = cost.tariff_version if cost and cost.tariff_version else version_for(tx, customer)
+    if version is None:
+        return None
+    readings = readings_of(tx)
+    until = max(now, tx.started_at)
+    try:
+        return costing.compute(terms_of(version, zone_of(tx)), costing.Session(
+            tx.started_at, until, tuple(readings), running=True))
+    except costing.InvalidMeterData:
+        return None
+
+
+def price(tx: Transaction, *, now: datetime | None = None, accepted_by=None) -> SessionCost:
+    """Price a session and store the result: running, idle (stopped, car still plugged),
+    final, review, or no tariff. A final or billed cost is not priced again, unless a person
+    accepts it after review (`accepted_by`)."""
+    now = now or timezone.now()
+    cost = SessionCost.objects.select_for_update().filter(transaction=tx).first()
+    if cost is not None and (cost.invoice_id is not None or cost.state == State.EXCLUDED
+                             or (cost.state == State.FINAL and accepted_by is None)):
+        return cost
+    customer = customer_of(tx)
+    if cost is None:
+        cost = SessionCost(transaction=tx)
+    if accepted_by is not None:
+        cost.reviewed_by = accepted_by
+    cost.customer = customer
+    cost.tariff_version = cost.tariff_version or version_for(tx, customer)
+    cost.priced_at = now
+    cost.note = ""
+    if cost.tariff_version is None:
+        cost.state = State.NO_TARIFF
+        cost.note = "no tariff applies to this station, site and customer at the session's start"
+        cost.save()
+        return cost
+    cost.currency = cost.tariff_version.tariff.currency
+    terms = terms_of(cost.tariff_version, zone_of(tx))
+    readings = tuple(readings_of(tx))
+    running = tx.state == Transaction.State.ACTIVE
+    problems = []
+    if not running:
+        if tx.needs_review:
+            problems.append(tx.review_note or "the session's messages need a look")
+        if tx.energy_wh is None or tx.meter_stop_wh is None:
+            problems.append("energy unknown: no start or stop meter reading")
+    state, released, until = State.RUNNING, None, max(now, tx.started_at)
+    if not running:
+        stopped = tx.stopped_at or tx.started_at
+        charged_until = costing.charging_end(costing.Session(tx.started_at, stopped, readings))
+        released = released_at(tx, charged_until)
+        if released is None and now - stopped > IDLE_SETTLE_LIMIT:
+            released = stopped + IDLE_SETTLE_LIMIT
+            problems.append("the connector was still reported occupied a day after the "
+                            "session: idle time counted for one day")
+        state = State.FINAL if released is not None else State.IDLE
+        until = max(stopped, released) if released is not None else max(now, stopped)
+    try:
+        result = costing.compute(terms, costing.Session(
+            tx.started_at, until, readings, released=released, running=running))
+    except costing.InvalidMeterData as error:
+        cost.state, cost.note = State.REVIEW, str(error)[:200]
+        cost.save()
+        return cost
+    _store(cost, result)
+    problems += result.problems
+    if problems and state == State.FINAL and accepted_by is None and cost.reviewed_by is None:
+        state = State.REVIEW
+    cost.state = state
+    cost.note = "; ".join(problems)[:200]
+    cost.save()
+    return cost
+
+
+def exclude(cost: SessionCost, user: AbstractBaseUser, note: str) -> SessionCost:
+    """A person decides a session is not billed (a test, a fault, a goodwill gesture)."""
+    if cost.invoice_id is not None:
+        raise ValueError("This session is on an invoice; correct it with a credit note.")
+    cost.state, cost.reviewed_by = State.EXCLUDED, user
+    cost.note = (note or "not billed")[:200]
+    cost.save(update_fields=["state", "reviewed_by", "note"])
+    return cost
+
+
+def total_cost(tx: Transaction) -> Decimal | None:
+    """The session's total including taxes for the charger at its end, or None when there is
+    no price to tell (no tariff, needs review)."""
+    cost = SessionCost.objects.filter(transaction=tx).only("state", "gross").first()
+    if cost is None or cost.state not in (State.FINAL, State.IDLE):
+        return None
+    return cost.gross
+
+
+def on_transaction_changed(sender, transaction: Transaction, kind: str, **kwargs) -> None:
+    """Receiver of stations.signals.transaction_changed, inside the charger's message
+    transaction. A pricing failure must never lose the charger's data: it is logged and the
+    session shows up unpriced, priced again by the next message or by `settle`."""
+    try:
+        with db.atomic():
+            _changed(transaction, kind)
+    except Exception:
+        log.exception("pricing %s failed", transaction)
+
+
+def _changed(tx: Transaction, kind: str) -> None:
+    if kind == "end" or tx.state == Transaction.State.COMPLETED:
+        price(tx)
+        return
+    cost = SessionCost.objects.filter(transaction=tx).only("priced_at", "cost_sent_at").first()
+    interval = timedelta(seconds=settings.BILLING["COST_UPDATE_INTERVAL"])
+    now = timezone.now()
+    if cost is not None and kind != "start" and now - cost.priced_at < interval:
+        return  # the charger heard the running cost a moment ago
+    cost = price(tx, now=now)
+    if cost.state == State.RUNNING and cost.tariff_version_id and kind != "start":
+        commands.cost_update(tx, cost.gross)
+        SessionCost.objects.filter(pk=cost.pk).update(cost_sent_at=now)
+
+
+def settle(batch: int = 500) -> int:
+    """Price again the sessions whose car was still plugged in at their end (the idle fee runs
+    until it leaves), and price ended sessions that have no cost yet (a pricing that failed,
+    data that arrived late); returns how many were priced. Run every minute by beat."""
+    count = 0
+    idle = SessionCost.objects.filter(state=State.IDLE).values_list("transaction_id", flat=True)
+    unpriced = Transaction.objects.filter(state=Transaction.State.COMPLETED, cost__isnull=True)
+    todo = list(Transaction.objects.filter(pk__in=list(idle[:batch]))) + list(unpriced[:batch])
+    for tx in todo:
+        with db.atomic():
+            price(tx)
+        count += 1
+    return count
