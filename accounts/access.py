@@ -128,3 +128,11 @@ def card_imports_for(user: AbstractBaseUser) -> QuerySet[CardImport]:
     if Role.OPERATOR_ADMIN in roles(user):
         return CardImport.objects.all()
     return CardImport.objects.filter(organization__in=id_token_organizations_for(user))
+
+
+def id_tokens_managed_by(user: AbstractBaseUser) -> QuerySet[IdToken]:
+    """The ID tokens the user may change: any for an operator admin, their fleets' for a fleet
+    admin (narrower than id_tokens_for(), which finance reads too)."""
+    if Role.OPERATOR_ADMIN in roles(user):
+        return IdToken.objects.all()
+    return IdToken.objects.filter(organization__in=id_token_organizations_for(user))

@@ -1,18 +1,41 @@
-"""REST API v1: who may write what, and the ID token endpoints.
+"""REST API v1: who may write what; ID tokens, card imports, local lists, memberships and the
+audit log.
 
 Reading needs no permission class: every queryset goes through accounts.access, so another
 tenant's object is a 404 and never a 403 that would reveal it exists. The classes below decide
 writes and commands, which some readers (finance) may not do.
 """
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import viewsets
+from django.db import transaction
+from django.db.models import Count, QuerySet
+from django.http import HttpResponse, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
 
-from accounts import access
-from accounts.models import IdToken
-from accounts.serializers import IdTokenSerializer
+from accounts import access, audit, cards, local_lists, people
+from accounts.models import AuditEntry, CardImport, IdToken, LocalListState, Membership
+from accounts.serializers import (
+    AuditEntrySerializer,
+    AuditFilterSerializer,
+    BulkCardsSerializer,
+    BulkResultSerializer,
+    CardImportRequestSerializer,
+    CardImportSerializer,
+    IdTokenSerializer,
+    LocalListPushSerializer,
+    LocalListSerializer,
+    MembershipSerializer,
+)
+from stations import commands
 from stations.models import Station
+from stations.serializers import CallSerializer
 
 
 class MayOperateStations(BasePermission):
@@ -45,12 +68,219 @@ class MayManageIdTokens(BasePermission):
         )
 
 
+class IsOperatorAdmin(BasePermission):
+    message = "Only operator admins may do this."
+
+    def has_permission(self, request, view) -> bool:
+        return access.may_administer(request.user)
+
+
+def csv_response(lines, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
 @extend_schema(tags=["id-tokens"])
 class IdTokenViewSet(viewsets.ModelViewSet):
-    """RFID cards, key codes and app tokens drivers start charging with."""
+    """RFID cards, key codes and app tokens drivers start charging with. Every change is
+    audited and followed by the stations' local lists."""
 
     serializer_class = IdTokenSerializer
     permission_classes = [IsAuthenticated, MayManageIdTokens]
 
-    def get_queryset(self):
-        return access.id_tokens_for(self.request.user)
+    def get_queryset(self) -> QuerySet[IdToken]:
+        return access.id_tokens_for(self.request.user).prefetch_related("allowed_sites")
+
+    def perform_destroy(self, instance: IdToken) -> None:
+        cards.delete(self.request.user, instance)
+
+    @extend_schema(request=BulkCardsSerializer, responses=BulkResultSerializer,
+                   summary="Block, unblock or expire many tokens")
+    @action(detail=False, methods=["post"])
+    def bulk(self, request: Request) -> Response:
+        form = BulkCardsSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        tokens = access.id_tokens_managed_by(request.user).filter(pk__in=form.validated_data["ids"])
+        verb = form.validated_data["action"]
+        if verb == "expire":
+            changed = cards.expire(request.user, tokens)
+        else:
+            status_ = IdToken.Status.BLOCKED if verb == "block" else IdToken.Status.ACCEPTED
+            changed = cards.set_status(request.user, tokens, status_)
+        return Response({"changed": changed})
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR},
+                   summary="All tokens you see, as CSV (the import's columns)")
+    @action(detail=False, methods=["get"])
+    def export(self, request: Request) -> StreamingHttpResponse:
+        return csv_response(cards.export_csv(request.user, self.get_queryset()), "cards.csv")
+
+    @extend_schema(request={"multipart/form-data": CardImportRequestSerializer},
+                   responses={202: CardImportSerializer},
+                   summary="Import tokens from a CSV file (runs in the background)")
+    @action(detail=False, methods=["post"], url_path="import",
+            parser_classes=[MultiPartParser, FormParser])
+    def import_file(self, request: Request) -> Response:
+        form = CardImportRequestSerializer(data=request.data, context={"request": request})
+        form.is_valid(raise_exception=True)
+        upload = form.validated_data["file"]
+        try:
+            job = cards.import_start(request.user, form.validated_data["organization"],
+                                     upload.name, upload.read())
+        except cards.CardError as error:
+            raise serializers.ValidationError({"file": [str(error)]}) from None
+        job.refresh_from_db()
+        return Response(CardImportSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(tags=["id-tokens"])
+class CardImportViewSet(viewsets.ReadOnlyModelViewSet):
+    """CSV imports of ID tokens and their progress."""
+
+    serializer_class = CardImportSerializer
+
+    def get_queryset(self) -> QuerySet[CardImport]:
+        return access.card_imports_for(self.request.user).defer("content")
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR},
+                   summary="The rejected lines and why, as CSV")
+    @action(detail=True, methods=["get"])
+    def rejections(self, request: Request, pk: str) -> HttpResponse:
+        job = self.get_object()
+        response = HttpResponse(cards.rejections_csv(job), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="rejections-{job.pk}.csv"'
+        return response
+
+
+def local_list_states(stations: QuerySet[Station]) -> QuerySet[LocalListState]:
+    return LocalListState.objects.filter(station__in=stations).annotate(
+        entry_count=Count("station__local_list_entries")).order_by("station_id")
+
+
+@extend_schema(tags=["local-lists"])
+@extend_schema_view(partial_update=extend_schema(summary="Turn the local list on or off"))
+class LocalListViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                       mixins.UpdateModelMixin, viewsets.GenericViewSet):
+    """Local authorization lists kept on stations: in sync or not, versions sent, acknowledged
+    and reported. POST /local-lists/ {"station": id} turns one on."""
+
+    serializer_class = LocalListSerializer
+    permission_classes = [IsAuthenticated, MayOperateStations]
+    lookup_value_regex = r"[^/]+"
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[LocalListState]:
+        return local_list_states(access.stations_for(self.request.user))
+
+    def _station(self) -> Station:
+        state = self.get_object()
+        return state.station
+
+    def perform_update(self, serializer) -> None:
+        if "enabled" in serializer.validated_data:
+            local_lists.set_enabled(self.request.user, serializer.instance.station,
+                                    serializer.validated_data["enabled"])
+
+    @extend_schema(request=LocalListSerializer, responses={201: LocalListSerializer},
+                   summary="Keep a local list on a station")
+    def create(self, request: Request) -> Response:
+        station = access.stations_for(request.user).filter(pk=request.data.get("station")).first()
+        if station is None:
+            return Response({"detail": "No such station."}, status=404)
+        if not access.may_operate_station(request.user, station):
+            raise PermissionDenied(MayOperateStations.message)
+        local_lists.set_enabled(request.user, station, True)
+        state = self.get_queryset().get(pk=station.pk)
+        return Response(LocalListSerializer(state).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=LocalListPushSerializer, responses={202: LocalListSerializer},
+                   summary="Send the list now (differential, or full)")
+    @action(detail=True, methods=["post"])
+    def push(self, request: Request, pk: str) -> Response:
+        station = self._station()
+        form = LocalListPushSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        with transaction.atomic():
+            outcome = local_lists.sync(station, full=form.validated_data["full"],
+                                       user=request.user)
+        state = self.get_queryset().get(pk=station.pk)
+        return Response({**LocalListSerializer(state).data, "outcome": outcome},
+                        status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: CallSerializer},
+                   summary="Ask the charger for its list version (GetLocalListVersion)")
+    @action(detail=True, methods=["post"])
+    def version(self, request: Request, pk: str) -> Response:
+        return self._call(local_lists.get_version)
+
+    @extend_schema(request=None, responses={202: CallSerializer},
+                   summary="Empty the charger's authorization cache (ClearCache)")
+    @action(detail=True, methods=["post"], url_path="clear-cache")
+    def clear_cache(self, request: Request, pk: str) -> Response:
+        return self._call(local_lists.clear_cache)
+
+    def _call(self, send) -> Response:
+        station = self._station()
+        try:
+            call = send(station, self.request.user)
+        except commands.CommandError as error:
+            return Response({"detail": str(error)}, status=400)
+        return Response(CallSerializer(call).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(tags=["memberships"])
+class MembershipViewSet(viewsets.ModelViewSet):
+    """Who has which role in which organization (operator admins only)."""
+
+    serializer_class = MembershipSerializer
+    permission_classes = [IsAuthenticated, IsOperatorAdmin]
+    queryset = Membership.objects.select_related("user", "organization").order_by("pk")
+
+    def _apply(self, do):
+        try:
+            return do()
+        except people.MembershipError as error:
+            raise serializers.ValidationError({"detail": str(error)}) from None
+
+    def perform_create(self, serializer) -> None:
+        data = serializer.validated_data
+        serializer.instance = self._apply(lambda: people.member_add(
+            self.request.user, data["user"], data["organization"], data["role"]))
+
+    def perform_update(self, serializer) -> None:
+        membership = serializer.instance
+        data = serializer.validated_data
+        if (data.get("user", membership.user) != membership.user
+                or data.get("organization", membership.organization) != membership.organization):
+            raise serializers.ValidationError(
+                {"detail": "Only the role changes; remove the membership and add another."})
+        serializer.instance = self._apply(lambda: people.role_change(
+            self.request.user, membership, data.get("role", membership.role)))
+
+    def perform_destroy(self, instance: Membership) -> None:
+        self._apply(lambda: people.member_remove(self.request.user, instance))
+
+
+@extend_schema(tags=["audit"])
+@extend_schema_view(list=extend_schema(parameters=[AuditFilterSerializer]))
+class AuditViewSet(viewsets.ReadOnlyModelViewSet):
+    """Who did what, newest first (operator admins only). Append-only."""
+
+    serializer_class = AuditEntrySerializer
+    permission_classes = [IsAuthenticated, IsOperatorAdmin]
+
+    def get_queryset(self) -> QuerySet[AuditEntry]:
+        if self.action in ("list", "export"):
+            filters = AuditFilterSerializer(data=self.request.query_params)
+            filters.is_valid(raise_exception=True)
+            return audit.entries(**filters.validated_data)
+        return AuditEntry.objects.all()
+
+    @extend_schema(parameters=[AuditFilterSerializer],
+                   responses={(200, "text/csv"): OpenApiTypes.STR},
+                   summary="The (filtered) log as CSV")
+    @action(detail=False, methods=["get"])
+    def export(self, request: Request) -> StreamingHttpResponse:
+        return csv_response(audit.export_csv(request.user, self.get_queryset()), "audit.csv")
+

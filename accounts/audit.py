@@ -5,12 +5,15 @@ entry are committed together or not at all. Entries are never changed or deleted
 (accounts.models.AuditEntry refuses both).
 """
 
+import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 
+from accounts.exports import csv_lines
 from accounts.models import AuditEntry
 
 Action = AuditEntry.Action
@@ -74,3 +77,16 @@ def entries(*, actor: str = "", action: str = "", target: str = "", text: str = 
     if until is not None:
         found = found.filter(at__lt=until)
     return found
+
+
+def export_csv(actor: AbstractBaseUser, found: QuerySet[AuditEntry]) -> Iterator[str]:
+    """The entries as CSV lines, streamed; the export is itself recorded first."""
+    record(actor, Action.EXPORT, f"exported {found.count()} audit entries", target="audit")
+    return _lines(found)
+
+
+def _lines(found: QuerySet[AuditEntry]) -> Iterator[str]:
+    return csv_lines(["at", "actor", "action", "target", "summary", "details"], (
+        [entry.at.isoformat(), entry.actor_name or "system", entry.action, entry.target,
+         entry.summary, json.dumps(entry.details)]
+        for entry in found.iterator(chunk_size=1000)))

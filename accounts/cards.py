@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from accounts import access, audit, local_lists
+from accounts.exports import csv_lines, uncell
 from accounts.models import AuditEntry, CardImport, IdToken, Organization
 from stations.models import Site
 
@@ -209,25 +210,13 @@ def export_csv(user: AbstractBaseUser, tokens: QuerySet[IdToken]) -> Iterator[st
 
 
 def _csv_lines(tokens: QuerySet[IdToken]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def line(row: list) -> str:
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerow(row)
-        return buffer.getvalue()
-
-    yield line([*COLUMNS, "organization", "effective_status"])
     rows = tokens.select_related("organization").prefetch_related("allowed_sites")
-    for token in rows.iterator(chunk_size=BATCH):
-        yield line([
-            token.value, token.token_type, token.status, token.holder, token.group,
-            token.expires_at.isoformat() if token.expires_at else "",
-            ";".join(site.name for site in token.allowed_sites.all()),
-            token.organization.name if token.organization else "",
-            token.effective_status(),
-        ])
+    return csv_lines([*COLUMNS, "organization", "effective_status"], (
+        [token.value, token.token_type, token.status, token.holder, token.group,
+         token.expires_at.isoformat() if token.expires_at else "",
+         ";".join(site.name for site in token.allowed_sites.all()),
+         token.organization.name if token.organization else "", token.effective_status()]
+        for token in rows.iterator(chunk_size=BATCH)))
 
 
 # --- import -------------------------------------------------------------------------------------
@@ -262,7 +251,7 @@ def _read(text: str) -> tuple[list[str], list[list[str]]]:
     for raw in next(reader, []):
         name = raw.strip().lower().replace("-", "_")
         header.append("value" if name in VALUE_ALIASES else name)
-    rows = [row for row in reader if any(cell.strip() for cell in row)]
+    rows = [[uncell(cell) for cell in row] for row in reader if any(c.strip() for c in row)]
     return header, rows
 
 
@@ -349,6 +338,9 @@ def import_run(import_id: int) -> str:
 def _import_batch(job: CardImport, user: AbstractBaseUser | None, columns: list[str],
                   batch: list[tuple[int, CardData]], counts: dict, rejections: list) -> None:
     organization_id = job.organization_id
+    # The importer may write the import's organization's cards (checked when it started), so
+    # may rewrite the ones already there; asked once, not per row.
+    may_write = user is not None and access.may_manage_id_tokens_of(user, organization_id)
     existing = {t.value: t for t in IdToken.objects.filter(
         value__in=[data.value for _, data in batch]).prefetch_related("allowed_sites")}
     new: list[tuple[IdToken, CardData]] = []
@@ -362,8 +354,7 @@ def _import_batch(job: CardImport, user: AbstractBaseUser | None, columns: list[
                                 expires_at=data.expires_at, organization_id=organization_id),
                         data))
             continue
-        if token.organization_id != organization_id or user is None or not (
-                access.may_manage_id_tokens_of(user, token.organization_id)):
+        if token.organization_id != organization_id or not may_write:
             rejections.append({"line": line, "value": data.value,
                                "reason": "This card number is already in use by another "
                                          "organization."})
@@ -398,9 +389,6 @@ def _sites_set(pairs: Iterable[tuple[IdToken, CardData]]) -> None:
 
 
 def rejections_csv(job: CardImport) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["line", "value", "reason"])
-    for rejection in job.rejections:
-        writer.writerow([rejection["line"], rejection["value"], rejection["reason"]])
-    return buffer.getvalue()
+    return "".join(csv_lines(["line", "value", "reason"], (
+        [rejection["line"], rejection["value"], rejection["reason"]]
+        for rejection in job.rejections)))

@@ -135,7 +135,11 @@ def _set(state: LocalListState, sync: str, note: str = "", **fields) -> None:
 # --- sending ----------------------------------------------------------------------------
 
 def _pushes_open(station: Station) -> bool:
-    return LocalListPush.objects.filter(station=station, call__status__in=Call.OPEN).exists()
+    """An update (or the question of the charger's limits) is on its way."""
+    query = gateway.adapter_for(station.ocpp_version).commands.local_list_limits_query()[0]
+    return LocalListPush.objects.filter(station=station, call__status__in=Call.OPEN).exists() or (
+        Call.objects.filter(station=station, action=query, status__in=Call.OPEN,
+                            requested_by=None).exists())
 
 
 def _needs_limits(station: Station, state: LocalListState) -> bool:
@@ -209,6 +213,20 @@ def sync(station: Station, *, full: bool = False, user: AbstractBaseUser | None 
     return f"sent a {kind} update"
 
 
+def set_enabled(user: AbstractBaseUser, station: Station, enabled: bool) -> None:
+    """Keep (or stop keeping) a local list on this station; turned on, it is sent at once."""
+    with transaction.atomic():
+        state = state_of(station)
+        if state.enabled == enabled:
+            return
+        LocalListState.objects.filter(pk=state.pk).update(enabled=enabled, attempts=0)
+        audit.record(user, AuditEntry.Action.LOCAL_LIST,
+                     f"{'turned on' if enabled else 'turned off'} the local list of {station.pk}",
+                     target=f"station:{station.pk}")
+        if enabled:
+            schedule([station.pk])
+
+
 def schedule(station_ids: list[str] | None = None, *, countdown: float | None = None) -> None:
     """After commit, sync these stations (None: every managed station) in the background."""
     from accounts import tasks
@@ -229,21 +247,21 @@ def cards_changed() -> None:
 
 def get_version(station: Station, user: AbstractBaseUser | None = None) -> Call:
     """Ask the charger which list version it holds; the answer lands in LocalListState."""
-    action, payload = _build(station, "local_list_version_get")
-    return commands.call_enqueue(station, action, payload, user=user)
+    return _send(station, "local_list_version_get", user)
 
 
 def clear_cache(station: Station, user: AbstractBaseUser | None = None) -> Call:
     """Empty the charger's authorization cache (the local list stays)."""
-    action, payload = _build(station, "cache_clear")
-    return commands.call_enqueue(station, action, payload, user=user)
+    return _send(station, "cache_clear", user)
 
 
-def _build(station: Station, name: str) -> tuple[str, dict]:
+def _send(station: Station, name: str, user: AbstractBaseUser | None) -> Call:
+    station = Station.objects.get(pk=station.pk)  # connected now, not when it was read
     if not station.ocpp_version:
         raise commands.CommandError(
             f"{station.pk} has never connected: its OCPP version is not known yet")
-    return getattr(gateway.adapter_for(station.ocpp_version).commands, name)()
+    action, payload = getattr(gateway.adapter_for(station.ocpp_version).commands, name)()
+    return commands.call_enqueue(station, action, payload, user=user)
 
 
 # --- answers --------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 embedded setup, where nothing here may wait or loop)."""
 
 from celery import shared_task
-from django.conf import settings
 from django.db import transaction
 
 from accounts import cards, local_lists
@@ -23,7 +22,7 @@ def push_local_list(self, station_id: str, full: bool = False) -> str:
         outcome = local_lists.sync(station, full=full)
     # Eager tasks run inside the request or the charger's handler: a retry there would run at
     # once, again and again. Embedded, the reconnect hook is what sends it later.
-    if outcome == "station offline" and not settings.CELERY_TASK_ALWAYS_EAGER:
+    if outcome == "station offline" and not self.request.is_eager:
         countdown = min(RETRY_BASE_SECONDS * 2 ** self.request.retries, RETRY_MAX_SECONDS)
         raise self.retry(countdown=countdown)
     return outcome

@@ -4,7 +4,13 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import re_path
 from rest_framework.routers import DefaultRouter
 
-from accounts.api import IdTokenViewSet
+from accounts.api import (
+    AuditViewSet,
+    CardImportViewSet,
+    IdTokenViewSet,
+    LocalListViewSet,
+    MembershipViewSet,
+)
 from stations.api import CallViewSet, StationViewSet, TransactionViewSet
 
 
@@ -21,6 +27,10 @@ def not_found(request: HttpRequest) -> JsonResponse:
 router = Router()
 router.register("stations", StationViewSet, basename="station")
 router.register("id-tokens", IdTokenViewSet, basename="id-token")
+router.register("card-imports", CardImportViewSet, basename="card-import")
+router.register("local-lists", LocalListViewSet, basename="local-list")
+router.register("memberships", MembershipViewSet, basename="membership")
+router.register("audit", AuditViewSet, basename="audit")
 router.register("transactions", TransactionViewSet, basename="transaction")
 router.register("calls", CallViewSet, basename="call")
 
