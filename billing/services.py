@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 State = SessionCost.State
 # A car still reported on the connector this long after its session is a lost status report.
 IDLE_SETTLE_LIMIT = timedelta(hours=24)
+# The stop reason both OCPP versions give when the cable was pulled out on the car's side.
+EV_DISCONNECTED = "EVDisconnected"
 
 
 def zone_of(tx: Transaction) -> ZoneInfo:
@@ -95,11 +97,12 @@ def readings_of(tx: Transaction) -> list[costing.Reading]:
 def released_at(tx: Transaction, after: datetime) -> datetime | None:
     """When the car left the connector after charging ended; None while it is still there.
 
-    The first status report of the connector after `after` that is not Occupied, or the next
-    session's start there. With neither, a connector that is not Occupied now was left when
+    A session that ended because the car was unplugged was left at its end. Otherwise the
+    first status report of the connector after `after` that is not Occupied, or the next
+    session's start there; with neither, a connector that is not Occupied now was left when
     the session stopped.
     """
-    if tx.connector_id is None:
+    if tx.connector_id is None or tx.stop_reason == EV_DISCONNECTED:
         return tx.stopped_at
     change = (StatusChange.objects.filter(connector_id=tx.connector_id, timestamp__gt=after)
               .exclude(status=Connector.Status.OCCUPIED).order_by("timestamp")
@@ -179,7 +182,9 @@ def price(tx: Transaction, *, now: datetime | None = None, accepted_by=None) -> 
         stopped = tx.stopped_at or tx.started_at
         charged_until = costing.charging_end(costing.Session(tx.started_at, stopped, readings))
         released = released_at(tx, charged_until)
-        if released is None and now - stopped > IDLE_SETTLE_LIMIT:
+        if released is None and not terms.idle_per_minute:
+            released = stopped  # no idle fee to wait for: final at the end
+        if released is None and cost.state == State.IDLE and now - stopped > IDLE_SETTLE_LIMIT:
             released = stopped + IDLE_SETTLE_LIMIT
             problems.append("the connector was still reported occupied a day after the "
                             "session: idle time counted for one day")
@@ -189,7 +194,7 @@ def price(tx: Transaction, *, now: datetime | None = None, accepted_by=None) -> 
         result = costing.compute(terms, costing.Session(
             tx.started_at, until, readings, released=released, running=running))
     except costing.InvalidMeterData as error:
-        cost.state, cost.note = State.REVIEW, str(error)[:200]
+        cost.state, cost.note = State.REVIEW, "; ".join([*problems, str(error)])[:200]
         cost.save()
         return cost
     _store(cost, result)
