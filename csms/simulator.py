@@ -152,6 +152,12 @@ class ChargerConfig:
     reconnect_max: float = 30.0
     # A dropped connection is not a reboot, so by default no new BootNotification after it.
     boot_on_reconnect: bool = False
+    # A transaction message answered with a CALLERROR is sent again, up to tx_attempts times in
+    # all, waiting tx_retry_interval x the attempts so far in between (1.6 §3.7
+    # TransactionMessageAttempts/RetryInterval, 2.0.1 E13 MessageAttempts/MessageAttemptInterval);
+    # then it is discarded, as a real charger does.
+    tx_attempts: int = 3
+    tx_retry_interval: float = 5.0
 
     @property
     def endpoint(self) -> str:
@@ -263,6 +269,7 @@ class _TxMessage:
     session: Session
     response: Payload | None = None
     error: CallError | None = None
+    attempts: int = 0
 
 
 def _number(value: float) -> str:
@@ -923,7 +930,12 @@ class VirtualCharger:
                 try:
                     message.response = await self.call(message.action, payload)
                 except CallError as exc:
-                    # The CSMS refused it: sending it again would be refused again.
+                    message.attempts += 1
+                    if message.attempts < self.config.tx_attempts:
+                        logger.info("%s: %s refused (%s), retrying", self.config.station_id,
+                                    message.action, exc.code)
+                        await asyncio.sleep(self.config.tx_retry_interval * message.attempts)
+                        continue
                     message.error = exc
                     logger.warning(
                         "%s: %s refused: %s", self.config.station_id, message.action, exc
