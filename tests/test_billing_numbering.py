@@ -1,0 +1,89 @@
+"""Invoice numbers under concurrent generation: gap-free and unique per issuer, each session
+billed once. Real threads with their own database connections (run on PostgreSQL in CI)."""
+
+import threading
+from datetime import date, datetime
+
+import pytest
+from django.db import connection
+
+from accounts.models import IdToken, Organization
+from billing import invoices
+from billing.models import Invoice, InvoiceLine, SessionCost
+from tests.billing_cast import billing_cast, charge, make_issuer
+
+NOVEMBER = (date(2026, 11, 1), date(2026, 11, 30))
+CUSTOMERS = 8
+
+
+def _in_threads(jobs: list) -> list[BaseException]:
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(jobs))
+
+    def run(job) -> None:
+        try:
+            barrier.wait(timeout=30)
+            job()
+        except BaseException as error:  # reported to the test below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    return errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_generation_numbers_without_gaps_or_duplicates(personas):
+    issuer, _ = billing_cast(personas)
+    other_issuer = make_issuer(personas.org_a, legal_name="Properties A GmbH",
+                               number_prefix="PA-")
+    customers = []
+    for n in range(CUSTOMERS):
+        customer = Organization.objects.create(name=f"Customer {n}",
+                                               kind=Organization.Kind.FLEET)
+        token = IdToken.objects.create(value=f"CARD-{n}", organization=customer)
+        charge(personas.station_a, token, start=datetime.fromisoformat(
+            f"2026-11-{n + 2:02d}T10:00:00+00:00"), readings=[(0, 0), (60, 10000)], stop=60)
+        customers.append(customer)
+    # Each customer's invoice generated and issued by its own thread, twice over (a double
+    # click, two workers): the second finds nothing left to bill.
+    jobs = [lambda c=c: invoices.generate(*NOVEMBER, customer=c, issue=True)
+            for c in customers * 2]
+    errors = _in_threads(jobs)
+    assert not errors, errors
+
+    issued = Invoice.objects.filter(issuer=issuer).order_by("sequence")
+    assert [i.sequence for i in issued] == list(range(1, CUSTOMERS + 1))
+    assert len({i.number for i in issued}) == CUSTOMERS
+    assert sorted(i.customer_id for i in issued) == sorted(c.pk for c in customers)
+    assert InvoiceLine.objects.count() == CUSTOMERS  # every session billed once
+    assert not SessionCost.objects.filter(invoice__isnull=True, state="final").exists()
+    issuer.refresh_from_db()
+    assert issuer.next_number == CUSTOMERS + 1
+    other_issuer.refresh_from_db()
+    assert other_issuer.next_number == 1  # numbering is per issuer
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_issuing_of_drafts(personas):
+    billing_cast(personas)
+    drafts = []
+    for n in range(CUSTOMERS):
+        customer = Organization.objects.create(name=f"Customer {n}",
+                                               kind=Organization.Kind.FLEET)
+        token = IdToken.objects.create(value=f"CARD-{n}", organization=customer)
+        charge(personas.station_a, token, start=datetime.fromisoformat(
+            f"2026-11-{n + 2:02d}T10:00:00+00:00"), readings=[(0, 0), (60, 10000)], stop=60)
+        drafts += invoices.generate(*NOVEMBER, customer=customer)
+    # Every draft issued by two threads at once: one wins, the other is told it is no draft.
+    errors = _in_threads([lambda d=d: invoices.issue(d) for d in drafts * 2])
+    assert len(errors) == CUSTOMERS
+    assert all(isinstance(e, invoices.InvoiceError) for e in errors)
+    sequences = sorted(Invoice.objects.values_list("sequence", flat=True))
+    assert sequences == list(range(1, CUSTOMERS + 1))
