@@ -21,7 +21,17 @@ def roles(user: AbstractBaseUser) -> set[str]:
         return set()
     if user.is_superuser:
         return {Role.OPERATOR_ADMIN}
-    return set(user.memberships.values_list("role", flat=True))
+    return {role for role, _ in _memberships(user)}
+
+
+def _memberships(user: AbstractBaseUser) -> tuple[tuple[str, int], ...]:
+    """(role, organization id) pairs; asked many times per request (every check comes here),
+    read once per user object."""
+    cached = getattr(user, "_csms_memberships", None)
+    if cached is None:
+        cached = user._csms_memberships = tuple(
+            user.memberships.values_list("role", "organization_id"))
+    return cached
 
 
 def sees_everything(user: AbstractBaseUser) -> bool:
@@ -34,9 +44,7 @@ def may_operate(user: AbstractBaseUser) -> bool:
 
 
 def _org_ids(user: AbstractBaseUser, role: str) -> list[int]:
-    return list(
-        user.memberships.filter(role=role).values_list("organization_id", flat=True)
-    )
+    return [organization for held, organization in _memberships(user) if held == role]
 
 
 def sites_for(user: AbstractBaseUser) -> QuerySet[Site]:

@@ -216,10 +216,12 @@ def sync(station: Station, *, full: bool = False, user: AbstractBaseUser | None 
 def set_enabled(user: AbstractBaseUser, station: Station, enabled: bool) -> None:
     """Keep (or stop keeping) a local list on this station; turned on, it is sent at once."""
     with transaction.atomic():
-        state = state_of(station)
+        state, _ = LocalListState.objects.get_or_create(
+            station=station, defaults={"enabled": False})
         if state.enabled == enabled:
             return
-        LocalListState.objects.filter(pk=state.pk).update(enabled=enabled, attempts=0)
+        LocalListState.objects.filter(pk=state.pk).update(enabled=enabled, attempts=0,
+                                                          changed_at=timezone.now())
         audit.record(user, AuditEntry.Action.LOCAL_LIST,
                      f"{'turned on' if enabled else 'turned off'} the local list of {station.pk}",
                      target=f"station:{station.pk}")

@@ -2,12 +2,15 @@
 (API v1)."""
 
 from django.contrib.auth.models import User
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts import access, cards
 from accounts.models import AuditEntry, CardImport, IdToken, LocalListState, Membership
 
 
+@extend_schema_field(OpenApiTypes.INT)
 class ManagedOrganizationField(serializers.PrimaryKeyRelatedField):
     """An organization whose tokens the requesting user manages: a fleet admin cannot hand a
     card to another fleet."""

@@ -1,0 +1,322 @@
+"""Pages for cards, card imports, local lists, the audit log and memberships.
+
+Thin: reading goes through accounts.access (another tenant's object is a 404), writing through
+accounts.cards, accounts.local_lists and accounts.people, which audit what they do.
+"""
+
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts import access, audit, cards, local_lists, people
+from accounts.forms import AuditFilter, CardFilter, CardForm, ImportForm, MemberForm, RoleForm
+from accounts.models import AuditEntry, IdToken, LocalListEntry, LocalListState, Membership
+from stations import commands, fragments
+from stations.models import Station
+
+
+def _page(request: HttpRequest, template: str, nav: str, context: dict) -> HttpResponse:
+    """A full page in the dashboard's frame (its nav and pending count)."""
+    return render(request, f"accounts/{template}.html", {
+        "nav": nav, "pending_count": fragments.pending_stations(request.user).count(),
+        **context})
+
+
+def _csv(lines, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _require(allowed: bool) -> None:
+    if not allowed:
+        raise PermissionDenied
+
+
+# --- cards ---------------------------------------------------------------------------------------
+
+def _filtered_cards(request: HttpRequest) -> tuple[CardFilter, QuerySet[IdToken]]:
+    form = CardFilter(request.user, request.GET)
+    found = access.id_tokens_for(request.user).select_related("organization")
+    if form.is_valid():
+        data = form.cleaned_data
+        if data["q"]:
+            found = found.filter(Q(value__icontains=data["q"]) | Q(holder__icontains=data["q"]))
+        if data["status"] == "expired":
+            found = found.filter(expires_at__lte=timezone.now())
+        elif data["status"]:
+            found = found.filter(status=data["status"])
+        if data["organization"]:
+            found = found.filter(organization=data["organization"])
+    return form, found
+
+
+@require_GET
+@login_required
+def card_list(request: HttpRequest) -> HttpResponse:
+    form, found = _filtered_cards(request)
+    page = fragments.page_of(found, request.GET.get("page"))
+    query = urlencode({k: v for k, v in request.GET.items() if k != "page" and v})
+    return _page(request, "cards", "cards", {
+        "cards": page, "filter": form, "query": query,
+        "may_manage": access.may_manage_id_tokens(request.user),
+        "managed": set(access.id_tokens_managed_by(request.user).filter(
+            pk__in=[card.pk for card in page]).values_list("pk", flat=True)),
+    })
+
+
+@require_GET
+@login_required
+def card_export(request: HttpRequest) -> StreamingHttpResponse:
+    _, found = _filtered_cards(request)
+    return _csv(cards.export_csv(request.user, found), "cards.csv")
+
+
+@require_POST
+@login_required
+def card_bulk(request: HttpRequest) -> HttpResponse:
+    """Block, unblock or expire the ticked cards (only those the user manages change)."""
+    _require(access.may_manage_id_tokens(request.user))
+    ids = [int(pk) for pk in request.POST.getlist("card") if pk.isdigit()]
+    chosen = access.id_tokens_managed_by(request.user).filter(pk__in=ids)
+    verb = request.POST.get("action", "")
+    if verb == "expire":
+        changed = cards.expire(request.user, chosen)
+    elif verb in ("block", "unblock"):
+        status = IdToken.Status.BLOCKED if verb == "block" else IdToken.Status.ACCEPTED
+        changed = cards.set_status(request.user, chosen, status)
+    else:
+        messages.error(request, "Choose what to do with the ticked cards.")
+        return redirect("cards")
+    done = {"block": "blocked", "unblock": "unblocked", "expire": "expired"}[verb]
+    messages.info(request, f"{changed} card{'s' if changed != 1 else ''} {done}."
+                  if ids else "Tick the cards first.")
+    return redirect(request.POST.get("next") or "cards")
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def card_new(request: HttpRequest) -> HttpResponse:
+    _require(access.may_manage_id_tokens(request.user))
+    form = CardForm(request.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            card = cards.issue(request.user, form.card(), form.cleaned_data["organization"])
+        except cards.CardError as error:
+            form.add_error("value", str(error))
+        else:
+            messages.info(request, f"Card {card.value} issued.")
+            return redirect("card", card.pk)
+    return _page(request, "card_form", "cards", {"form": form, "card": None})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def card_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    card = get_object_or_404(access.id_tokens_for(request.user), pk=pk)
+    may_change = access.may_manage_id_tokens_of(request.user, card.organization_id)
+    if request.method == "POST":
+        _require(may_change)
+    form = CardForm(request.user, request.POST or None, initial=CardForm.initial_of(card))
+    if request.method == "POST" and form.is_valid():
+        try:
+            cards.change(request.user, card, form.card(), form.cleaned_data["organization"])
+        except cards.CardError as error:
+            form.add_error("value", str(error))
+        else:
+            messages.info(request, f"Card {form.cleaned_data['value']} saved.")
+            return redirect("card", card.pk)
+    sessions = card.transactions.filter(
+        pk__in=access.transactions_for(request.user)).select_related("station")[:10]
+    return _page(request, "card_form", "cards", {
+        "form": form, "card": card, "may_change": may_change, "sessions": sessions})
+
+
+@require_POST
+@login_required
+def card_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    card = get_object_or_404(access.id_tokens_for(request.user), pk=pk)
+    _require(access.may_manage_id_tokens_of(request.user, card.organization_id))
+    if card.transactions.exists():
+        messages.error(request, f"Card {card.value} has charging sessions on record, which are "
+                       "kept for billing: block it instead of deleting it.")
+        return redirect("card", card.pk)
+    cards.delete(request.user, card)
+    messages.info(request, f"Card {card.value} deleted.")
+    return redirect("cards")
+
+
+# --- imports -------------------------------------------------------------------------------------
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def card_import(request: HttpRequest) -> HttpResponse:
+    _require(access.may_manage_id_tokens(request.user))
+    form = ImportForm(request.user, request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            job = cards.import_start(request.user, form.cleaned_data["organization"],
+                                     upload.name, upload.read())
+        except cards.CardError as error:
+            form.add_error("file", str(error))
+        else:
+            return redirect("card-import", job.pk)
+    recent = access.card_imports_for(request.user).defer("content", "rejections")[:10]
+    return _page(request, "import", "cards", {"form": form, "recent": recent,
+                                              "columns": cards.COLUMNS})
+
+
+@require_GET
+@login_required
+def card_import_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(access.card_imports_for(request.user).defer("content"), pk=pk)
+    context = {"job": job, "rejections": job.rejections[:100]}
+    if request.htmx and request.htmx.target == "import-progress":
+        return render(request, "accounts/fragments/import_progress.html", context)
+    return _page(request, "import_detail", "cards", context)
+
+
+@require_GET
+@login_required
+def card_import_rejections(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(access.card_imports_for(request.user).defer("content"), pk=pk)
+    response = HttpResponse(cards.rejections_csv(job), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="rejections-{job.pk}.csv"'
+    return response
+
+
+# --- local lists ---------------------------------------------------------------------------------
+
+@require_GET
+@login_required
+def local_list_overview(request: HttpRequest) -> HttpResponse:
+    stations = access.stations_for(request.user).select_related("site", "local_list").annotate(
+        entry_count=Count("local_list_entries"))
+    page = fragments.page_of(stations, request.GET.get("page"))
+    return _page(request, "local_lists", "local-lists", {"stations": page})
+
+
+def _station(request: HttpRequest, station_id: str) -> Station:
+    return get_object_or_404(access.stations_for(request.user).select_related("site"),
+                             pk=station_id)
+
+
+@require_GET
+@login_required
+def local_list_detail(request: HttpRequest, station_id: str) -> HttpResponse:
+    station = _station(request, station_id)
+    state = LocalListState.objects.filter(station=station).first()
+    context = {"station": station, "state": state,
+               "may_operate": access.may_operate_station(request.user, station)}
+    if request.htmx and request.htmx.target == "list-state":
+        return render(request, "accounts/fragments/list_state.html", context)
+    entries = fragments.page_of(LocalListEntry.objects.filter(station=station),
+                                request.GET.get("page"))
+    return _page(request, "local_list", "local-lists", {**context, "entries": entries})
+
+
+@require_POST
+@login_required
+def local_list_action(request: HttpRequest, station_id: str, action: str) -> HttpResponse:
+    station = _station(request, station_id)
+    _require(access.may_operate_station(request.user, station))
+    try:
+        if action in ("enable", "disable"):
+            local_lists.set_enabled(request.user, station, action == "enable")
+            note = f"Local list {'on' if action == 'enable' else 'off'}."
+        elif action in ("push", "push-full"):
+            with transaction.atomic():
+                note = local_lists.sync(station, full=action == "push-full", user=request.user)
+            note = note[:1].upper() + note[1:] + "."
+        elif action == "version":
+            call = local_lists.get_version(station, request.user)
+            note = f"Asked for the list version: {call.get_status_display()}."
+        elif action == "clear-cache":
+            call = local_lists.clear_cache(station, request.user)
+            note = f"Cache clear asked: {call.get_status_display()}."
+        else:
+            return HttpResponse("No such action", status=404)
+    except commands.CommandError as error:
+        messages.error(request, str(error))
+    else:
+        messages.info(request, note)
+    return redirect("local-list", station.pk)
+
+
+# --- audit ---------------------------------------------------------------------------------------
+
+@require_GET
+@login_required
+def audit_log(request: HttpRequest) -> HttpResponse:
+    _require(access.may_administer(request.user))
+    form = AuditFilter(request.GET)
+    found = form.entries() if form.is_valid() else AuditEntry.objects.none()
+    page = fragments.page_of(found, request.GET.get("page"))
+    query = urlencode({k: v for k, v in request.GET.items() if k != "page" and v})
+    return _page(request, "audit", "audit", {"entries": page, "filter": form, "query": query})
+
+
+@require_GET
+@login_required
+def audit_export(request: HttpRequest) -> StreamingHttpResponse:
+    _require(access.may_administer(request.user))
+    form = AuditFilter(request.GET)
+    if not form.is_valid():
+        return HttpResponse("Check the filters: " + form.errors.as_text(), status=400)
+    return _csv(audit.export_csv(request.user, form.entries()), "audit.csv")
+
+
+# --- memberships ---------------------------------------------------------------------------------
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def members(request: HttpRequest) -> HttpResponse:
+    _require(access.may_administer(request.user))
+    form = MemberForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            user = data["user"] or people.user_create(request.user, data["username"],
+                                                      data["password"])
+            people.member_add(request.user, user, data["organization"], data["role"])
+        except people.MembershipError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.info(request, f"{user} is now {Membership.Role(data['role']).label} of "
+                          f"{data['organization']}.")
+            return redirect("members")
+    memberships = Membership.objects.select_related("user", "organization").order_by(
+        "organization__name", "user__username")
+    page = fragments.page_of(memberships, request.GET.get("page"))
+    return _page(request, "members", "members", {"memberships": page, "form": form,
+                                                 "roles": Membership.Role.choices})
+
+
+@require_POST
+@login_required
+def member_change(request: HttpRequest, pk: int) -> HttpResponse:
+    _require(access.may_administer(request.user))
+    membership = get_object_or_404(Membership.objects.select_related("user", "organization"),
+                                   pk=pk)
+    try:
+        if request.POST.get("remove"):
+            people.member_remove(request.user, membership)
+            messages.info(request, f"{membership.user} removed from {membership.organization}.")
+        else:
+            form = RoleForm(request.POST)
+            if not form.is_valid():
+                return HttpResponse("Choose a role.", status=400)
+            people.role_change(request.user, membership, form.cleaned_data["role"])
+            messages.info(request, f"{membership.user}'s role saved.")
+    except people.MembershipError as error:
+        messages.error(request, str(error))
+    return redirect("members")
