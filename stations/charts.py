@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-WIDTH, HEIGHT = 720, 340
-LEFT, RIGHT = 64, 16
+WIDTH, HEIGHT = 640, 360
+LEFT, RIGHT = 44, 12
 PANEL_HEIGHT = 120
-# Top edges of the power and the energy panel; time labels go below the second.
-PANELS = (16, 176)
+# Top edges of the power and the energy panel, each under its label; time labels go below.
+PANELS = (32, 202)
 # More points than pixels only cost bytes: thin the series to about one point per 1.5 px.
 MAX_POINTS = 420
 TIME_STEPS = [60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400]
@@ -73,7 +73,7 @@ def _clock(at: datetime, tz: ZoneInfo) -> str:
 
 def _panel(points: list[tuple[datetime, float]], top: int, unit: str, kind: str,
            x) -> SafeString:
-    label = format_html('<text class="axis-label" x="{}" y="{}">{}</text>', 4, top + 4,
+    label = format_html('<text class="axis-label" x="{}" y="{}">{}</text>', LEFT, top - 26,
                         f"{kind.capitalize()} ({unit})")
     if not points:
         return format_html('{}<text class="tick" x="{}" y="{}">no {} readings</text>', label,

@@ -8,7 +8,9 @@ ws extension (templates/base.html). The socket
   4. on events, after a short pause that folds a burst into one read, re-reads the database and
      sends the fragments the events touched.
 Every fragment's root element carries the id of the element it replaces: the ws extension swaps
-each top-level element out of band. The browser sends nothing.
+each top-level element out of band. A message holds either table parts (<tbody>, <tr>) only or
+none: the browser's parser drops a table part that follows another element. The browser sends
+nothing.
 
 Events are hints: the channel layer drops messages under load, so nothing shown comes from an
 event's payload, and a lost event costs only freshness until the next one or a reconnect.
@@ -59,10 +61,12 @@ class LivePage:
         self.user = user
         self.may_operate = access.may_operate(user)
 
-    def initial(self) -> str:
+    def initial(self) -> list[str]:
+        """The messages that show the page's live parts as they are now."""
         raise NotImplementedError
 
-    def update(self, batch: list[dict]) -> str:
+    def update(self, batch: list[dict]) -> list[str]:
+        """The messages that show what a batch of events may have changed."""
         raise NotImplementedError
 
     def render(self, name: str, **context) -> str:
@@ -74,17 +78,17 @@ class OverviewPage(LivePage):
         super().__init__(user)
         self.groups = visible_groups(user)
 
-    def initial(self) -> str:
-        return self._counters() + self._alerts()
+    def initial(self) -> list[str]:
+        return [self._counters() + self._alerts()]
 
-    def update(self, batch: list[dict]) -> str:
+    def update(self, batch: list[dict]) -> list[str]:
         alerting = any(
             event["event"] == "station.security"
             or (event["event"] == "connector.status"
                 and event["data"].get("status") == Connector.Status.FAULTED)
             for event in batch
         )
-        return self._counters() + (self._alerts() if alerting else "")
+        return [self._counters() + (self._alerts() if alerting else "")]
 
     def _counters(self) -> str:
         return self.render("counters", counts=fragments.overview_counts(self.user))
@@ -100,17 +104,17 @@ class SitesPage(LivePage):
         self.number = _number(params, "p") or 1
         self.shown: set[int] = set()
 
-    def initial(self) -> str:
+    def initial(self) -> list[str]:
         page = fragments.page_of(fragments.sites(self.user), self.number)
         self.shown = {site.pk for site in page}
-        return self.render("sites_body", sites=page)
+        return [self.render("sites_body", sites=page)]
 
-    def update(self, batch: list[dict]) -> str:
+    def update(self, batch: list[dict]) -> list[str]:
         touched = {event["site_id"] for event in batch} & self.shown
         if not touched:
-            return ""
-        return "".join(self.render("site_row", site=site)
-                       for site in fragments.sites(self.user).filter(pk__in=touched))
+            return []
+        return ["".join(self.render("site_row", site=site)
+                        for site in fragments.sites(self.user).filter(pk__in=touched))]
 
 
 class SitePage(LivePage):
@@ -121,17 +125,17 @@ class SitePage(LivePage):
         self.number = _number(params, "p") or 1
         self.shown: set[str] = set()
 
-    def initial(self) -> str:
+    def initial(self) -> list[str]:
         rows = fragments.station_rows(self.site.stations.all(), self.number)
         self.shown = {station.pk for station in rows}
-        return self._counters() + self.render("stations_body", rows=rows, site=self.site)
+        return [self._counters(), self.render("stations_body", rows=rows, site=self.site)]
 
-    def update(self, batch: list[dict]) -> str:
+    def update(self, batch: list[dict]) -> list[str]:
         touched = {event["station_id"] for event in batch} & self.shown
         stations = fragments.with_connectors(
             list(self.site.stations.filter(pk__in=touched).order_by("pk"))) if touched else []
-        return self._counters() + "".join(
-            self.render("station_row", station=station, site=self.site) for station in stations)
+        return [self._counters(), "".join(
+            self.render("station_row", station=station, site=self.site) for station in stations)]
 
     def _counters(self) -> str:
         return self.render("counters", counts=fragments.site_counts(self.site))
@@ -156,19 +160,19 @@ class StationPage(LivePage):
         self.may_operate = access.may_operate_station(user, station)
         self.groups = [events.station_group(self.station_id)]
 
-    def initial(self) -> str:
+    def initial(self) -> list[str]:
         return self._render({"identity", "connectors", "sessions", "recent", "calls"})
 
-    def update(self, batch: list[dict]) -> str:
+    def update(self, batch: list[dict]) -> list[str]:
         # Boot, firmware, security and other station notifications change the identity card.
         touched = set().union(*(self.TOUCHES.get(event["event"], {"identity"})
                                 for event in batch))
         return self._render(touched)
 
-    def _render(self, touched: set[str]) -> str:
+    def _render(self, touched: set[str]) -> list[str]:
         station = fragments.station_row(self.user, self.station_id)
         if station is None:  # deleted or moved out of the user's reach meanwhile
-            return ""
+            return []
         parts = {
             "identity": lambda: self.render("station_identity", station=station),
             "connectors": lambda: self.render("connectors", station=station),
@@ -180,7 +184,7 @@ class StationPage(LivePage):
             "calls": lambda: self.render("calls", station=station,
                                          calls=fragments.recent_calls(station)),
         }
-        return "".join(render() for name, render in parts.items() if name in touched)
+        return ["".join(render() for name, render in parts.items() if name in touched)]
 
 
 class SessionsPage(LivePage):
@@ -192,25 +196,25 @@ class SessionsPage(LivePage):
         self.number = _number(params, "p") or 1
         self.shown: set[int] = set()
 
-    def initial(self) -> str:
+    def initial(self) -> list[str]:
         page = fragments.page_of(fragments.sessions(self.user, self.filter), self.number)
         self.shown = {tx.pk for tx in page}
-        return self.render("sessions_body", sessions=page)
+        return [self.render("sessions_body", sessions=page)]
 
-    def update(self, batch: list[dict]) -> str:
+    def update(self, batch: list[dict]) -> list[str]:
         kinds = {event["event"] for event in batch}
         if "transaction.start" in kinds and self.number == 1:
             return self.initial()  # a new session heads the first page
         touched = {event["data"].get("transaction") for event in batch
                    if event["event"].startswith("transaction.")} & self.shown
         if not touched:
-            return ""
+            return []
         rows = list(fragments.sessions(self.user, self.filter).filter(pk__in=touched))
         # A session that no longer matches the filter (it ended, under "active") leaves.
         gone = touched - {tx.pk for tx in rows}
         self.shown -= gone
-        return "".join(self.render("session_row", tx=tx) for tx in rows) + "".join(
-            f'<tr id="tx-{pk}" hx-swap-oob="delete"></tr>' for pk in sorted(gone))
+        return ["".join(self.render("session_row", tx=tx) for tx in rows) + "".join(
+            f'<tr id="tx-{pk}" hx-swap-oob="delete"></tr>' for pk in sorted(gone))]
 
 
 class SessionPage(LivePage):
@@ -223,18 +227,18 @@ class SessionPage(LivePage):
         self.may_operate = access.may_operate_station(user, tx.station)
         self.groups = [events.station_group(tx.station_id)]
 
-    def initial(self) -> str:
+    def initial(self) -> list[str]:
         tx = fragments.session(self.user, self.pk)
         if tx is None:
-            return ""
+            return []
         context = fragments.session_detail(tx)
-        return "".join(self.render(name, **context)
-                       for name in ("session_summary", "session_chart", "session_messages"))
+        return ["".join(self.render(name, **context)
+                        for name in ("session_summary", "session_chart", "session_messages"))]
 
-    def update(self, batch: list[dict]) -> str:
+    def update(self, batch: list[dict]) -> list[str]:
         if any(event["data"].get("transaction") == self.pk for event in batch):
             return self.initial()
-        return ""
+        return []
 
 
 class PendingPage(LivePage):
@@ -244,15 +248,15 @@ class PendingPage(LivePage):
         super().__init__(user)
         self.groups = visible_groups(user)
 
-    def initial(self) -> str:
-        return self.render("pending_body", stations=fragments.page_of(
+    def initial(self) -> list[str]:
+        return [self.render("pending_body", stations=fragments.page_of(
             fragments.pending_stations(self.user), 1),
-            site_choices=access.sites_for(self.user).only("pk", "name"))
+            site_choices=access.sites_for(self.user).only("pk", "name"))]
 
-    def update(self, batch: list[dict]) -> str:
+    def update(self, batch: list[dict]) -> list[str]:
         if any(event["event"] in self.WATCHED for event in batch):
             return self.initial()
-        return ""
+        return []
 
 
 PAGES: dict[str, type[LivePage]] = {
@@ -319,15 +323,16 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(self.coalesce_seconds)
             batch, self.pending = self.pending, []
             try:
-                html = await database_sync_to_async(self.page.update)(batch)
+                messages = await database_sync_to_async(self.page.update)(batch)
             except Exception:  # one failed read must not end the page's live updates
                 log.exception("dashboard update failed for %s", self.page.__class__.__name__)
                 continue
-            await self._send(html)
+            await self._send(messages)
 
-    async def _send(self, html: str) -> None:
-        if html:
-            await self.send(text_data=html)
+    async def _send(self, messages: list[str]) -> None:
+        for html in messages:
+            if html.strip():
+                await self.send(text_data=html)
 
 
 # Browsers get cookies, so the Origin is checked (cross-site WebSocket hijacking); the session
