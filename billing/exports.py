@@ -118,6 +118,13 @@ def revenue(sites: QuerySet[Site], start: date, end: date) -> list[RevenueRow]:
     return rows
 
 
+def revenue_totals(rows: list[RevenueRow]) -> dict[str, Decimal | int]:
+    return {"sessions": sum(r.sessions for r in rows),
+            "energy_wh": sum((r.energy_wh for r in rows), Decimal(0)),
+            **{name: sum((getattr(r, name) for r in rows), Decimal("0.00"))
+               for name in ("net", "vat", "gross")}}
+
+
 REVENUE_COLUMNS = ["site", "customer", "period_start", "period_end", "sessions", "energy_kwh",
                    "net_amount", "vat_amount", "gross_amount"]
 

@@ -3,7 +3,8 @@
 from celery import shared_task
 from django.utils import timezone
 
-from billing import invoices, services
+from billing import exports, invoices, services
+from billing.models import ExportJob
 
 
 @shared_task
@@ -17,3 +18,16 @@ def monthly_invoices() -> int:
     """Last month's invoices, as drafts for finance to check and issue (on the 1st)."""
     start, end = invoices.previous_month(timezone.now().date())
     return len(invoices.generate(start, end))
+
+
+@shared_task
+def build_export(job_id: int) -> None:
+    """A bulk export's zip; a failure is recorded on the job for the person who asked."""
+    job = ExportJob.objects.get(pk=job_id)
+    try:
+        exports.build_zip(job)
+    except Exception as error:
+        ExportJob.objects.filter(pk=job_id).update(status=ExportJob.Status.FAILED,
+                                                   error=str(error)[:300],
+                                                   finished_at=timezone.now())
+        raise
