@@ -10,7 +10,7 @@ urlpatterns = [
     path("cards/import/", views.card_import, name="cards-import"),
     path("cards/import/<int:pk>/", views.card_import_detail, name="card-import"),
     path("cards/import/<int:pk>/rejections.csv", views.card_import_rejections,
-         name="card-import-rejections"),
+         name="card-import-report"),
     path("cards/<int:pk>/", views.card_detail, name="card"),
     path("cards/<int:pk>/delete/", views.card_delete, name="card-delete"),
     path("local-lists/", views.local_list_overview, name="local-lists"),
@@ -19,7 +19,7 @@ urlpatterns = [
     path("local-lists/<str:station_id>/<slug:action>/", views.local_list_action,
          name="local-list-action"),
     path("audit/", views.audit_log, name="audit"),
-    path("audit/export/", views.audit_export, name="audit-export"),
+    path("audit/export/", views.audit_export, name="audit-download"),
     path("members/", views.members, name="members"),
     path("members/<int:pk>/", views.member_change, name="member"),
 ]
