@@ -1,7 +1,7 @@
 """REST API v1, included at /api/v1/. The schema is at /api/schema/, its docs at /api/docs/."""
 
 from django.http import HttpRequest, JsonResponse
-from django.urls import re_path
+from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
 from accounts.api import (
@@ -11,6 +11,7 @@ from accounts.api import (
     LocalListViewSet,
     MembershipViewSet,
 )
+from billing import api as billing_api
 from stations.api import CallViewSet, StationViewSet, TransactionViewSet
 
 
@@ -33,9 +34,15 @@ router.register("memberships", MembershipViewSet, basename="membership")
 router.register("audit", AuditViewSet, basename="audit")
 router.register("transactions", TransactionViewSet, basename="transaction")
 router.register("calls", CallViewSet, basename="call")
+router.register("billing/tariffs", billing_api.TariffViewSet, basename="tariff")
+router.register("billing/session-costs", billing_api.SessionCostViewSet,
+                basename="session-cost")
+router.register("billing/invoices", billing_api.InvoiceViewSet, basename="invoice")
+router.register("billing/exports", billing_api.ExportJobViewSet, basename="export")
 
 urlpatterns = [
     *router.urls,
+    path("billing/revenue/", billing_api.revenue, name="billing-revenue"),
     # Only paths ending in "/": a path without one still gets APPEND_SLASH's redirect first.
     re_path(r"^.*/\Z", not_found),
 ]
