@@ -215,6 +215,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Names for choice sets whose field names repeat across apps (status, state).
+    "ENUM_NAME_OVERRIDES": {
+        "InvoiceStatusEnum": "billing.models.Invoice.Status",
+        "ExportStatusEnum": "billing.models.ExportJob.Status",
+        "SessionCostStateEnum": "billing.models.SessionCost.State",
+    },
 }
 
 # The OCPP gateway.
