@@ -136,7 +136,7 @@ def live_cost(tx: Transaction, now: datetime | None = None) -> costing.Cost | No
     if version is None:
         return None
     readings = readings_of(tx)
-    until = max(now, tx.started_at)
+    until = max(now, tx.started_at, *(r.at for r in readings[-1:]))  # a charger's clock ahead
     try:
         return costing.compute(terms_of(version, zone_of(tx)), costing.Session(
             tx.started_at, until, tuple(readings), running=True))
@@ -177,7 +177,8 @@ def price(tx: Transaction, *, now: datetime | None = None, accepted_by=None) -> 
             problems.append(tx.review_note or "the session's messages need a look")
         if tx.energy_wh is None or tx.meter_stop_wh is None:
             problems.append("energy unknown: no start or stop meter reading")
-    state, released, until = State.RUNNING, None, max(now, tx.started_at)
+    state, released = State.RUNNING, None
+    until = max(now, tx.started_at, *(r.at for r in readings[-1:]))
     if not running:
         stopped = tx.stopped_at or tx.started_at
         charged_until = costing.charging_end(costing.Session(tx.started_at, stopped, readings))
