@@ -36,7 +36,7 @@ def counts() -> list[int]:
 
 
 def test_demo_data_is_idempotent_and_keeps_changes():
-    assert demo_data() == "Demo data: 21 objects created.\n"
+    assert demo_data() == "Demo data: 25 objects created.\n"  # 4 of billing
     before = counts()
     admin = authenticate(username="admin", password="demo-admin-password")
     admin.set_password("changed-by-someone")
@@ -83,10 +83,10 @@ def test_demo_data_refuses_a_production_database(settings, monkeypatch):
     assert counts() == [0, 0, 0, 0, 0]
 
     settings.DEBUG = True
-    assert "21 objects created" in demo_data()
+    assert "25 objects created" in demo_data()
 
 
 def test_demo_data_loads_into_production_database_when_forced(settings, monkeypatch):
     settings.DEBUG = False
     monkeypatch.setattr(connection, "vendor", "postgresql")
-    assert "21 objects created" in demo_data("--force")
+    assert "25 objects created" in demo_data("--force")

@@ -4,7 +4,8 @@ Idempotent, so `make run` loads it every time: what is missing is created, what 
 as it is (a demo password someone changed stays changed).
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -12,6 +13,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
 from accounts.models import IdToken, Membership, Organization
+from billing.models import CustomerAccount, Issuer, Tariff
+from billing.tariffs import WindowSpec, assign, create_tariff
 from stations.models import Site, Station
 
 Kind = Organization.Kind
@@ -42,6 +45,18 @@ SITE = ("Harbour Car Park", "Harbour Properties", "Europe/Berlin")
 # The ids `make run`'s simulator connects with (--prefix DEMO --version mix).
 STATIONS = ["DEMO-16-0001", "DEMO-201-0002", "DEMO-16-0003", "DEMO-201-0004"]
 CHARGER_PASSWORD = "demo-charger-password"
+# Billing: the operator invoices; the car park's tariff; customers' invoice addresses.
+DEMO_TARIFF = "Harbour standard"
+DEMO_ISSUER = {"legal_name": "Demo Operator GmbH", "street": "Kaistraße 7", "postcode": "20457",
+               "city": "Hamburg", "country": "DE", "vat_id": "DE811111111",
+               "email": "billing@demo-operator.example", "iban": "DE02120300000000202051",
+               "bic": "BYLADEM1001", "number_prefix": "DEMO-"}
+DEMO_FLEET_ACCOUNT = {"legal_name": "Blue Fleet Logistics AG", "street": "Ring 5",
+                      "postcode": "10115", "city": "Berlin", "country": "DE",
+                      "vat_id": "DE922222222", "buyer_reference": "BF-EV-2026"}
+DEMO_OPERATOR_ACCOUNT = {"legal_name": "Demo Operator GmbH (staff cards)",
+                         "street": "Kaistraße 7", "postcode": "20457", "city": "Hamburg",
+                         "country": "DE"}
 
 
 class Command(BaseCommand):
@@ -123,4 +138,28 @@ def load() -> int:
             station.set_password(CHARGER_PASSWORD)
             station.save(update_fields=["password_hash"])
         created += new
+    return created + load_billing(organizations, site)
+
+
+def load_billing(organizations: dict[str, Organization], site: Site) -> int:
+    """Who invoices, the fleet's billing details, and the car park's tariff (with a cheaper
+    night and an idle fee), so the demo's sessions show costs and can be invoiced."""
+    created = 0
+    operator, fleet = organizations["Demo Operator"], organizations["Blue Fleet"]
+    issuer, new = Issuer.objects.get_or_create(organization=operator, defaults=DEMO_ISSUER)
+    created += new
+    for organization, details in ((fleet, DEMO_FLEET_ACCOUNT),
+                                  (operator, DEMO_OPERATOR_ACCOUNT)):
+        _, new = CustomerAccount.objects.get_or_create(organization=organization,
+                                                       defaults=details)
+        created += new
+    if not Tariff.objects.filter(issuer=issuer, name=DEMO_TARIFF).exists():
+        night = WindowSpec("night", "0123456", time(22), time(6), Decimal("0.29"),
+                           Decimal("0"))
+        tariff = create_tariff(
+            issuer=issuer, name=DEMO_TARIFF, valid_from=datetime(2024, 1, 1, tzinfo=UTC),
+            windows=[night], price_kwh=Decimal("0.39"), session_fee=Decimal("0.50"),
+            idle_price_minute=Decimal("0.10"), idle_grace_minutes=30, vat_rate=Decimal("19"))
+        assign(tariff, site=site)
+        created += 1
     return created
