@@ -105,7 +105,10 @@ class AppendOnlyQuerySet(models.QuerySet):
     def delete(self):
         raise TypeError(f"{self.model.__name__} is append-only: rows cannot be deleted")
 
-    # bulk_update goes through update(); _raw_delete is what cascades use.
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise TypeError(f"{self.model.__name__} is append-only: rows cannot be updated")
+
+    # What cascades use.
     def _raw_delete(self, using):
         raise TypeError(f"{self.model.__name__} is append-only: rows cannot be deleted")
 
