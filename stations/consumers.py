@@ -56,6 +56,9 @@ class LivePage:
     """What one open page shows live, for one user; its methods run on the database thread."""
 
     groups: list[str]
+    # Seconds to gather events before one re-read: long enough to fold a charger's burst
+    # (status, meter values, transaction) into one read.
+    pause = 0.2
 
     def __init__(self, user: AbstractBaseUser) -> None:
         self.user = user
@@ -74,6 +77,9 @@ class LivePage:
 
 
 class OverviewPage(LivePage):
+    # Network-wide counts hear every charger's events: re-read them at most twice a second.
+    pause = 0.5
+
     def __init__(self, user: AbstractBaseUser, params: dict[str, str]) -> None:
         super().__init__(user)
         self.groups = visible_groups(user)
@@ -98,6 +104,8 @@ class OverviewPage(LivePage):
 
 
 class SitesPage(LivePage):
+    pause = 0.5
+
     def __init__(self, user: AbstractBaseUser, params: dict[str, str]) -> None:
         super().__init__(user)
         self.groups = visible_groups(user)
@@ -188,6 +196,8 @@ class StationPage(LivePage):
 
 
 class SessionsPage(LivePage):
+    pause = 0.5
+
     def __init__(self, user: AbstractBaseUser, params: dict[str, str]) -> None:
         super().__init__(user)
         # A fleet admin's sessions are spread over sites they may not watch: no live rows.
@@ -242,6 +252,7 @@ class SessionPage(LivePage):
 
 
 class PendingPage(LivePage):
+    pause = 0.5
     WATCHED = {"station.connected", "station.disconnected", "station.booted"}
 
     def __init__(self, user: AbstractBaseUser, params: dict[str, str]) -> None:
@@ -282,9 +293,6 @@ def open_page(user: AbstractBaseUser, params: dict[str, str]) -> LivePage | None
 
 
 class DashboardConsumer(AsyncWebsocketConsumer):
-    # Long enough to fold a charger's burst (status, meter values, transaction) into one read.
-    coalesce_seconds = 0.2
-
     page: LivePage | None = None
     flusher: asyncio.Task | None = None
 
@@ -320,7 +328,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
 
     async def _flush(self) -> None:
         while self.pending:
-            await asyncio.sleep(self.coalesce_seconds)
+            await asyncio.sleep(self.page.pause)
             batch, self.pending = self.pending, []
             try:
                 messages = await database_sync_to_async(self.page.update)(batch)

@@ -137,7 +137,8 @@ class Alert:
     kind: str  # fault, refused, security
     station_id: str
     text: str
-    site: Site | None
+    # The station's site, or for a refusal the zone of the user's sites: where to read `at`.
+    where: Site | str | None
     # A refused id is often no station of ours (a typo, a scan): nothing to link to.
     known: bool = True
 
@@ -162,12 +163,14 @@ def alerts(user: AbstractBaseUser, limit: int = RECENT) -> list[Alert]:
     refused = RefusedConnection.objects.all()
     if not access.sees_everything(user):
         refused = refused.filter(station_id__in=stations.values("pk"))
+    refused = list(refused[:limit])
+    where = user_zone(user).key if refused else None
     found += [
         Alert(r.created_at, "refused", r.station_id,
               f"connection refused ({r.reason})" + (f" from {r.remote_addr}"
                                                     if r.remote_addr else ""),
-              None, known=False)
-        for r in refused[:limit]
+              where, known=False)
+        for r in refused
     ]
     return sorted(found, key=lambda alert: alert.at, reverse=True)[:limit]
 

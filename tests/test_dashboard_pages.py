@@ -168,8 +168,11 @@ def test_overview_lists_recent_alerts_in_the_sites_time_zone(client, personas: P
                                       "InvalidFirmwareSignature", {},
                                       datetime(2026, 7, 1, 10, 0, tzinfo=UTC))
     RefusedConnection.objects.create(station_id="SCANNER-1", remote_addr="203.0.113.9",
-                                     reason="unknown_station")
+                                     reason="unknown_station",
+                                     created_at=datetime(2026, 7, 1, 9, 0, tzinfo=UTC))
     body = text(page(client, personas.operator, "/"))
+    # A refusal belongs to no site: it is shown in the zone the operator's sites share.
+    assert "2026-07-01 11:00 CEST" in body
     assert "connector 1/1 faulted" in body
     assert "InvalidFirmwareSignature" in body
     assert "2026-07-01 12:00 CEST" in body  # site_b is in Europe/Berlin
