@@ -17,6 +17,11 @@ D = Decimal
 TARIFF_START = datetime.fromisoformat("2026-01-01T00:00:00+00:00")
 
 
+def at(text: str) -> datetime:
+    """A UTC moment written without its zone: at("2026-11-02T10:00")."""
+    return datetime.fromisoformat(text + "+00:00")
+
+
 def make_issuer(organization: Organization, **details) -> Issuer:
     return Issuer.objects.create(
         organization=organization, legal_name=details.pop("legal_name", "Operator GmbH"),
@@ -92,3 +97,22 @@ def charge(station: Station, token: IdToken | None, *, start: datetime,
 def status(station: Station, state: str, at: datetime, evse: int = 1) -> None:
     with transaction.atomic():
         services.status_record(station, evse=evse, connector=1, status=state, timestamp=at)
+
+
+def fleet_sessions(personas: Personas, days: tuple[int, ...] = (3, 10)) -> list[Transaction]:
+    """The fleet's card charges 12.5 kWh at station A on these November days: 5.00 net each."""
+    return [charge(personas.station_a, personas.fleet_token, start=at(f"2026-11-{day:02d}T08:00"),
+                   readings=[(0, 0), (60, 12500)], stop=60) for day in days]
+
+
+def customers_with_a_session(personas: Personas, count: int) -> list[Organization]:
+    """`count` fleets with a card each and one 4.00 € session at station A in November."""
+    customers = []
+    for n in range(count):
+        customer = Organization.objects.create(name=f"Customer {n}",
+                                               kind=Organization.Kind.FLEET)
+        token = IdToken.objects.create(value=f"CARD-{n}", organization=customer)
+        charge(personas.station_a, token, start=at(f"2026-11-{n + 2:02d}T10:00"),
+               readings=[(0, 0), (60, 10000)], stop=60)
+        customers.append(customer)
+    return customers

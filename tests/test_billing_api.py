@@ -3,18 +3,13 @@ for finance and operators only, files with the same totals as the pages."""
 
 import csv
 import io
-from datetime import datetime
 
 import pytest
 from django.utils import timezone
 
 from billing.models import Invoice, Tariff
 from csms.celery import app as celery_app
-from tests.billing_cast import billing_cast, charge
-
-
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text + "+00:00")
+from tests.billing_cast import at, billing_cast, charge, fleet_sessions
 
 
 @pytest.fixture
@@ -24,9 +19,7 @@ def cast(personas):
 
 @pytest.fixture
 def november(personas, cast):
-    for day in (3, 10):
-        charge(personas.station_a, personas.fleet_token, start=at(f"2026-11-{day:02d}T08:00"),
-               readings=[(0, 0), (60, 12500)], stop=60)
+    fleet_sessions(personas)
 
 
 def test_finance_creates_a_tariff_a_version_and_an_assignment(api, personas, cast):

@@ -3,7 +3,7 @@ notes, and the three exports (CSV, PDF, EN 16931 XML) agreeing with each other a
 
 import csv
 import io
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal as D
 
 import pytest
@@ -14,14 +14,10 @@ from pypdf import PdfReader
 
 from billing import einvoice, exports, invoices, pdf
 from billing.models import Invoice, InvoiceLine, SessionCost
-from tests.billing_cast import billing_cast, charge, make_tariff
+from tests.billing_cast import at, billing_cast, charge, make_tariff
 
 NOVEMBER = (date(2026, 11, 1), date(2026, 11, 30))
 RAM = {"ram": einvoice.RAM, "rsm": einvoice.RSM}
-
-
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text + "+00:00")
 
 
 @pytest.fixture

@@ -2,15 +2,14 @@
 billed once. Real threads with their own database connections (run on PostgreSQL in CI)."""
 
 import threading
-from datetime import date, datetime
+from datetime import date
 
 import pytest
 from django.db import connection
 
-from accounts.models import IdToken, Organization
 from billing import invoices
 from billing.models import Invoice, InvoiceLine, SessionCost
-from tests.billing_cast import billing_cast, charge, make_issuer
+from tests.billing_cast import billing_cast, customers_with_a_session, make_issuer
 
 NOVEMBER = (date(2026, 11, 1), date(2026, 11, 30))
 CUSTOMERS = 8
@@ -43,14 +42,7 @@ def test_concurrent_generation_numbers_without_gaps_or_duplicates(personas):
     issuer, _ = billing_cast(personas)
     other_issuer = make_issuer(personas.org_a, legal_name="Properties A GmbH",
                                number_prefix="PA-")
-    customers = []
-    for n in range(CUSTOMERS):
-        customer = Organization.objects.create(name=f"Customer {n}",
-                                               kind=Organization.Kind.FLEET)
-        token = IdToken.objects.create(value=f"CARD-{n}", organization=customer)
-        charge(personas.station_a, token, start=datetime.fromisoformat(
-            f"2026-11-{n + 2:02d}T10:00:00+00:00"), readings=[(0, 0), (60, 10000)], stop=60)
-        customers.append(customer)
+    customers = customers_with_a_session(personas, CUSTOMERS)
     # Each customer's invoice generated and issued by its own thread, twice over (a double
     # click, two workers): the second finds nothing left to bill.
     jobs = [lambda c=c: invoices.generate(*NOVEMBER, customer=c, issue=True)
@@ -73,14 +65,8 @@ def test_concurrent_generation_numbers_without_gaps_or_duplicates(personas):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_issuing_of_drafts(personas):
     billing_cast(personas)
-    drafts = []
-    for n in range(CUSTOMERS):
-        customer = Organization.objects.create(name=f"Customer {n}",
-                                               kind=Organization.Kind.FLEET)
-        token = IdToken.objects.create(value=f"CARD-{n}", organization=customer)
-        charge(personas.station_a, token, start=datetime.fromisoformat(
-            f"2026-11-{n + 2:02d}T10:00:00+00:00"), readings=[(0, 0), (60, 10000)], stop=60)
-        drafts += invoices.generate(*NOVEMBER, customer=customer)
+    drafts = [draft for customer in customers_with_a_session(personas, CUSTOMERS)
+              for draft in invoices.generate(*NOVEMBER, customer=customer)]
     # Every draft issued by two threads at once: one wins, the other is told it is no draft.
     errors = _in_threads([lambda d=d: invoices.issue(d) for d in drafts * 2])
     assert len(errors) == CUSTOMERS

@@ -15,13 +15,9 @@ from pypdf import PdfReader
 from billing import invoices
 from billing.models import Invoice, SessionCost, Tariff
 from csms.celery import app as celery_app
-from tests.billing_cast import billing_cast, charge
+from tests.billing_cast import at, billing_cast, charge, fleet_sessions
 
 NOVEMBER = "2026-11"
-
-
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text + "+00:00")
 
 
 @pytest.fixture
@@ -31,9 +27,7 @@ def cast(personas):
 
 @pytest.fixture
 def november(personas, cast):
-    for day in (3, 10):
-        charge(personas.station_a, personas.fleet_token, start=at(f"2026-11-{day:02d}T08:00"),
-               readings=[(0, 0), (60, 12500)], stop=60)  # 5.00 net each
+    fleet_sessions(personas)
     charge(personas.station_b, personas.token, start=at("2026-11-12T08:00"),
            readings=[(0, 0), (60, 10000)], stop=60)  # no tariff at site B
 

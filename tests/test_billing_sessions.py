@@ -13,13 +13,9 @@ from billing import services, tariffs
 from billing.models import SessionCost, TariffVersion
 from stations import services as domain
 from stations.models import Transaction, TransactionMessage
-from tests.billing_cast import billing_cast, charge, make_tariff, status
+from tests.billing_cast import at, billing_cast, charge, make_tariff, status
 
 State = SessionCost.State
-
-
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text + "+00:00")
 
 
 @pytest.fixture
