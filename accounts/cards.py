@@ -65,12 +65,13 @@ def parse_expiry(text: str) -> datetime | None:
     text = text.strip()
     if not text:
         return None
-    moment = parse_datetime(text)
+    try:
+        day = parse_date(text)  # a date alone: the card is good through that day
+        moment = datetime.combine(day, time.max, tzinfo=UTC) if day else parse_datetime(text)
+    except ValueError:
+        moment = None
     if moment is None:
-        day = parse_date(text)
-        if day is None:
-            raise CardError(f"{text[:40]!r} is not a date (YYYY-MM-DD) or date-time.")
-        moment = datetime.combine(day, time.max, tzinfo=UTC)
+        raise CardError(f"{text[:40]!r} is not a date (YYYY-MM-DD) or date-time.")
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 

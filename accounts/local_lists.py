@@ -335,7 +335,9 @@ def _push_outcome(push: LocalListPush, call: Call) -> None:
     elif answer == "NotSupported":
         _set(state, Sync.NOT_SUPPORTED, "the charger does not support local lists")
     elif answer == "Failed":
-        _set(state, Sync.FAILED, f"the charger could not store update v{push.version}")
+        held_now = LocalListEntry.objects.filter(station=push.station).count()
+        _set(state, Sync.FAILED, f"the charger could not store update v{push.version}; it "
+             f"holds {held_now} cards now (its list may be full: it did not report its size)")
     else:
         # Not delivered (offline, timed out, CALLERROR): tried again later.
         _set(state, Sync.OUT_OF_SYNC,
