@@ -197,11 +197,17 @@ class TariffAssignment(models.Model):
                 | Q(site__isnull=False, station__isnull=True),
                 name="tariff_assignment_site_or_station",
             ),
+            # One tariff per place and customer, and one per place for everyone (NULL customer;
+            # two constraints, as SQLite cannot treat NULLs as equal in one).
             models.UniqueConstraint(fields=["site", "customer"], name="tariff_site_customer",
-                                    nulls_distinct=False, condition=Q(site__isnull=False)),
+                                    condition=Q(site__isnull=False, customer__isnull=False)),
+            models.UniqueConstraint(fields=["site"], name="tariff_site_everyone",
+                                    condition=Q(site__isnull=False, customer__isnull=True)),
             models.UniqueConstraint(fields=["station", "customer"],
-                                    name="tariff_station_customer", nulls_distinct=False,
-                                    condition=Q(station__isnull=False)),
+                                    name="tariff_station_customer",
+                                    condition=Q(station__isnull=False, customer__isnull=False)),
+            models.UniqueConstraint(fields=["station"], name="tariff_station_everyone",
+                                    condition=Q(station__isnull=False, customer__isnull=True)),
         ]
 
     def __str__(self) -> str:

@@ -6,11 +6,11 @@ from decimal import Decimal as D
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing import services, tariffs
-from billing.models import SessionCost, TariffVersion
+from billing.models import SessionCost, TariffAssignment, TariffVersion
 from stations import services as domain
 from stations.models import Transaction, TransactionMessage
 from tests.billing_cast import at, billing_cast, charge, make_tariff, status
@@ -175,3 +175,14 @@ def test_a_pricing_failure_never_loses_the_chargers_data(personas, cast, monkeyp
     monkeypatch.undo()
     assert services.settle() == 1
     assert SessionCost.objects.get(transaction=tx).net == D("4.00")
+
+
+def test_one_tariff_per_place_and_customer(personas, cast):
+    issuer, standard = cast
+    cheaper = make_tariff(issuer, name="Cheaper", price_kwh=D("0.30"))
+    tariffs.assign(cheaper, site=personas.site_a)  # replaces Standard for everyone there
+    assert TariffAssignment.objects.get(site=personas.site_a).tariff == cheaper
+    with pytest.raises(IntegrityError), transaction.atomic():
+        TariffAssignment.objects.create(tariff=standard, site=personas.site_a)
+    tariffs.assign(standard, site=personas.site_a, customer=personas.fleet_org)
+    assert TariffAssignment.objects.filter(site=personas.site_a).count() == 2
