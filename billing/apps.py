@@ -11,3 +11,5 @@ class BillingConfig(AppConfig):
 
         signals.transaction_changed.connect(services.on_transaction_changed,
                                             dispatch_uid="billing.price")
+        signals.connector_status_changed.connect(services.on_connector_status,
+                                                 dispatch_uid="billing.idle_end")

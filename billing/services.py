@@ -238,6 +238,22 @@ def on_transaction_changed(sender, transaction: Transaction, kind: str, **kwargs
         log.exception("pricing %s failed", transaction)
 
 
+def on_connector_status(sender, connector: Connector, status: str, **kwargs) -> None:
+    """Receiver of stations.signals.connector_status_changed: a connector no longer occupied
+    ends the idle time of its session that stopped with the car still plugged in."""
+    if status == Connector.Status.OCCUPIED:
+        return
+    try:
+        with db.atomic():
+            waiting = (Transaction.objects.filter(connector=connector,
+                                                  cost__state=State.IDLE)
+                       .select_related("station__site", "id_token"))
+            for tx in waiting:
+                price(tx)
+    except Exception:
+        log.exception("pricing after a status report of %s failed", connector)
+
+
 def _changed(tx: Transaction, kind: str) -> None:
     if kind == "end" or tx.state == Transaction.State.COMPLETED:
         price(tx)

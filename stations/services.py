@@ -153,6 +153,9 @@ def status_record(station: Station, *, evse: int, connector: int | None, status:
         station=station, connector=target, status=status, status_detail=detail,
         error_code=error_code, info=info[:100], timestamp=timestamp,
     )
+    if target is not None:
+        signals.connector_status_changed.send(Connector, connector=target, status=status,
+                                              timestamp=timestamp)
     events.publish("connector.status", station.pk, station.site_id, evse=evse,
                    connector=connector, status=status)
 

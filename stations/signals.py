@@ -11,6 +11,10 @@ from django.dispatch import Signal
 # sender=Transaction, transaction=<Transaction>, kind="start"|"update"|"end"
 transaction_changed = Signal()
 
+# sender=Connector, connector=<Connector>, status=str, timestamp=<datetime>; billing learns
+# here that a car left a connector (the end of its idle time).
+connector_status_changed = Signal()
+
 # sender=Call, call=<Call> with its final status; sent when a command's outcome is stored
 # (answered, timed out, not connected), except by the bulk expiry of lost calls.
 call_completed = Signal()

@@ -12,7 +12,7 @@ from django.utils import timezone
 from billing import services, tariffs
 from billing.models import SessionCost, TariffAssignment, TariffVersion
 from stations import services as domain
-from stations.models import Transaction, TransactionMessage
+from stations.models import StatusChange, Transaction, TransactionMessage
 from tests.billing_cast import at, billing_cast, charge, make_tariff, status
 
 State = SessionCost.State
@@ -100,8 +100,7 @@ def test_idle_fee_from_the_connector_status_after_the_end(personas, cast):
     tx = charge(personas.station_a, personas.fleet_token, start=at("2026-11-02T10:00"),
                 readings=[(0, 0), (60, 11000)], stop=60, unplug=None)
     assert tx.cost.state == State.IDLE  # still plugged in: the idle fee still runs
-    status(personas.station_a, "Available", at("2026-11-02T11:45"))
-    assert services.settle() == 1
+    status(personas.station_a, "Available", at("2026-11-02T11:45"))  # the car leaves
     cost = SessionCost.objects.get(transaction=tx)
     # 45 min idle - 15 min grace = 30 min x 0.10 = 3.00; energy 11 x 0.40 = 4.40.
     assert (cost.state, cost.idle_seconds, cost.idle_amount, cost.net) == (
@@ -186,3 +185,16 @@ def test_one_tariff_per_place_and_customer(personas, cast):
         TariffAssignment.objects.create(tariff=standard, site=personas.site_a)
     tariffs.assign(standard, site=personas.site_a, customer=personas.fleet_org)
     assert TariffAssignment.objects.filter(site=personas.site_a).count() == 2
+
+
+def test_settle_fixes_idle_sessions_whose_release_was_missed(personas, cast):
+    issuer, _ = cast
+    make_tariff(issuer, name="Idle", station=personas.station_a, idle_price_minute=D("0.10"))
+    tx = charge(personas.station_a, personas.fleet_token, start=at("2026-11-02T10:00"),
+                readings=[(0, 0), (60, 11000)], stop=60, unplug=None)
+    # The Available report got stored without the signal (e.g. by a bulk import).
+    StatusChange.objects.create(station=personas.station_a, connector=tx.connector,
+                                status="Available", timestamp=at("2026-11-02T11:10"))
+    assert services.settle() == 1
+    cost = SessionCost.objects.get(transaction=tx)
+    assert (cost.state, cost.idle_seconds, cost.idle_amount) == (State.FINAL, 600, D("1.00"))
