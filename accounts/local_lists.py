@@ -247,6 +247,16 @@ def cards_changed() -> None:
     schedule(None)
 
 
+def stale_station_ids() -> list[str]:
+    """Connected stations whose list is not in step and has no update on its way (a call
+    whose answer was lost ends as timed out without telling anyone)."""
+    waiting = LocalListState.objects.filter(
+        enabled=True, sync__in=[Sync.OUT_OF_SYNC, Sync.SENDING], station__connected=True,
+    ).values_list("station_id", flat=True)
+    return [station_id for station_id in waiting
+            if not _pushes_open(Station.objects.get(pk=station_id))]
+
+
 def get_version(station: Station, user: AbstractBaseUser | None = None) -> Call:
     """Ask the charger which list version it holds; the answer lands in LocalListState."""
     return _send(station, "local_list_version_get", user)

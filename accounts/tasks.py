@@ -31,3 +31,13 @@ def push_local_list(self, station_id: str, full: bool = False) -> str:
 @shared_task
 def import_cards(import_id: int) -> str:
     return cards.import_run(import_id)
+
+
+@shared_task
+def resync_local_lists() -> int:
+    """Every few minutes (beat): stations left out of step — an update lost on the way, a retry
+    given up — are synced again; returns how many were asked."""
+    ids = local_lists.stale_station_ids()
+    for station_id in ids:
+        push_local_list.delay(station_id)
+    return len(ids)

@@ -200,7 +200,7 @@ def card_import_rejections(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def local_list_overview(request: HttpRequest) -> HttpResponse:
     stations = access.stations_for(request.user).select_related("site", "local_list").annotate(
-        entry_count=Count("local_list_entries"))
+        entry_count=Count("local_list_entries")).order_by("pk")
     page = fragments.page_of(stations, request.GET.get("page"))
     return _page(request, "local_lists", "local-lists", {"stations": page})
 

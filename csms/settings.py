@@ -153,6 +153,8 @@ CELERY_TIMEZONE = "UTC"
 CELERY_TASK_DEFAULT_QUEUE = f"celery{RUN_ID}"
 CELERY_BEAT_SCHEDULE = {
     "expire-stale-calls": {"task": "stations.tasks.expire_stale_calls", "schedule": 60.0},
+    # Local lists left out of step (an update's answer lost) are sent again.
+    "resync-local-lists": {"task": "accounts.tasks.resync_local_lists", "schedule": 300.0},
     # Idle fees of cars still plugged in after their session; sessions left unpriced.
     "billing-settle-costs": {"task": "billing.tasks.settle_costs", "schedule": 60.0},
     # Last month's invoices as drafts, early on the 1st (periods in each issuer's time zone).

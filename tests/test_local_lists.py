@@ -6,8 +6,14 @@ for the charger reported and never truncated, and an offline station caught up o
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 
-from accounts import cards, local_lists
-from accounts.models import AuditEntry, IdToken, LocalListEntry, LocalListState
+from accounts import cards, local_lists, tasks
+from accounts.models import (
+    AuditEntry,
+    IdToken,
+    LocalListEntry,
+    LocalListPush,
+    LocalListState,
+)
 from stations.models import Call, Station
 from tests.charger_socket import ChargerSocket, make_station
 
@@ -208,3 +214,20 @@ def test_offline_station_gets_the_update_when_it_is_back(personas, operator, eag
     async_to_sync(flow)()
     state = LocalListState.objects.get(station=station)
     assert (state.sync, state.version) == ("in_sync", 10)
+
+
+def test_a_lost_update_is_sent_again_by_the_periodic_resync(personas, operator, eager):
+    station = make_station("LL-LOST", site=personas.site_a, ocpp_version="1.6")
+    local_lists.set_enabled(operator, station, True)
+    Station.objects.filter(pk=station.pk).update(connected=True)
+    LocalListState.objects.filter(station=station).update(sync="sending", version_sent=3)
+    call = Call.objects.create(station=station, action="SendLocalList", payload={},
+                               status=Call.Status.SENT)
+    LocalListPush.objects.create(call=call, station=station, version=3, full=True)
+    assert local_lists.stale_station_ids() == []  # its answer may still come
+    # Its answer was lost: the call ends in the bulk expiry, which tells nobody.
+    Call.objects.filter(pk=call.pk).update(status=Call.Status.TIMEOUT)
+    assert local_lists.stale_station_ids() == [station.pk]
+    assert tasks.resync_local_lists() == 1
+    # The resync asked the (in this test unanswering) charger for its limits first.
+    assert Call.objects.filter(station=station, action="GetConfiguration").exists()
