@@ -258,7 +258,7 @@ def invoice_list(request: HttpRequest) -> HttpResponse:
                              request.GET.get("page"))
     return _page(request, "invoices", {"invoices": page, "form": form, "status": status,
                                        "statuses": Invoice.Status.choices,
-                                       "period_form": forms.PeriodForm()})
+                                       "period_form": forms.PeriodForm(auto_id="csv_%s")})
 
 
 def _invoice(request: HttpRequest, pk: int) -> Invoice:
