@@ -181,6 +181,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+# The ASGI app serves /static/ itself unless a proxy in front does it (then: SERVE_STATIC=false
+# and `manage.py collectstatic`).
+SERVE_STATIC = envbool("SERVE_STATIC", "true")
 
 # Generated files (billing exports); served only through views that check who asks.
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "media")))

@@ -3,6 +3,7 @@ charge point classes over a real TCP WebSocket."""
 
 import asyncio
 import base64
+import urllib.request
 from decimal import Decimal
 
 import pytest
@@ -98,6 +99,9 @@ def test_ocpp_library_chargers_run_sessions_against_live_daphne():
     with daphne() as (port, _):
         tx_id = asyncio.run(run_16(port))
         asyncio.run(run_201(port))
+        # The same port serves the dashboard's own static files (no proxy in `make run`).
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/css/dashboard.css") as css:
+            assert css.status == 200 and b"{" in css.read()
     tx16 = Transaction.objects.get(station_id="LIB16", transaction_id=str(tx_id))
     tx201 = Transaction.objects.get(station_id="LIB201", transaction_id="lib-tx-1")
     assert tx16.energy_wh == Decimal(2500) and tx16.state == "completed"
