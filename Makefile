@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SIM_COUNT ?= 4
 
-.PHONY: run test venv browser lint check bench clean
+.PHONY: run test venv browser lint check bench clean screenshots
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -44,6 +44,10 @@ run: venv
 # CSMS_RUN_ID keeps concurrent runs on one PostgreSQL/Redis apart (test database, groups, keys).
 test: venv browser lint check
 	CSMS_RUN_ID=$${CSMS_RUN_ID:-$$$$} $(VENV)/bin/pytest
+
+# Refresh the README's screenshots (docs/screenshots/) from the browser tests.
+screenshots: venv browser
+	CSMS_RUN_ID=$${CSMS_RUN_ID:-$$$$} UPDATE_SCREENSHOTS=1 $(VENV)/bin/pytest tests/test_browser.py -k screenshots
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache
