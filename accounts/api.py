@@ -13,7 +13,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import APIException, PermissionDenied
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.request import Request
@@ -68,6 +68,11 @@ class MayManageIdTokens(BasePermission):
         )
 
 
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
 class IsOperatorAdmin(BasePermission):
     message = "Only operator admins may do this."
 
@@ -93,7 +98,10 @@ class IdTokenViewSet(viewsets.ModelViewSet):
         return access.id_tokens_for(self.request.user).prefetch_related("allowed_sites")
 
     def perform_destroy(self, instance: IdToken) -> None:
-        cards.delete(self.request.user, instance)
+        try:
+            cards.delete(self.request.user, instance)
+        except cards.CardError as error:
+            raise Conflict(str(error)) from None
 
     @extend_schema(request=BulkCardsSerializer, responses=BulkResultSerializer,
                    summary="Block, unblock or expire many tokens")

@@ -189,6 +189,10 @@ def _record_each(user: AbstractBaseUser, action: str, tokens: list[IdToken]) -> 
 
 
 def delete(user: AbstractBaseUser, token: IdToken) -> None:
+    """Remove a card that never charged; one with sessions on record is kept for billing."""
+    if token.transactions.exists():
+        raise CardError(f"Card {token.value} has charging sessions on record, which are kept "
+                        "for billing: block it instead of deleting it.")
     with transaction.atomic():
         details = _snapshot(token)
         target = f"card:{token.pk}"

@@ -145,11 +145,11 @@ def card_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def card_delete(request: HttpRequest, pk: int) -> HttpResponse:
     card = get_object_or_404(access.id_tokens_for(request.user), pk=pk)
     _require(access.may_manage_id_tokens_of(request.user, card.organization_id))
-    if card.transactions.exists():
-        messages.error(request, f"Card {card.value} has charging sessions on record, which are "
-                       "kept for billing: block it instead of deleting it.")
+    try:
+        cards.delete(request.user, card)
+    except cards.CardError as error:
+        messages.error(request, str(error))
         return redirect("card", card.pk)
-    cards.delete(request.user, card)
     messages.info(request, f"Card {card.value} deleted.")
     return redirect("cards")
 

@@ -270,3 +270,15 @@ def test_finance_and_managers_cannot_write_cards(api, finance, manager, personas
                            format="json").status_code == 403
     assert IdToken.objects.get(pk=personas.fleet_token.pk).status == "Accepted"
 
+
+
+@pytest.mark.django_db
+def test_a_card_that_charged_is_kept(api, client, fleet, personas, eager):
+    make_transaction(personas.station_a, personas.fleet_token)
+    response = api(fleet).delete(f"{TOKENS}{personas.fleet_token.pk}/")
+    assert response.status_code == 409 and "block it instead" in response.json()["detail"]
+    client.force_login(fleet)
+    page = client.post(f"/cards/{personas.fleet_token.pk}/delete/", follow=True)
+    assert "block it instead" in page.content.decode()
+    assert IdToken.objects.filter(pk=personas.fleet_token.pk).exists()
+    assert not AuditEntry.objects.filter(action="card.deleted").exists()
