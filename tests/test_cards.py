@@ -282,3 +282,22 @@ def test_a_card_that_charged_is_kept(api, client, fleet, personas, eager):
     assert "block it instead" in page.content.decode()
     assert IdToken.objects.filter(pk=personas.fleet_token.pk).exists()
     assert not AuditEntry.objects.filter(action="card.deleted").exists()
+
+
+@pytest.mark.django_db
+def test_an_import_stopped_by_a_bug_says_so_without_a_stack_trace(
+        client, fleet, personas, eager, monkeypatch, django_capture_on_commit_callbacks):
+    def broken(*args):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(cards, "_import_batch", broken)
+    client.force_login(fleet)
+    upload = io.BytesIO(b"value\nOK-1\n")
+    upload.name = "x.csv"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/cards/import/", {"file": upload,
+                                                  "organization": personas.fleet_org.pk})
+    job = CardImport.objects.get()
+    assert response.status_code == 302 and job.state == "failed"
+    page = client.get(f"/cards/import/{job.pk}/").content.decode()
+    assert "Stopped by an internal error" in page and "database went away" not in page
