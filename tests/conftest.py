@@ -94,3 +94,15 @@ def api(db) -> Callable[[User | None], APIClient]:
         return client
 
     return make
+
+
+@pytest.fixture
+def eager():
+    """Celery tasks run in-process for this test, on the production path too (where the tests
+    that need a real worker start one, tests/test_fleet_e2e.py)."""
+    from csms.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before

@@ -13,16 +13,6 @@ from tests.personas import PASSWORD, make_station
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def eager():
-    from csms.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
-
-
 def page(client, user, url: str, status: int = 200) -> str:
     client.force_login(user)
     response = client.get(url)

@@ -21,18 +21,6 @@ TOKENS = "/api/v1/id-tokens/"
 IMPORTS = "/api/v1/card-imports/"
 
 
-@pytest.fixture
-def eager(settings):
-    """Card changes run their background work in-process, on the production path too (there
-    the end-to-end test runs a real worker)."""
-    from csms.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
-
-
 # --- what the charger is told ---------------------------------------------------------------
 
 EXPECTED = {

@@ -42,16 +42,6 @@ WORDS = {
 }
 
 
-@pytest.fixture
-def eager():
-    from csms.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
-
-
 def _cards(site) -> None:
     """Three cards valid everywhere and one valid only at `site` (the personas' are left out)."""
     IdToken.objects.all().delete()
