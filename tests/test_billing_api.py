@@ -8,7 +8,6 @@ import pytest
 from django.utils import timezone
 
 from billing.models import Invoice, Tariff
-from csms.celery import app as celery_app
 from tests.billing_cast import at, billing_cast, charge, fleet_sessions
 
 
@@ -109,10 +108,8 @@ def test_revenue_for_a_property_manager(api, personas, cast, november):
 
 
 def test_export_job_progress_and_download(api, personas, cast, november, settings, tmp_path,
-                                          django_capture_on_commit_callbacks, monkeypatch):
+                                          django_capture_on_commit_callbacks, eager):
     settings.MEDIA_ROOT = tmp_path
-    # The job runs in this process, as with no REDIS_URL (no Celery worker in the tests).
-    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
     client = api(personas.finance)
     client.post("/api/v1/billing/invoices/generate/", {"month": "2026-11", "issue": True},
                 format="json")

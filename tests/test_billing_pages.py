@@ -14,7 +14,6 @@ from pypdf import PdfReader
 
 from billing import invoices
 from billing.models import Invoice, SessionCost, Tariff
-from csms.celery import app as celery_app
 from tests.billing_cast import at, billing_cast, charge, fleet_sessions
 
 NOVEMBER = "2026-11"
@@ -170,10 +169,8 @@ def test_lists_take_a_fixed_number_of_queries(client, personas, cast, november,
 
 
 def test_bulk_export_of_a_month(client, personas, cast, november, settings, tmp_path,
-                                django_capture_on_commit_callbacks, monkeypatch):
+                                django_capture_on_commit_callbacks, eager):
     settings.MEDIA_ROOT = tmp_path
-    # The job runs in this process, as with no REDIS_URL (no Celery worker in the tests).
-    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
     invoices.generate(date_of("2026-11-01"), date_of("2026-11-30"), issue=True)
     client.force_login(personas.finance)
     with django_capture_on_commit_callbacks(execute=True):  # the job starts after commit
