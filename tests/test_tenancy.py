@@ -273,3 +273,27 @@ def test_scoping_decisions_come_from_one_place(worlds):
         "TOK-MARK-A", "TOK2-MARK-A"}
     assert not access.id_tokens_for(a["manager"]).exists()
     assert not access.may_administer(a["manager"]) and not access.may_administer(a["fleet"])
+
+
+@pytest.mark.parametrize(("x", "role"), PEOPLE)
+def test_writes_naming_the_other_worlds_objects_change_nothing(client, worlds, x, role):
+    """Endpoints that take another object's id in their body (not their URL) check it too."""
+    mine, theirs = worlds[x], worlds[OTHER[x]]
+    client.force_login(mine[role])
+    their_card, their_station = theirs["pk"], theirs["station"].pk
+    answers = [
+        client.post("/api/v1/id-tokens/bulk/", {"action": "block", "ids": [their_card]},
+                    content_type="application/json").json(),
+        client.post("/cards/bulk/", {"card": [their_card], "action": "block"}).status_code,
+        client.post("/api/v1/local-lists/", {"station": their_station},
+                    content_type="application/json").status_code,
+        client.post("/api/v1/id-tokens/", {"value": "NEW-CARD", "organization": theirs["pk"] + 1,
+                                           "allowed_sites": [theirs["site"].pk]},
+                    content_type="application/json").status_code,
+    ]
+    assert answers[0] == {"changed": 0} or "detail" in answers[0]  # nothing, or refused
+    assert answers[1] in (302, 403) and answers[2] in (403, 404) and answers[3] in (400, 403)
+    assert IdToken.objects.get(pk=their_card).status == IdToken.Status.ACCEPTED
+    assert not IdToken.objects.filter(value="NEW-CARD").exists()
+    assert LocalListState.objects.get(station=their_station).enabled
+    assert LocalListState.objects.get(station=their_station).note == f"Note {theirs['mark']}"
