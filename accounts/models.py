@@ -130,6 +130,7 @@ class AuditEntry(models.Model):
         MEMBER_REMOVED = "member.removed", "member removed"
         USER_CREATED = "user.created", "user created"
         STATION_CREDENTIALS = "station.credentials", "station credentials changed"
+        STATION_REGISTRATION = "station.registration", "station registration decided"
         COMMAND = "station.command", "remote command"
         LOCAL_LIST = "local_list.push", "local list pushed"
         EXPORT = "export", "export"

@@ -92,7 +92,9 @@ def _command_schema(request: type[serializers.Serializer] | None, summary: str):
 )
 class StationViewSet(viewsets.ModelViewSet):
     """Charging stations. The password is write-only; PATCH registration Pending → Accepted
-    approves a station that connected on its own (onboarding)."""
+    approves a station that connected on its own (onboarding): the decision is audited, and a
+    station connected meanwhile learns it at its next BootNotification (a pending station boots
+    again after the heartbeat interval its last boot answer gave it)."""
 
     serializer_class = StationSerializer
     permission_classes = [IsAuthenticated, MayOperateStations]

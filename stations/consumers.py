@@ -29,7 +29,7 @@ from django.core.exceptions import ObjectDoesNotExist
 
 from accounts import access
 from stations import events, fragments
-from stations.models import Connector, Transaction
+from stations.models import Connector, Station, Transaction
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ class LivePage:
     # Seconds to gather events before one re-read: long enough to fold a charger's burst
     # (status, meter values, transaction) into one read.
     pause = 0.2
+    # Events after which the nav's count of stations awaiting approval is read again.
+    PENDING_COUNT_EVENTS = {"station.registration"}
 
     def __init__(self, user: AbstractBaseUser) -> None:
         self.user = user
@@ -71,6 +73,15 @@ class LivePage:
     def update(self, batch: list[dict]) -> list[str]:
         """The messages that show what a batch of events may have changed."""
         raise NotImplementedError
+
+    def changed(self, batch: list[dict]) -> list[str]:
+        """The page's own messages, then the nav's pending count if the batch may change it
+        (its own message: the page's may be table parts, which nothing else may join)."""
+        messages = self.update(batch)
+        if any(event["event"] in self.PENDING_COUNT_EVENTS for event in batch):
+            messages.append(self.render(
+                "pending_count", pending_count=fragments.pending_stations(self.user).count()))
+        return messages
 
     def render(self, name: str, **context) -> str:
         return fragments.render(name, {"may_operate": self.may_operate, **context})
@@ -254,6 +265,7 @@ class SessionPage(LivePage):
 class PendingPage(LivePage):
     pause = 0.5
     WATCHED = {"station.connected", "station.disconnected", "station.booted"}
+    PENDING_COUNT_EVENTS = WATCHED | {"station.registration"}
 
     def __init__(self, user: AbstractBaseUser, params: dict[str, str]) -> None:
         super().__init__(user)
@@ -265,9 +277,18 @@ class PendingPage(LivePage):
             site_choices=access.sites_for(self.user).only("pk", "name"))]
 
     def update(self, batch: list[dict]) -> list[str]:
-        if any(event["event"] in self.WATCHED for event in batch):
+        decided = {event["station_id"] for event in batch
+                   if event["event"] == "station.registration"}
+        stations = list(access.stations_for(self.user).filter(pk__in=decided)
+                        .select_related("site")) if decided else []
+        pending = Station.Registration.PENDING
+        if (any(event["event"] in self.WATCHED for event in batch)
+                or any(station.registration == pending for station in stations)):
             return self.initial()
-        return []
+        # A decision shows in the row where the station waited, as it does for whoever took
+        # it; the row leaves with the page's next read.
+        return ["".join(self.render("pending_decided_row", station=station)
+                        for station in stations)] if stations else []
 
 
 PAGES: dict[str, type[LivePage]] = {
@@ -331,7 +352,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(self.page.pause)
             batch, self.pending = self.pending, []
             try:
-                messages = await database_sync_to_async(self.page.update)(batch)
+                messages = await database_sync_to_async(self.page.changed)(batch)
             except Exception:  # one failed read must not end the page's live updates
                 log.exception("dashboard update failed for %s", self.page.__class__.__name__)
                 continue

@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from rest_framework import serializers
 
 from accounts import access, people
+from stations import services
 from stations.models import (
     Call,
     Connector,
@@ -126,18 +127,28 @@ class StationSerializer(serializers.ModelSerializer):
         return station
 
     def update(self, instance: Station, validated_data: dict) -> Station:
+        user = self.context["request"].user
         password = validated_data.pop("password", None)
+        registration = validated_data.pop("registration", None)
         profile_before = instance.security_profile
         for name, value in validated_data.items():
             setattr(instance, name, value)
         if password is not None:
             instance.set_password(password)
+        # Only the fields asked for: a whole-row save would put back what the gateway or
+        # another person changed since this request read the station.
+        fields = [*validated_data, *(["password_hash"] if password is not None else [])]
         with transaction.atomic():
-            instance.save()
+            if fields:
+                instance.save(update_fields=fields)
             if password is not None or instance.security_profile != profile_before:
                 people.station_credentials_changed(
-                    self.context["request"].user, instance,
+                    user, instance,
                     "password changed" if password is not None else "security profile set")
+            if registration is not None:
+                services.station_registration_decide(instance, registration, user=user)
+        if registration is not None:  # whoever decided, the answer says what holds now
+            instance.refresh_from_db(fields=["registration"])
         return instance
 
 

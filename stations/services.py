@@ -10,10 +10,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
+from django.db.transaction import atomic
 from django.utils import timezone
 
-from accounts.models import IdToken
+from accounts import audit
+from accounts.models import AuditEntry, IdToken
 from stations import events, signals
 from stations.models import (
     Connector,
@@ -21,6 +24,7 @@ from stations.models import (
     Evse,
     MeterSample,
     RefusedConnection,
+    Site,
     Station,
     StationEvent,
     StatusChange,
@@ -124,6 +128,44 @@ def boot_record(station: Station, *, vendor: str, model: str, serial_number: str
                          {"reason": reason, "firmware": firmware_version}, now)
     events.publish("station.booted", station.pk, station.site_id)
     return station.registration
+
+
+def station_registration_decide(station: Station, registration: str, *,
+                                user: AbstractBaseUser, site: Site | None = None,
+                                was: str | None = None) -> bool:
+    """A person accepts or rejects a station (or changes their mind), optionally placing it on
+    a site: stored, audited and announced (the pending count and the station's pages follow).
+
+    Counted once: of two people deciding at once only the first changes anything, and with
+    `was` (the registration the person saw) only a station still in that state changes.
+    Returns whether this call decided. A station connected meanwhile learns its new
+    registration at its next BootNotification: a pending one sends it again after the interval
+    its last boot answer gave it (settings.OCPP["HEARTBEAT_INTERVAL"]).
+    """
+    if registration not in Station.Registration.values:
+        raise ValueError(f"{registration!r} is not a registration state")
+    with atomic():
+        before = (Station.objects.select_for_update().filter(pk=station.pk)
+                  .values_list("registration", flat=True).first())
+        if before is None or before == registration or was not in (None, before):
+            return False
+        changes = {"registration": registration, **({"site": site} if site else {})}
+        # Compared again in the update: SQLite has no row locks, this is its guard.
+        if not Station.objects.filter(pk=station.pk, registration=before).update(**changes):
+            return False
+        station.registration = registration
+        if site is not None:
+            station.site = site
+        label = Station.Registration(registration).label.lower()
+        audit.record(user, AuditEntry.Action.STATION_REGISTRATION,
+                     f"{label} station {station.pk}"
+                     + (f" at {station.site.name}" if station.site else ""),
+                     target=f"station:{station.pk}",
+                     details={"registration": [before, registration],
+                              "site": station.site_id})
+        events.publish("station.registration", station.pk, station.site_id,
+                       registration=registration)
+    return True
 
 
 # --- status ---------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from accounts import access
-from stations import commands, fragments
+from stations import commands, fragments, services
 from stations.consumers import live_url
 from stations.models import Call, Station, Transaction
 
@@ -250,8 +250,11 @@ def station_action(request: HtmxHttpRequest, station_id: str, action: str) -> Ht
 @require_POST
 @login_required
 def pending_decide(request: HtmxHttpRequest, station_id: str, decision: str) -> HttpResponse:
-    """Accept a station that connected unknown (it is told at its next boot), or reject it."""
-    station = get_object_or_404(fragments.pending_stations(request.user), pk=station_id)
+    """Accept a station that connected unknown (it is told at its next boot), or reject it.
+    Of two people deciding at once the first decision stands, and the second is told so."""
+    # Any station the user sees: one decided meanwhile (a double click, a colleague) is answered
+    # with what holds now rather than a 404.
+    station = get_object_or_404(access.stations_for(request.user), pk=station_id)
     registration = {"approve": Station.Registration.ACCEPTED,
                     "reject": Station.Registration.REJECTED}.get(decision)
     if registration is None:
@@ -261,15 +264,16 @@ def pending_decide(request: HtmxHttpRequest, station_id: str, decision: str) -> 
     site = None
     if request.POST.get("site"):
         site = get_object_or_404(access.sites_for(request.user), pk=request.POST["site"])
-    # Conditional, so that of two operators deciding at once only the first one counts.
-    Station.objects.filter(pk=station.pk, registration=Station.Registration.PENDING).update(
-        registration=registration, site=site or station.site)
+    decided = services.station_registration_decide(
+        station, registration, user=request.user, site=site, was=Station.Registration.PENDING)
     station.refresh_from_db()
     if request.htmx:
         return render(request, "dashboard/fragments/pending_decided.html", {
-            "station": station,
+            "station": station, "decided": decided,
             "pending_count": fragments.pending_stations(request.user).count(),
         })
-    messages.info(request, f"{station.pk}: {station.get_registration_display()}")
+    outcome = station.get_registration_display()
+    messages.info(request, f"{station.pk}: {outcome}" if decided
+                  else f"{station.pk} was already decided: {outcome}")
     return redirect("pending")
 

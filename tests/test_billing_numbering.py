@@ -1,40 +1,17 @@
 """Invoice numbers under concurrent generation: gap-free and unique per issuer, each session
 billed once. Real threads with their own database connections (run on PostgreSQL in CI)."""
 
-import threading
 from datetime import date
 
 import pytest
-from django.db import connection
 
 from billing import invoices
 from billing.models import Invoice, InvoiceLine, SessionCost
 from tests.billing_cast import billing_cast, customers_with_a_session, make_issuer
+from tests.concurrency import in_threads
 
 NOVEMBER = (date(2026, 11, 1), date(2026, 11, 30))
 CUSTOMERS = 8
-
-
-def _in_threads(jobs: list) -> list[BaseException]:
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(jobs))
-
-    def run(job) -> None:
-        try:
-            barrier.wait(timeout=30)
-            job()
-        except BaseException as error:  # reported to the test below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
-    return errors
 
 
 @pytest.mark.django_db(transaction=True)
@@ -47,7 +24,7 @@ def test_concurrent_generation_numbers_without_gaps_or_duplicates(personas):
     # click, two workers): the second finds nothing left to bill.
     jobs = [lambda c=c: invoices.generate(*NOVEMBER, customer=c, issue=True)
             for c in customers * 2]
-    errors = _in_threads(jobs)
+    _, errors = in_threads(jobs)
     assert not errors, errors
 
     issued = Invoice.objects.filter(issuer=issuer).order_by("sequence")
@@ -68,7 +45,7 @@ def test_concurrent_issuing_of_drafts(personas):
     drafts = [draft for customer in customers_with_a_session(personas, CUSTOMERS)
               for draft in invoices.generate(*NOVEMBER, customer=customer)]
     # Every draft issued by two threads at once: one wins, the other is told it is no draft.
-    errors = _in_threads([lambda d=d: invoices.issue(d) for d in drafts * 2])
+    _, errors = in_threads([lambda d=d: invoices.issue(d) for d in drafts * 2])
     assert len(errors) == CUSTOMERS
     assert all(isinstance(e, invoices.InvoiceError) for e in errors)
     sequences = sorted(Invoice.objects.values_list("sequence", flat=True))
