@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import access
-from billing import einvoice, exports, invoices, pdf, services, tariffs, tasks
+from billing import einvoice, exports, invoices, services, tariffs, tasks
 from billing.models import (
     ExportJob,
     Invoice,
@@ -232,12 +232,6 @@ def _month(text: str):
     return invoices.month(year, number)
 
 
-def _file(data: bytes, filename: str, content_type: str) -> HttpResponse:
-    response = HttpResponse(data, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
-
-
 @extend_schema(tags=["billing"])
 class InvoiceViewSet(viewsets.ReadOnlyModelViewSet):
     """Invoices and credit notes; their files; issue, pay, credit, discard."""
@@ -295,27 +289,27 @@ class InvoiceViewSet(viewsets.ReadOnlyModelViewSet):
             raise ApiValidationError({"detail": str(error)}) from None
         return Response(status=status.HTTP_204_NO_CONTENT)
 
+    def _download(self, kind: str) -> HttpResponse:
+        try:
+            return exports.invoice_download(self.request.user, self.get_object(),
+                                            kind).response()
+        except einvoice.EInvoiceError as error:
+            raise ApiValidationError({"detail": str(error)}) from None
+
     @extend_schema(responses={(200, "application/pdf"): bytes})
     @action(detail=True, methods=["get"], url_path="pdf")
     def pdf_file(self, request: Request, pk=None) -> HttpResponse:
-        invoice = self.get_object()
-        return _file(pdf.render(invoice), f"{invoice.file_stem}.pdf", "application/pdf")
+        return self._download("pdf")
 
     @extend_schema(responses={(200, "application/xml"): bytes})
     @action(detail=True, methods=["get"], url_path="xml")
     def xml_file(self, request: Request, pk=None) -> HttpResponse:
-        invoice = self.get_object()
-        try:
-            data = einvoice.build(invoice)
-        except einvoice.EInvoiceError as error:
-            raise ApiValidationError({"detail": str(error)}) from None
-        return _file(data, f"{invoice.file_stem}.xml", "application/xml")
+        return self._download("xml")
 
     @extend_schema(responses={(200, "text/csv"): bytes})
     @action(detail=True, methods=["get"], url_path="csv")
     def csv_file(self, request: Request, pk=None) -> HttpResponse:
-        invoice = self.get_object()
-        return _file(exports.invoices_csv([invoice]), f"{invoice.file_stem}.csv", "text/csv")
+        return self._download("csv")
 
 
 class ExportJobSerializer(serializers.ModelSerializer):
@@ -359,8 +353,7 @@ class ExportJobViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         job = self.get_object()
         if job.status != ExportJob.Status.DONE or not job.file:
             raise NotFound("The export is not ready.")
-        return FileResponse(job.file.open("rb"), as_attachment=True,
-                            filename=job.file.name.rsplit("/", 1)[-1])
+        return exports.export_download(request.user, job)
 
 
 @extend_schema(tags=["billing"], parameters=[OpenApiParameter("month", str,

@@ -1,5 +1,9 @@
 """Finance exports: the invoice CSV (one layout, documented in docs/billing.md), revenue
-statements per site, and the bulk zip of a period built in the background with progress."""
+statements per site, and the bulk zip of a period built in the background with progress.
+
+What a person downloads (an invoice's PDF, XML or CSV, a month's invoices, a revenue statement,
+a bulk zip) is audited as an export, like card and audit-log exports: who took which data, when.
+"""
 
 import csv
 import io
@@ -10,10 +14,14 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.db.models import Count, QuerySet, Sum
+from django.http import FileResponse, HttpResponse
 from django.utils import timezone
 
+from accounts import audit
+from accounts.models import AuditEntry
 from billing import einvoice, pdf
 from billing.costing import CENT
 from billing.invoices import vat_groups
@@ -138,6 +146,72 @@ def revenue_csv(rows: list[RevenueRow], start: date, end: date) -> bytes:
                          row.sessions, f"{row.energy_wh / 1000:.3f}", row.net, row.vat,
                          row.gross])
     return out.getvalue().encode("utf-8")
+
+
+# --- downloads ----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """A file a person takes away; the pages and the API answer with it as an attachment."""
+
+    data: bytes
+    filename: str
+    content_type: str
+
+    def response(self) -> HttpResponse:
+        response = HttpResponse(self.data, content_type=self.content_type)
+        response["Content-Disposition"] = f'attachment; filename="{self.filename}"'
+        return response
+
+
+def _exported(user: AbstractBaseUser, summary: str, target: str, **details) -> None:
+    audit.record(user, AuditEntry.Action.EXPORT, summary, target=target, details=details)
+
+
+# An invoice's files: content type and builder per format.
+INVOICE_FORMATS = {
+    "pdf": ("application/pdf", pdf.render),
+    "xml": ("application/xml", einvoice.build),
+    "csv": ("text/csv", lambda invoice: invoices_csv([invoice])),
+}
+
+
+def invoice_download(user: AbstractBaseUser, invoice: Invoice, kind: str) -> Download:
+    """One invoice as PDF (Factur-X), XML (EN 16931) or CSV, audited. Raises KeyError for
+    another format and einvoice.EInvoiceError when the invoice cannot be an e-invoice."""
+    content_type, build = INVOICE_FORMATS[kind]
+    data = build(invoice)
+    name = invoice.number or f"draft {invoice.pk}"
+    _exported(user, f"downloaded invoice {name} as {kind.upper()}", f"invoice:{invoice.pk}",
+              format=kind)
+    return Download(data, f"{invoice.file_stem}.{kind}", content_type)
+
+
+def invoices_download(user: AbstractBaseUser, invoices: QuerySet[Invoice],
+                      start: date) -> Download:
+    """The invoices of a month as one CSV, audited."""
+    listed = list(invoices)
+    _exported(user, f"exported {len(listed)} invoices of {start:%Y-%m} as CSV", "invoices",
+              month=f"{start:%Y-%m}", count=len(listed))
+    return Download(invoices_csv(listed), f"invoices-{start:%Y-%m}.csv", "text/csv")
+
+
+def revenue_download(user: AbstractBaseUser, rows: list[RevenueRow], start: date,
+                     end: date) -> Download:
+    """A revenue statement as CSV, audited."""
+    _exported(user, f"exported the revenue of {start:%Y-%m} ({len(rows)} rows) as CSV",
+              "revenue", period=[start.isoformat(), end.isoformat()],
+              sites=sorted({row.site.pk for row in rows}))
+    return Download(revenue_csv(rows, start, end), f"revenue-{start:%Y-%m}.csv", "text/csv")
+
+
+def export_download(user: AbstractBaseUser, job: ExportJob) -> FileResponse:
+    """A finished bulk export's zip, streamed from storage, audited."""
+    _exported(user, f"downloaded the billing export of {job.period_start}..{job.period_end}",
+              f"export:{job.pk}", period=[job.period_start.isoformat(),
+                                          job.period_end.isoformat()])
+    return FileResponse(job.file.open("rb"), as_attachment=True,
+                        filename=job.file.name.rsplit("/", 1)[-1])
 
 
 def period_invoices(start: date, end: date) -> QuerySet[Invoice]:

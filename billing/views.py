@@ -12,14 +12,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction as db
 from django.db.models import Count, Q
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import access
 from accounts.models import Organization
-from billing import einvoice, exports, forms, invoices, pdf, services, tariffs, tasks
+from billing import einvoice, exports, forms, invoices, services, tariffs, tasks
 from billing.models import CustomerAccount, ExportJob, Invoice, Issuer, SessionCost
 from stations import fragments
 
@@ -45,12 +45,6 @@ def editors_only(view: Callable) -> Callable:
 def _refused(request: HttpRequest, error: Exception) -> None:
     text = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
     messages.error(request, text)
-
-
-def _download(data: bytes, filename: str, content_type: str) -> HttpResponse:
-    response = HttpResponse(data, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 # --- overview ---------------------------------------------------------------------------------
@@ -311,18 +305,13 @@ def invoice_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 @login_required
 def invoice_file(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
     invoice = _invoice(request, pk)
-    stem = invoice.file_stem
-    if kind == "pdf":
-        return _download(pdf.render(invoice), f"{stem}.pdf", "application/pdf")
-    if kind == "csv":
-        return _download(exports.invoices_csv([invoice]), f"{stem}.csv", "text/csv")
-    if kind == "xml":
-        try:
-            return _download(einvoice.build(invoice), f"{stem}.xml", "application/xml")
-        except einvoice.EInvoiceError as error:
-            messages.error(request, str(error))
-            return redirect("billing:invoice", invoice.pk)
-    raise Http404("No such file")
+    if kind not in exports.INVOICE_FORMATS:
+        raise Http404("No such file")
+    try:
+        return exports.invoice_download(request.user, invoice, kind).response()
+    except einvoice.EInvoiceError as error:
+        messages.error(request, str(error))
+        return redirect("billing:invoice", invoice.pk)
 
 
 @require_GET
@@ -337,7 +326,7 @@ def invoices_csv(request: HttpRequest) -> HttpResponse:
     listed = (access.invoices_for(request.user)
               .filter(period_start__gte=start, period_end__lte=end)
               .select_related("issuer", "customer").order_by("issuer", "sequence", "pk"))
-    return _download(exports.invoices_csv(listed), f"invoices-{start:%Y-%m}.csv", "text/csv")
+    return exports.invoices_download(request.user, listed, start).response()
 
 
 # --- revenue ----------------------------------------------------------------------------------
@@ -351,8 +340,7 @@ def revenue(request: HttpRequest) -> HttpResponse:
     start, end = form.period() if form.is_valid() else invoices.month(today.year, today.month)
     rows = exports.revenue(sites, start, end)
     if request.GET.get("format") == "csv":
-        return _download(exports.revenue_csv(rows, start, end), f"revenue-{start:%Y-%m}.csv",
-                         "text/csv")
+        return exports.revenue_download(request.user, rows, start, end).response()
     return _page(request, "revenue", {"rows": rows, "form": form, "start": start, "end": end,
                                       "month": f"{start:%Y-%m}",
                                       "totals": exports.revenue_totals(rows)})
@@ -423,5 +411,4 @@ def export_download(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(ExportJob, pk=pk, status=ExportJob.Status.DONE)
     if not job.file:
         raise Http404("The export has no file")
-    return FileResponse(job.file.open("rb"), as_attachment=True,
-                        filename=job.file.name.rsplit("/", 1)[-1])
+    return exports.export_download(request.user, job)
