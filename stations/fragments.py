@@ -231,7 +231,9 @@ def station_rows(stations: QuerySet[Station], number: str | int | None) -> Page:
 
 
 def station_row(user: AbstractBaseUser, station_id: str) -> Station | None:
-    station = access.stations_for(user).select_related("site").filter(pk=station_id).first()
+    """One station with its site, its local list's state and its connectors: three queries."""
+    station = (access.stations_for(user).select_related("site", "local_list")
+               .filter(pk=station_id).first())
     return with_connectors([station])[0] if station else None
 
 

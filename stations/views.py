@@ -85,6 +85,9 @@ def station_detail(request: HtmxHttpRequest, station_id: str) -> HttpResponse:
     station = fragments.station_row(request.user, station_id)
     if station is None:
         raise Http404("No such station")
+    if wants_fragment(request, "station-local-list"):
+        return render(request, "dashboard/fragments/station_local_list.html",
+                      {"station": station})
     log = fragments.message_log(station, fragments.LogFilter.from_params(request.GET),
                                 request.GET.get("page"))
     if wants_fragment(request, "message-log"):

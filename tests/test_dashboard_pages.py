@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Membership
+from accounts.models import LocalListState, Membership
 from stations import charts, commands, services
 from stations.models import (
     Call,
@@ -330,6 +330,55 @@ def test_message_log_answers_htmx_with_the_fragment_only(client, personas: Perso
     body = text(response)
     assert body.lstrip().startswith('<section id="message-log"')
     assert "<html" not in body and "Heartbeat-2" in body
+
+
+def local_list_cell(body: str) -> str:
+    return re.search(r'<span id="station-local-list".*?</span>\s*</dd>', body, re.S).group(0)
+
+
+@pytest.mark.parametrize("state, shown", [
+    (None, ["not kept", "manage"]),
+    ({"enabled": False, "sync": "in_sync"}, ["not kept", "manage"]),
+    ({"sync": "in_sync"}, ["badge ok\">in sync", "details"]),
+    ({"sync": "out_of_sync", "note": "the station is offline"}, ["out of sync", "details"]),
+    ({"sync": "too_large", "note": "90 cards belong on this list"},
+     ["too large for the charger", "90 cards belong on this list"]),
+])
+def test_station_page_shows_the_local_lists_state(client, personas: Personas, state, shown):
+    if state is not None:
+        LocalListState.objects.create(station=personas.station_a, **state)
+    cell = local_list_cell(text(page(client, personas.manager, "/stations/STATION-A/")))
+    assert 'href="/local-lists/STATION-A/"' in cell
+    for expected in shown:
+        assert expected in cell, cell
+    assert "every 2s" not in cell
+    if state and "note" in state and state["sync"] == "out_of_sync":
+        assert state["note"] not in cell  # the list page tells the details of the ordinary
+
+
+def test_the_local_list_state_asks_for_itself_while_an_update_travels(client,
+                                                                       personas: Personas):
+    LocalListState.objects.create(station=personas.station_a, sync="sending")
+    cell = local_list_cell(text(page(client, personas.operator, "/stations/STATION-A/")))
+    assert 'hx-get="/stations/STATION-A/" hx-trigger="every 2s"' in cell
+    LocalListState.objects.filter(station=personas.station_a).update(sync="in_sync")
+    fragment = text(client.get("/stations/STATION-A/", HTTP_HX_TARGET="station-local-list",
+                               **HTMX))
+    assert fragment.strip().startswith('<span id="station-local-list">')
+    assert "in sync" in fragment and "<html" not in fragment
+
+
+def test_the_station_page_reads_the_local_list_with_the_station(client, personas: Personas):
+    client.force_login(personas.operator)
+    client.get("/stations/STATION-A/")
+    with CaptureQueriesContext(connection) as without_list:
+        client.get("/stations/STATION-A/")
+    LocalListState.objects.create(station=personas.station_a, sync="in_sync")
+    with CaptureQueriesContext(connection) as with_list:
+        assert "in sync" in text(client.get("/stations/STATION-A/"))
+    assert len(with_list) == len(without_list)
+    # Joined to the station's own query, never read on its own.
+    assert not [q for q in with_list if 'FROM "accounts_localliststate"' in q["sql"]]
 
 
 # --- sessions ----------------------------------------------------------------------------------
