@@ -343,6 +343,9 @@ class VirtualCharger:
         self.energy_wh = dict.fromkeys(self._connectors(), 0.0)  # per-connector meter register
         self.local_list: dict[str, Payload] = {}
         self.local_list_version = 0
+        # 2.0.1 CostUpdated: the last running total (taxes included) the CSMS told, per
+        # transaction id, as a charger with a display would show it.
+        self.costs: dict[str, float] = {}
         self.settings = _settings(config)
         self._metered_at = dict.fromkeys(self._connectors(), time.monotonic())
         self._inoperative: set[int] = set()
@@ -1047,6 +1050,7 @@ class VirtualCharger:
             "GetLocalListVersion": self._on_get_local_list_version,
             "ClearCache": self._on_clear_cache,
             "DataTransfer": self._on_data_transfer,
+            "CostUpdated": self._on_cost_updated,
         }
 
     def _on_remote_start_v16(self, p: Payload) -> tuple[Payload, FollowUp | None]:
@@ -1288,6 +1292,15 @@ class VirtualCharger:
 
     def _on_data_transfer(self, p: Payload) -> tuple[Payload, FollowUp | None]:
         return {"status": "UnknownVendorId"}, None  # no vendor extensions are simulated
+
+    def _on_cost_updated(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+        total, transaction_id = p["totalCost"], p["transactionId"]
+        if isinstance(total, bool) or not isinstance(total, int | float):
+            raise TypeError("totalCost must be a number")
+        if not isinstance(transaction_id, str):
+            raise TypeError("transactionId must be a string")
+        self.costs[transaction_id] = float(total)
+        return {}, None  # CostUpdatedResponse has no fields: received
 
     # ------------------------------------------------------------------ run
 

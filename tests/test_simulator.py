@@ -307,6 +307,7 @@ CSMS_CALLS = {
         ("TriggerMessage", {"requestedMessage": "FirmwareStatusNotification"}, "Accepted"),
         ("TriggerMessage", {"requestedMessage": "LogStatusNotification"}, "Accepted"),
         ("TriggerMessage", {"requestedMessage": "SignV2GCertificate"}, "NotImplemented"),
+        ("CostUpdated", {"totalCost": 1.5, "transactionId": "tx-1"}, {}),
         ("ChangeAvailability", {"operationalStatus": "Inoperative", "evse": {"id": 1}}, "Accepted"),
         ("ChangeAvailability", {"operationalStatus": "Operative"}, "Accepted"),
     ],
@@ -586,6 +587,42 @@ def test_unknown_calls_overrides_and_call_errors() -> None:
                 assert charger.metrics.percentile(50) is not None
             finally:
                 await charger.close()
+
+    run(scenario())
+
+
+def test_cost_updates_are_received_and_the_last_total_kept() -> None:
+    async def scenario() -> None:
+        fake = FakeCsms()
+        async with csms(fake) as url:
+            charger = VirtualCharger(config(url, "2.0.1"))
+            old = VirtualCharger(config(url, "1.6", station_id="TEST-16-COST"))
+            for each in (charger, old):
+                await each.connect()
+                await each.boot()
+            try:
+                for total in (0.6, 1.25):
+                    reply = await fake.call("CostUpdated",
+                                            {"totalCost": total, "transactionId": "tx-7"},
+                                            connection=0)
+                    assert reply[0] == 3 and reply[2] == {}
+                await fake.call("CostUpdated", {"totalCost": 3, "transactionId": "tx-8"},
+                                connection=0)
+                assert charger.costs == {"tx-7": 1.25, "tx-8": 3.0}
+                bad = await fake.call("CostUpdated", {"totalCost": "1.0",
+                                                      "transactionId": "tx-7"}, connection=0)
+                assert bad[2] == "TypeConstraintViolation"
+                missing = await fake.call("CostUpdated", {"totalCost": 1.0}, connection=0)
+                assert missing[2] == "OccurrenceConstraintViolation"
+                assert charger.costs["tx-7"] == 1.25
+                # 1.6 has no such message: not implemented, and nothing kept.
+                unknown = await fake.call("CostUpdated", {"totalCost": 1.0,
+                                                          "transactionId": "tx-7"},
+                                          connection=1)
+                assert unknown[2] == "NotImplemented" and old.costs == {}
+            finally:
+                for each in (charger, old):
+                    await each.close()
 
     run(scenario())
 
