@@ -30,6 +30,10 @@ def envint(name: str, default: int) -> int:
     return int(env(name, str(default)))
 
 
+def envfloat(name: str, default: float) -> float:
+    return float(env(name, str(default)))
+
+
 def envlist(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
@@ -123,13 +127,18 @@ REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels-redis that keeps sockets open while Redis restarts and waits for a free
+            # pooled connection instead of failing a burst of connects (csms/layers.py).
+            "BACKEND": "csms.layers.ResilientRedisChannelLayer",
             "CONFIG": {
                 "hosts": [REDIS_URL],
                 # The default of 100 silently drops group messages in bursts (shared/notes.md).
                 "capacity": envint("CHANNEL_LAYER_CAPACITY", 5000),
                 "expiry": 60,
+                # Sockets re-join their groups before this (csms/gateway/liveness.py).
+                "group_expiry": 86400,
                 "prefix": f"asgi{RUN_ID}",
+                "max_connections": envint("REDIS_MAX_CONNECTIONS", 200),
             },
         }
     }
@@ -155,6 +164,9 @@ CELERY_BEAT_SCHEDULE = {
     "expire-stale-calls": {"task": "stations.tasks.expire_stale_calls", "schedule": 60.0},
     # Local lists left out of step (an update's answer lost) are sent again.
     "resync-local-lists": {"task": "accounts.tasks.resync_local_lists", "schedule": 300.0},
+    # Stations whose server process died, transactions left open (csms/gateway/liveness.py).
+    "sweep-liveness": {"task": "stations.tasks.sweep_liveness", "schedule": 60.0},
+    "prune-message-log": {"task": "stations.tasks.prune_message_log", "schedule": 3600.0},
     # Idle fees of cars still plugged in after their session; sessions left unpriced.
     "billing-settle-costs": {"task": "billing.tasks.settle_costs", "schedule": 60.0},
     # Last month's invoices as drafts, early on the 1st (periods in each issuer's time zone).
@@ -201,6 +213,10 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 if TRUSTED_PROXIES:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Load balancers and Prometheus probe each process on plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^health", r"^metrics$"]
+# Who may read /metrics (after TRUSTED_PROXIES' X-Forwarded-For is applied).
+METRICS_ALLOWED = envlist("METRICS_ALLOWED", "127.0.0.1,::1")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -242,6 +258,17 @@ OCPP = {
     "AUTH_FAILURE_WINDOW": envint("OCPP_AUTH_FAILURE_WINDOW", 300),
     # Check our own replies against the version's schema (cheap with cached validators).
     "VALIDATE_REPLIES": envbool("OCPP_VALIDATE_REPLIES", "true"),
+    # Liveness (csms/gateway/liveness.py): how often each process refreshes the presence of
+    # its chargers and sweeps; a charger silent for longer than the limit is closed.
+    "PRESENCE_INTERVAL": envfloat("OCPP_PRESENCE_INTERVAL", 30),
+    "SILENCE_LIMIT": envfloat("OCPP_SILENCE_LIMIT",
+                              2 * envint("OCPP_HEARTBEAT_INTERVAL", 300)),
+    # Transactions left open (stations/services.py, transactions_close_abandoned): after a
+    # reboot that did not end them, and after a long silence of their station.
+    "REBOOT_GRACE": envint("OCPP_REBOOT_GRACE", 900),
+    "TRANSACTION_SILENCE": envint("OCPP_TRANSACTION_SILENCE", 86400),
+    # Days the message log keeps frames (0 keeps them forever).
+    "MESSAGE_LOG_DAYS": envint("OCPP_MESSAGE_LOG_DAYS", 90),
 }
 
 BILLING = {
@@ -249,10 +276,20 @@ BILLING = {
     "COST_UPDATE_INTERVAL": envint("BILLING_COST_UPDATE_INTERVAL", 60),
 }
 
+# Garbage collector thresholds of server processes (csms/asgi.py): Python's default 700 young
+# objects per collection costs throughput with thousands of sockets.
+GC_THRESHOLD = [int(n) for n in envlist("GC_THRESHOLD", "50000,50,100")]
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Every line carries the station it is about (csms/logs.py); LOG_FORMAT=json for shippers.
+    "filters": {"station": {"()": "csms.logs.StationFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(station)s] %(message)s"},
+        "json": {"()": "csms.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["station"],
+                             "formatter": env("LOG_FORMAT", "plain")}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
 }

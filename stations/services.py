@@ -5,13 +5,15 @@ Callers run them inside `transaction.atomic()` (the gateway wraps each charger m
 so a charger's message is stored whole or not at all, and events go out only after commit.
 """
 
+import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.transaction import atomic
 from django.utils import timezone
 
@@ -22,6 +24,7 @@ from stations.models import (
     Connector,
     DeviceVariable,
     Evse,
+    MessageLog,
     MeterSample,
     RefusedConnection,
     Site,
@@ -33,6 +36,10 @@ from stations.models import (
 )
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
+# Stop reason of a transaction closed by transactions_close_abandoned, not by its charger.
+CLOSED_BY_CSMS = "ClosedByCsms"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +280,8 @@ def _already_recorded(tx: Transaction, report: TransactionReport) -> bool:
     if report.kind == TransactionMessage.Kind.START:
         return True  # found by its start key or id: this start is a retry
     if report.kind == TransactionMessage.Kind.END:
-        return tx.state == Transaction.State.COMPLETED
+        # A transaction we closed ourselves takes the charger's own end when it comes after all.
+        return tx.state == Transaction.State.COMPLETED and tx.stop_reason != CLOSED_BY_CSMS
     return False
 
 
@@ -319,6 +327,8 @@ def _transaction_apply(tx: Transaction, report: TransactionReport, created: bool
         tx.started_at = min(tx.started_at, report.timestamp)
         tx.meter_start_wh = report.meter_wh
     if report.kind == Kind.END:
+        if tx.stop_reason == CLOSED_BY_CSMS:
+            _flag(tx, "closed by the CSMS, then the charger's own end arrived: its values kept")
         tx.state = Transaction.State.COMPLETED
         tx.stopped_at = report.timestamp
         tx.stop_reason = report.stop_reason[:50]
@@ -388,7 +398,9 @@ def meter_values_record(station: Station, *, evse: int, transaction_id: str | No
         register = [s.value for s in samples if s.measurand == ENERGY_REGISTER and not s.phase]
         if register and tx.state == Transaction.State.ACTIVE:
             tx.meter_last_wh = register[-1]
-            Transaction.objects.filter(pk=tx.pk).update(meter_last_wh=tx.meter_last_wh)
+            # updated_at: the transaction is alive (transactions_close_abandoned reads it).
+            Transaction.objects.filter(pk=tx.pk).update(meter_last_wh=tx.meter_last_wh,
+                                                        updated_at=timezone.now())
             signals.transaction_changed.send(Transaction, transaction=tx, kind="update")
         events.publish("transaction.update", station.pk, station.site_id,
                        transaction=tx.pk, transaction_id=tx.transaction_id)
@@ -450,3 +462,117 @@ def device_variables_record(station: Station, reports: list[VariableReport]) -> 
             variable_instance=report.variable_instance, attribute_type=report.attribute_type,
             defaults={"value": report.value, "mutability": report.mutability},
         )
+
+
+# --- liveness: presence across processes, transactions nobody will end ----------------------
+
+def stations_present(station_ids: list[str], stale_after: float) -> None:
+    """A server process holds these stations' sockets now (csms/gateway/liveness.py).
+
+    A station the sweep marked offline meanwhile (its process could not refresh it, e.g. while
+    the database was down) is connected again; one that disconnected just now (last_seen fresh)
+    is not: its socket closed while this list was being made.
+    """
+    now = timezone.now()
+    revived = list(Station.objects.filter(
+        pk__in=station_ids, connected=False, last_seen__lt=now - timedelta(seconds=stale_after),
+    ).values_list("pk", "site_id"))
+    if revived:
+        Station.objects.filter(pk__in=[pk for pk, _ in revived]).update(connected=True)
+        for pk, site_id in revived:
+            events.publish("station.connected", pk, site_id)
+    Station.objects.filter(pk__in=station_ids).update(last_seen=now)
+
+
+def stations_sweep(stale_after: float) -> list[str]:
+    """Stations marked connected that no live process has refreshed for `stale_after` seconds:
+    their process died without running its disconnect handler. Marked offline."""
+    cutoff = timezone.now() - timedelta(seconds=stale_after)
+    stale = Station.objects.filter(connected=True, last_seen__lt=cutoff)
+    rows = list(stale.values_list("pk", "site_id"))
+    if rows:
+        stale.filter(pk__in=[pk for pk, _ in rows]).update(connected=False)
+        log.warning("marked %d stations offline: no process holds them (e.g. %s)", len(rows),
+                    rows[0][0])
+        for pk, site_id in rows:
+            events.publish("station.disconnected", pk, site_id)
+    return [pk for pk, _ in rows]
+
+
+def transactions_close_abandoned(now: datetime | None = None) -> list[int]:
+    """Close transactions their charger will not end, flagged for review (never silently).
+
+    Policy (settings.OCPP):
+    - reboot: the station booted after the transaction's last message and REBOOT_GRACE seconds
+      have passed since (its queued messages come right after a boot) without a word about it;
+    - silence: neither the transaction nor its station was heard of for TRANSACTION_SILENCE.
+    The transaction ends at its last reading (meter stop = the last register value, stop time =
+    its last sample or message), stop reason CLOSED_BY_CSMS. If the charger's own end arrives
+    later after all, it replaces ours (see _already_recorded) and the flag says so.
+    Each transaction is closed in its own database transaction; returns their pks.
+    """
+    now = now or timezone.now()
+    active = Transaction.objects.filter(state=Transaction.State.ACTIVE)
+    silent_since = now - timedelta(seconds=settings.OCPP["TRANSACTION_SILENCE"])
+    reasons = {
+        "reboot": active.filter(
+            station__last_boot_at__gt=F("updated_at"),
+            station__last_boot_at__lt=now - timedelta(seconds=settings.OCPP["REBOOT_GRACE"])),
+        "silence": active.filter(updated_at__lt=silent_since).filter(
+            Q(station__last_seen__lt=silent_since) | Q(station__last_seen=None)),
+    }
+    closed = []
+    for reason, abandoned in reasons.items():
+        for pk in list(abandoned.values_list("pk", flat=True)[:500]):
+            with atomic():
+                # Locked and checked again: a message may have come, another process may be here.
+                tx = (abandoned.select_for_update(of=("self",)).select_related("station")
+                      .filter(pk=pk).first())
+                if tx is not None:
+                    _transaction_close_abandoned(tx, reason, now)
+                    closed.append(pk)
+    return closed
+
+
+def _transaction_close_abandoned(tx: Transaction, reason: str, now: datetime) -> None:
+    times = [tx.started_at, *(t for t in (
+        tx.samples.order_by("-timestamp").values_list("timestamp", flat=True).first(),
+        tx.messages.order_by("-timestamp").values_list("timestamp", flat=True).first(),
+    ) if t is not None)]
+    tx.state = Transaction.State.COMPLETED
+    tx.stopped_at = max(times)
+    tx.stop_reason = CLOSED_BY_CSMS
+    tx.meter_stop_wh = tx.meter_last_wh
+    known = tx.meter_start_wh is not None and tx.meter_stop_wh is not None
+    tx.energy_wh = tx.meter_stop_wh - tx.meter_start_wh if known else None
+    if reason == "reboot":
+        why = f"station rebooted at {tx.station.last_boot_at:%Y-%m-%d %H:%M} UTC without ending it"
+    else:
+        why = f"nothing heard of it or its station since {tx.updated_at:%Y-%m-%d %H:%M} UTC"
+    _flag(tx, f"closed by the CSMS: {why}; energy "
+              + ("to the last reading" if known else "unknown"))
+    tx.save()
+    log.warning("closed abandoned transaction %s of %s (%s)", tx.transaction_id, tx.station_id,
+                reason)
+    signals.transaction_changed.send(Transaction, transaction=tx, kind="end")
+    events.publish("transaction.end", tx.station_id, tx.station.site_id, transaction=tx.pk,
+                   transaction_id=tx.transaction_id)
+
+
+def message_log_prune(days: int, batch: int = 5000, max_batches: int = 2000) -> int:
+    """Delete message-log frames older than `days`, oldest first, one batch per statement.
+
+    Walks the primary key (frames are logged in time order), so each batch is an index range,
+    never a scan of the whole log. Returns how many frames were deleted.
+    """
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted = 0
+    for _ in range(max_batches):
+        rows = list(MessageLog.objects.order_by("id").values_list("id", "created_at")[:batch])
+        old = [pk for pk, created_at in rows if created_at < cutoff]
+        if old:
+            MessageLog.objects.filter(pk__in=old).delete()
+            deleted += len(old)
+        if len(old) < batch:
+            break
+    return deleted

@@ -47,7 +47,7 @@ def test_urls_switch_to_postgresql_and_redis():
     assert settings_value("settings.DATABASES['default']['ENGINE']", env) == (
         "django.db.backends.postgresql")
     assert settings_value("settings.CHANNEL_LAYERS['default']['BACKEND']", env) == (
-        "channels_redis.core.RedisChannelLayer")
+        "csms.layers.ResilientRedisChannelLayer")
     assert settings_value("settings.CELERY_BROKER_URL", env) == PRODUCTION["REDIS_URL"]
 
 

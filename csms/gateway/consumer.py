@@ -7,6 +7,11 @@ Two rules shape it:
 - Never wait for the charger inside a handler. Channels dispatches a consumer's messages one at
   a time, and the charger's reply to our CALL arrives as the *next* message: an outbound CALL is
   sent, remembered, and completed when its reply is dispatched (or when its timer runs out).
+
+The hot path is one hop to the ORM thread per message, and nothing else that waits: validation
+runs inline, the connection is not health-checked per message (see `_in_db_thread`), events go
+out after the answer. Liveness (silent chargers, presence across processes) is one task per
+process, not per socket: csms/gateway/liveness.py.
 """
 
 import asyncio
@@ -17,16 +22,17 @@ from collections import deque
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from csms import gateway
-from csms.gateway import auth, frames
+from csms import gateway, logs, metrics
+from csms.gateway import auth, frames, liveness
 from csms.gateway.frames import CALLRESULT, Call, CallError, CallResult, FrameError
 from csms.gateway.handlers import Context
+from csms.gateway.orm import in_db_thread, write_and_publish
 from stations import events, services, signals
 from stations.models import Call as CallRow
 from stations.models import MessageLog, Station
@@ -37,8 +43,6 @@ log = logging.getLogger(__name__)
 _ACCEPTED = {"Accepted", "Unlocked", "Scheduled", "RebootRequired"}
 # While a station is not accepted it may only register itself (OCPP 2.0.1 B02/B03, 1.6 §4.2).
 _ALLOWED_UNREGISTERED = {"BootNotification", "Heartbeat"}
-# How often an ordinary message refreshes last_seen (Heartbeat always does).
-_SEEN_EVERY = 60.0
 
 
 @dataclass(slots=True)
@@ -54,30 +58,39 @@ class ChargerConsumer(AsyncWebsocketConsumer):
     station: Station
     version: str
 
+    async def dispatch(self, message: dict) -> None:
+        # Channels' dispatch first recycles database connections, a thread hop per frame;
+        # every database call here runs through _in_db_thread, which does what is needed.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     # --- handshake ----------------------------------------------------------------------------
 
     async def connect(self) -> None:
         self.station_id = self.scope["url_route"]["kwargs"]["station_id"]
+        logs.station.set(self.station_id[:60])
         self.address = auth.client_address(self.scope)
         self.admitted = False
         self.displaced = False
+        self.closing_reason = ""
         self.queue: deque[tuple[int, str | None]] = deque()
         self.outstanding: Outstanding | None = None
-        self.seen_at = time.monotonic()
+        self.heard_at = time.monotonic()
         try:
-            station = await database_sync_to_async(auth.station_for)(self.station_id,
-                                                                    self.address)
+            station = await self._write(auth.station_for, self.station_id, self.address)
             offered = self.scope.get("subprotocols", [])
             version = next((v for p, v in frames.SUBPROTOCOLS.items() if p in offered), None)
             if version is None:
-                raise await database_sync_to_async(auth.refuse)(
-                    self.station_id, self.address, "no_subprotocol",
+                raise await self._write(
+                    auth.refuse, self.station_id, self.address, "no_subprotocol",
                     "offered: " + ", ".join(offered)[:150])
-            await database_sync_to_async(auth.check_transport)(station, self.scope,
-                                                              self.address)
+            await self._write(auth.check_transport, station, self.scope, self.address)
             if auth.needs_password(station):
                 await self._check_credentials(station)
         except auth.Refusal as refusal:
+            metrics.CONNECTIONS.labels(refusal.reason).inc()
             log.info("refused %s from %s: %s", self.station_id[:60], self.address,
                      refusal.reason)
             if refusal.reason == "no_subprotocol":
@@ -95,8 +108,11 @@ class ChargerConsumer(AsyncWebsocketConsumer):
         # Admitted: now, and only now, an older connection of this station steps aside.
         await self.channel_layer.group_send(self.group,
                                             {"type": "ocpp.displace", "by": self.channel_name})
-        await self._write(services.station_connected, station, version)
+        await write_and_publish(services.station_connected, station, version)
         self.admitted = True
+        liveness.register(self)
+        metrics.CONNECTIONS.labels("admitted").inc()
+        metrics.CHARGERS.labels(version).inc()
         await self.accept(subprotocol=next(p for p, v in frames.SUBPROTOCOLS.items()
                                            if v == version))
         log.info("connected %s (OCPP %s) from %s", station.pk, version, self.address)
@@ -115,7 +131,14 @@ class ChargerConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if not self.admitted:
             return
-        await self.channel_layer.group_discard(self.group, self.channel_name)
+        liveness.unregister(self)
+        metrics.CHARGERS.labels(self.version).dec()
+        metrics.DISCONNECTS.labels(self.closing_reason or ("displaced" if self.displaced
+                                                          else "charger")).inc()
+        try:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+        except Exception:  # the group forgets us at its expiry; the socket is gone either way
+            log.warning("could not leave %s's group", self.station.pk)
         if self.outstanding is not None:
             self.outstanding.timer.cancel()
             await self._call_end(self.outstanding, CallRow.Status.TIMEOUT, None, None)
@@ -124,7 +147,7 @@ class ChargerConsumer(AsyncWebsocketConsumer):
             await self._write(self._call_not_sent, call_id)
             await self._notify(reply_to, call_id)
         if not self.displaced:
-            await self._write(services.station_disconnected, self.station.pk,
+            await write_and_publish(services.station_disconnected, self.station.pk,
                               self.station.site_id)
         log.info("disconnected %s (code %s)", self.station.pk, code)
 
@@ -133,9 +156,17 @@ class ChargerConsumer(AsyncWebsocketConsumer):
             self.displaced = True
             await self.close(code=1000)
 
+    async def close_silent(self) -> None:
+        """Nothing heard for longer than the silence limit: the charger is gone (liveness.py)."""
+        self.closing_reason = "silent"
+        log.info("closing %s: silent for %.0f s", self.station.pk,
+                 time.monotonic() - self.heard_at)
+        await self.close(code=1001)
+
     # --- frames from the charger --------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        self.heard_at = time.monotonic()
         if text_data is None:
             await self._send_error(FrameError("rpc", "OCPP-J frames are text, not binary"))
             return
@@ -155,6 +186,7 @@ class ChargerConsumer(AsyncWebsocketConsumer):
             await self._handle_reply(frame)
 
     async def _handle_call(self, call: Call) -> None:
+        started = time.perf_counter()
         try:
             if call.action not in frames.known_actions(self.version):
                 raise FrameError("not_implemented", f"Unknown action {call.action[:50]}")
@@ -170,17 +202,20 @@ class ChargerConsumer(AsyncWebsocketConsumer):
             await self._send_error(error, logged=call)
             return
         try:
-            reply, published = await database_sync_to_async(self._run)(handler, call)
+            reply, published = await self._write(self._run, handler, call)
         except FrameError as error:  # a value the schema allows but the domain cannot read
             error.message_id = call.message_id
             await self._send_error(error, logged=call)
             return
         except Exception:
             log.exception("%s from %s failed", call.action, self.station.pk)
+            metrics.message_counter(self.version, call.action, "InternalError").inc()
             await self._send_error(FrameError("internal", "Message not stored; retry later",
                                               call.message_id))
             return
         await self.send(text_data=reply)
+        metrics.latency_histogram(call.action).observe(time.perf_counter() - started)
+        metrics.message_counter(self.version, call.action, "result").inc()
         if published:
             await events.asend(published)
 
@@ -200,9 +235,6 @@ class ChargerConsumer(AsyncWebsocketConsumer):
                            action=call.action, payload=payload, created_at=now),
             ]
             MessageLog.objects.bulk_create(rows)
-            if call.action != "Heartbeat" and time.monotonic() - self.seen_at > _SEEN_EVERY:
-                services.station_seen(self.station)
-                self.seen_at = time.monotonic()
         return frames.result_frame(call.message_id, payload), published
 
     async def _send_error(self, error: FrameError, logged: object = None) -> None:
@@ -210,6 +242,10 @@ class ChargerConsumer(AsyncWebsocketConsumer):
         details = {k: str(v)[:100] for k, v in error.details.items()}
         await self.send(text_data=frames.error_frame(error.message_id, code, error.description,
                                                      details))
+        version = self.version if self.admitted else "2.0.1"
+        metrics.error_counter(version, code).inc()
+        if isinstance(logged, Call) and logged.action in frames.known_actions(version):
+            metrics.message_counter(version, logged.action, code).inc()
         log.info("CALLERROR %s to %s: %s", code, self.station_id[:60], error.description)
         try:
             await self._write(self._log_error, logged, error.message_id, code, error.description)
@@ -299,6 +335,7 @@ class ChargerConsumer(AsyncWebsocketConsumer):
 
     async def _call_end(self, outstanding: Outstanding, status: str,
                         result: CallResult | None, error: CallError | None) -> None:
+        metrics.CALLS.labels(outstanding.action, status).inc()
         published = await self._write(self._call_record, outstanding, status, result, error)
         await self._notify(outstanding.reply_to, outstanding.call_id)
         await events.asend(published)
@@ -344,4 +381,4 @@ class ChargerConsumer(AsyncWebsocketConsumer):
                 log.warning("could not tell %s that call %s ended", reply_to, call_id)
 
     async def _write(self, function, *args):
-        return await database_sync_to_async(function)(*args)
+        return await in_db_thread(function, *args)
