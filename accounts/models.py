@@ -5,6 +5,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from csms.jobs import BackgroundJob
+
 
 class Organization(models.Model):
     """A tenant: the operator itself, a property owner or a fleet."""
@@ -166,14 +168,8 @@ class AuditEntry(models.Model):
         raise TypeError("AuditEntry is append-only: an entry cannot be deleted")
 
 
-class CardImport(models.Model):
+class CardImport(BackgroundJob):
     """One CSV upload of ID tokens and its progress; the import runs in a Celery task."""
-
-    class State(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
 
     organization = models.ForeignKey(
         Organization, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -184,8 +180,8 @@ class CardImport(models.Model):
     )
     filename = models.CharField(max_length=200, blank=True)
     content = models.TextField()
-    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
-    total = models.PositiveIntegerField(default=0)
+    state = models.CharField(max_length=10, choices=BackgroundJob.State.choices,
+                             default=BackgroundJob.State.QUEUED)
     processed = models.PositiveIntegerField(default=0)
     created = models.PositiveIntegerField(default=0)
     updated = models.PositiveIntegerField(default=0)
@@ -193,19 +189,13 @@ class CardImport(models.Model):
     rejected = models.PositiveIntegerField(default=0)
     # [{"line": 7, "value": "...", "reason": "..."}], downloadable as CSV.
     rejections = models.JSONField(default=list, blank=True)
-    error = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"{self.filename or 'import'} ({self.state})"
 
     @property
     def percent(self) -> int:
-        return int(100 * self.processed / self.total) if self.total else 0
+        return self.share(self.processed)
 
 
 class LocalListState(models.Model):

@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Organization
+from csms.jobs import BackgroundJob
 from stations.models import Site, Station, Transaction
 
 ZERO = Decimal("0.00")
@@ -444,35 +445,23 @@ class InvoiceLine(models.Model):
         return (self.energy_wh / 1000).quantize(Decimal("0.001"))
 
 
-class ExportJob(models.Model):
+class ExportJob(BackgroundJob):
     """A bulk export of a period (a zip of invoices, e-invoices, CSV and revenue statements),
     built in the background; `done` of `total` tells its progress."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
+    Status = BackgroundJob.State  # the name its API and callers use
 
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True,
                                      on_delete=models.SET_NULL, related_name="+")
     period_start = models.DateField()
     period_end = models.DateField()
     status = models.CharField(max_length=7, choices=Status.choices, default=Status.QUEUED)
-    total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)
     file = models.FileField(upload_to="billing/exports/", blank=True)
-    error = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"export {self.period_start}..{self.period_end} ({self.status})"
 
     @property
     def percent(self) -> int:
-        return 100 if self.status == self.Status.DONE else (
-            int(100 * self.done / self.total) if self.total else 0)
+        return 100 if self.status == self.Status.DONE else self.share(self.done)
