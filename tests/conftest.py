@@ -13,8 +13,10 @@ from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from billing.models import Issuer, Tariff
 from stations.models import Site, Station
 from tests import personas as cast
+from tests.billing_cast import billing_cast
 from tests.personas import Personas
 
 
@@ -59,6 +61,13 @@ def outsider(personas: Personas) -> User:
 def fleet(personas: Personas) -> User:
     """Fleet admin of fleet_org: its ID tokens, and the sessions charged with them anywhere."""
     return personas.fleet
+
+
+@pytest.fixture(name="cast")
+def billing_cast_fixture(personas: Personas) -> tuple[Issuer, Tariff]:
+    """Billing's additions (tests/billing_cast.py): the operator invoices, site A has a tariff,
+    the fleet has billing details."""
+    return billing_cast(personas)
 
 
 @pytest.fixture

@@ -8,12 +8,7 @@ import pytest
 from django.utils import timezone
 
 from billing.models import Invoice, Tariff
-from tests.billing_cast import at, billing_cast, charge, fleet_sessions
-
-
-@pytest.fixture
-def cast(personas):
-    return billing_cast(personas)
+from tests.billing_cast import at, charge, fleet_sessions
 
 
 @pytest.fixture

@@ -9,14 +9,13 @@ import pytest
 from accounts.models import AuditEntry
 from billing import invoices
 from billing.models import Invoice
-from tests.billing_cast import billing_cast, fleet_sessions
+from tests.billing_cast import fleet_sessions
 
 NOVEMBER = (date(2026, 11, 1), date(2026, 11, 30))
 
 
 @pytest.fixture
-def invoice(personas) -> Invoice:
-    billing_cast(personas)
+def invoice(personas, cast) -> Invoice:
     fleet_sessions(personas)
     [issued] = invoices.generate(*NOVEMBER, issue=True)
     return issued

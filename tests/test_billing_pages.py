@@ -14,14 +14,9 @@ from pypdf import PdfReader
 
 from billing import invoices
 from billing.models import Invoice, SessionCost, Tariff
-from tests.billing_cast import at, billing_cast, charge, fleet_sessions
+from tests.billing_cast import at, charge, fleet_sessions
 
 NOVEMBER = "2026-11"
-
-
-@pytest.fixture
-def cast(personas):
-    return billing_cast(personas)
 
 
 @pytest.fixture

@@ -13,14 +13,9 @@ from billing import services, tariffs
 from billing.models import SessionCost, TariffAssignment, TariffVersion
 from stations import services as domain
 from stations.models import StatusChange, Transaction, TransactionMessage
-from tests.billing_cast import at, billing_cast, charge, make_tariff, status
+from tests.billing_cast import at, charge, make_tariff, status
 
 State = SessionCost.State
-
-
-@pytest.fixture
-def cast(personas):
-    return billing_cast(personas)
 
 
 def test_final_cost_is_stored_with_the_end(personas, cast):
