@@ -6,7 +6,7 @@
 For pages, Django's own `client` fixture does: `client.force_login(manager)`.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.contrib.auth.models import User
@@ -14,6 +14,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from billing.models import Issuer, Tariff
+from csms.gateway import auth
 from stations.models import Site, Station
 from tests import personas as cast
 from tests.billing_cast import billing_cast
@@ -25,6 +26,14 @@ def _no_persistent_connections(settings) -> None:
     """Gateway code runs in worker threads, each with its own connection; kept open, they
     would outlive the test and block dropping the test database at the end of the run."""
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limit() -> Iterator[None]:
+    """Failed charger logins from 127.0.0.1 (where every test charger comes from) are counted
+    per address; without this, refusal tests would add up to a rate limit for later tests."""
+    yield
+    auth.forget_failures("127.0.0.1")
 
 
 @pytest.fixture

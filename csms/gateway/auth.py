@@ -67,6 +67,11 @@ def rate_limited(address: str) -> bool:
     return (cache.get(_failures_key(address)) or 0) >= settings.OCPP["AUTH_FAILURE_LIMIT"]
 
 
+def forget_failures(address: str) -> None:
+    """Lift an address's rate limit (an operator's decision, or a test's fresh start)."""
+    cache.delete(_failures_key(address))
+
+
 def _count_failure(address: str) -> None:
     key = _failures_key(address)
     if cache.add(key, 1, timeout=settings.OCPP["AUTH_FAILURE_WINDOW"]):
