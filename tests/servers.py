@@ -92,6 +92,22 @@ def daphnes(count: int, *args: str,
         yield servers
 
 
+@contextmanager
+def procfile_webs(count: int, **extra_env: str) -> Iterator[list[tuple[int, subprocess.Popen]]]:
+    """`count` web processes exactly as the Procfile starts them (uvicorn), on free ports."""
+    from csms.bench import procfile_web
+
+    with ExitStack() as stack:
+        servers = []
+        for _ in range(count):
+            port = free_port()
+            servers.append((port, stack.enter_context(
+                _process(procfile_web(port), f"web-{port}", server_env(**extra_env)))))
+        for port, process in servers:
+            wait_for_port(port, process)
+        yield servers
+
+
 def kill(process: subprocess.Popen) -> None:
     """SIGKILL, as the kernel's OOM killer or a power cut would: no handler runs."""
     os.killpg(process.pid, signal.SIGKILL)

@@ -1,13 +1,23 @@
-"""The gateway's way to the database: the one ORM thread, without per-call overhead.
+"""The gateway's way to the database: a few ORM threads, without per-call overhead.
 
-Channels' database_sync_to_async recycles connections around every call, which with
-CONN_HEALTH_CHECKS costs a `SELECT 1` round trip per charger message. Here a connection is kept
-until it fails (a failed call drops it; the next message reconnects) or reaches CONN_MAX_AGE.
+Channels' database_sync_to_async runs every ORM call of a process on one thread, so a process
+stores one charger message at a time, and much of that time the thread only waits for
+PostgreSQL. With OCPP_DB_THREADS > 1, that many threads (each with its own connection) store
+the messages of different chargers side by side; one charger's messages stay in order, because
+its consumer awaits each before it reads the next frame. The default is the one thread the rest
+of Django's sync code in the process uses too: code that takes row locks in different orders
+(the local lists) deadlocks when gateway and views write side by side.
+
+It also recycles connections around every call, which with CONN_HEALTH_CHECKS costs a
+`SELECT 1` round trip per message. Here a connection is kept until it fails (a failed call drops
+it; the next message reconnects) or reaches CONN_MAX_AGE.
 """
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import close_old_connections, connection
 
 from stations import events
@@ -25,7 +35,11 @@ def _db_call(function, *args):
             connection.close()
 
 
-in_db_thread = sync_to_async(_db_call, thread_sensitive=True)
+if settings.OCPP["DB_THREADS"] > 1:
+    in_db_thread = sync_to_async(_db_call, thread_sensitive=False, executor=ThreadPoolExecutor(
+        settings.OCPP["DB_THREADS"], thread_name_prefix="orm"))
+else:  # the thread Django's own sync code (views, eager tasks) runs on: nothing in parallel
+    in_db_thread = sync_to_async(_db_call, thread_sensitive=True)
 
 
 def _collecting(function, *args) -> list[dict]:
