@@ -500,9 +500,33 @@ async def bench(args: argparse.Namespace, env: dict) -> dict:
         results["remote_start"]["held_meanwhile"] = sum(c.online for c in everyone)
         print("remote_start", results["remote_start"], flush=True)
 
+        results["retention"] = await asyncio.to_thread(retention_cost)
+        print("retention", results["retention"], flush=True)
+
         stop.set()
         await asyncio.wait(running, timeout=120)
     return results
+
+
+def retention_cost() -> dict:
+    """The hourly prune, timed on the whole log made 100 days old, while the servers run."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.db.models import F
+
+    from stations import services
+    from stations.models import MessageLog
+
+    try:
+        MessageLog.objects.update(created_at=F("created_at") - timedelta(days=100))
+        begun = time.monotonic()
+        deleted = services.message_log_prune(90)
+        seconds = time.monotonic() - begun
+    finally:
+        connection.close()
+    return {"deleted": deleted, "seconds": round(seconds, 2),
+            "rows_per_s": round(deleted / max(seconds, 1e-6))}
 
 
 def report(results: dict) -> str:
@@ -536,6 +560,9 @@ def report(results: dict) -> str:
         f"| remote start, API call → charger receives the frame ({s['answered']} of "
         f"{a['remote_starts']}) | p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, "
         f"outcomes {s['outcomes']} |",
+        f"| message-log retention (batches of 5,000, servers running) | "
+        f"{results['retention']['deleted']} frames in {results['retention']['seconds']} s "
+        f"({results['retention']['rows_per_s']} frames/s) |",
     ]
     if results.get("profile"):
         lines += ["", "Profile of one server process during the rated phase (py-spy; % of "
