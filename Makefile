@@ -53,6 +53,10 @@ screenshots: venv browser
 # Figures and how to read them: docs/operations.md. BENCH_ARGS="--servers 2 --profile" etc.
 BENCH_CHARGERS ?= 10000
 bench: venv
+	@pg_isready -q -h 127.0.0.1 -p 5432 || \
+	  pg_ctlcluster --skip-systemctl-redirect "$$(ls /etc/postgresql)" main start
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || \
+	  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} \
 	  $(PY) -m csms.bench --chargers $(BENCH_CHARGERS) $(BENCH_ARGS)
 

@@ -205,6 +205,16 @@ def drop_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def forget_redis_keys(run_id: str) -> None:
+    """Groups, process keys and queues of this run (its run id is in each of their names)."""
+    import redis
+
+    client = redis.from_url(os.environ["REDIS_URL"])
+    keys = list(client.scan_iter(f"*{run_id}*", count=1000))
+    for start in range(0, len(keys), 1000):
+        client.delete(*keys[start:start + 1000])
+
+
 def station_id(n: int) -> str:
     return f"BENCH-{n:05d}"
 
@@ -617,6 +627,7 @@ def main() -> None:
     finally:
         if not args.keep_database:
             drop_database(database)
+        forget_redis_keys(run_id)
     text = report(results)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     (ARTIFACTS / f"bench-{stamp}.json").write_text(json.dumps(results, indent=2))
