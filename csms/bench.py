@@ -94,7 +94,7 @@ def servers(kind: str, app: str, count: int, env: dict, name: str):
                                        preexec_fn=raise_open_files, start_new_session=True)
             started.append((port, process, log))
         for port, process, _ in started:
-            wait_for_port(port, process)
+            wait_for_port(port, process, 60)
         yield [(port, process.pid) for port, process, _ in started]
     finally:
         for _, process, log in started:
@@ -108,7 +108,7 @@ def servers(kind: str, app: str, count: int, env: dict, name: str):
             log.close()
 
 
-def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60) -> None:
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20) -> None:
     import socket
 
     deadline = time.monotonic() + seconds
@@ -120,7 +120,7 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60) -> 
                 return
         except OSError:
             time.sleep(0.1)
-    raise TimeoutError(f"server on port {port} did not start")
+    raise TimeoutError(f"server on port {port} did not start in {seconds} s")
 
 
 def rss_bytes(pid: int) -> int:

@@ -9,11 +9,9 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -21,13 +19,9 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from csms.bench import free_port, procfile_web, wait_for_port
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_database_url(port: int | None = None) -> str:
@@ -48,19 +42,6 @@ def server_env(**extra: str) -> dict[str, str]:
         env["REDIS_URL"] = settings.REDIS_URL
     env.update(extra)
     return env
-
-
-def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"server on port {port} did not start in {seconds} s")
 
 
 @contextmanager
@@ -95,8 +76,6 @@ def daphnes(count: int, *args: str,
 @contextmanager
 def procfile_webs(count: int, **extra_env: str) -> Iterator[list[tuple[int, subprocess.Popen]]]:
     """`count` web processes exactly as the Procfile starts them (uvicorn), on free ports."""
-    from csms.bench import procfile_web
-
     with ExitStack() as stack:
         servers = []
         for _ in range(count):
