@@ -89,6 +89,15 @@ def post(port: int, path: str, token: str, body: dict) -> dict:
         return json.loads(response.read())
 
 
+def reachable(port: int) -> bool:
+    """The process's /health finds the channel layer (Redis) again."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+            return json.loads(response.read())["checks"]["channel_layer"]["ok"]
+    except OSError:  # 503 (HTTPError) while it is still away
+        return False
+
+
 def api_token() -> str:
     return Token.objects.create(user=User.objects.create_superuser("faults", password="x")).key
 
@@ -193,8 +202,9 @@ def test_redis_restarted_sessions_go_on_and_a_command_in_flight_times_out(versio
                 outcomes = [(await asyncio.to_thread(post, port_a, path, token, {}))["status"]]
                 await cp.send_meter_values(1)  # the socket and the session go on meanwhile
                 with redis_server(redis_port):
-                    # Both processes find Redis again and re-join their groups (0.5 s ticks).
-                    await asyncio.sleep(3)
+                    # Both processes find Redis again, then re-join their groups (0.5 s ticks).
+                    await until(lambda: all(reachable(port) for port in (port_a, port_b)), 20)
+                    await asyncio.sleep(2)
                     outcomes.append((await asyncio.to_thread(post, port_a, path, token, {}))[
                         "status"])
                     await until(lambda: 1 not in cp.sessions and not cp.queued, 20)
