@@ -9,7 +9,7 @@ Two rules shape it:
   sent, remembered, and completed when its reply is dispatched (or when its timer runs out).
 
 The hot path is one hop to the ORM thread per message, and nothing else that waits: validation
-runs inline, the connection is not health-checked per message (see `_in_db_thread`), events go
+runs inline, the connection is not health-checked per message (csms/gateway/orm.py), events go
 out after the answer. Liveness (silent chargers, presence across processes) is one task per
 process, not per socket: csms/gateway/liveness.py.
 """
@@ -60,7 +60,7 @@ class ChargerConsumer(AsyncWebsocketConsumer):
 
     async def dispatch(self, message: dict) -> None:
         # Channels' dispatch first recycles database connections, a thread hop per frame;
-        # every database call here runs through _in_db_thread, which does what is needed.
+        # every database call here runs through orm.in_db_thread, which does what is needed.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -148,7 +148,7 @@ class ChargerConsumer(AsyncWebsocketConsumer):
             await self._notify(reply_to, call_id)
         if not self.displaced:
             await write_and_publish(services.station_disconnected, self.station.pk,
-                              self.station.site_id)
+                                    self.station.site_id)
         log.info("disconnected %s (code %s)", self.station.pk, code)
 
     async def ocpp_displace(self, message: dict) -> None:
