@@ -268,7 +268,7 @@ OCPP = {
     "REBOOT_GRACE": envint("OCPP_REBOOT_GRACE", 900),
     "TRANSACTION_SILENCE": envint("OCPP_TRANSACTION_SILENCE", 86400),
     # Threads storing charger messages side by side per process (csms/gateway/orm.py). More
-    # than one measured +25 % messages/s on PostgreSQL (docs/operations.md); 1 by default: the
+    # than one measured +25 % messages/s on PostgreSQL (README, Operations); 1 by default: the
     # local-list code deadlocks under that concurrency (seen in tests/test_local_lists.py).
     "DB_THREADS": envint("OCPP_DB_THREADS", 1),
     # Days the message log keeps frames (0 keeps them forever).
