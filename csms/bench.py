@@ -98,14 +98,19 @@ def servers(kind: str, app: str, count: int, env: dict, name: str):
         yield [(port, process.pid) for port, process, _ in started]
     finally:
         for _, process, log in started:
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+            stop_process_group(process, grace=15)
             log.close()
+
+
+def stop_process_group(process: subprocess.Popen, grace: float = 10) -> None:
+    """SIGTERM a process started in its own session (and its children); SIGKILL after `grace`."""
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
 
 
 def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20) -> None:

@@ -12,14 +12,14 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
 
-from csms.bench import free_port, procfile_web, wait_for_port
+from csms.bench import free_port, procfile_web, stop_process_group, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,32 +56,29 @@ def daphne(*args: str, **extra_env: str) -> Iterator[tuple[int, subprocess.Popen
         yield port, process
 
 
-@contextmanager
 def daphnes(count: int, *args: str,
-            **extra_env: str) -> Iterator[list[tuple[int, subprocess.Popen]]]:
+            **extra_env: str) -> AbstractContextManager[list[tuple[int, subprocess.Popen]]]:
     """`count` daphne processes started at once (start-up is most of a fault test's time)."""
-    with ExitStack() as stack:
-        servers = []
-        for _ in range(count):
-            port = free_port()
-            command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                       *args, "csms.asgi:application"]
-            servers.append((port, stack.enter_context(
-                _process(command, f"daphne-{port}", server_env(**extra_env)))))
-        for port, process in servers:
-            wait_for_port(port, process)
-        yield servers
+    return _servers(count, "daphne", lambda port: [
+        sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *args,
+        "csms.asgi:application"], extra_env)
+
+
+def procfile_webs(count: int,
+                  **extra_env: str) -> AbstractContextManager[list[tuple[int, subprocess.Popen]]]:
+    """`count` web processes exactly as the Procfile starts them (uvicorn), on free ports."""
+    return _servers(count, "web", procfile_web, extra_env)
 
 
 @contextmanager
-def procfile_webs(count: int, **extra_env: str) -> Iterator[list[tuple[int, subprocess.Popen]]]:
-    """`count` web processes exactly as the Procfile starts them (uvicorn), on free ports."""
+def _servers(count: int, name: str, command: Callable[[int], list[str]],
+             extra_env: dict[str, str]) -> Iterator[list[tuple[int, subprocess.Popen]]]:
     with ExitStack() as stack:
         servers = []
         for _ in range(count):
             port = free_port()
             servers.append((port, stack.enter_context(
-                _process(procfile_web(port), f"web-{port}", server_env(**extra_env)))))
+                _process(command(port), f"{name}-{port}", server_env(**extra_env)))))
         for port, process in servers:
             wait_for_port(port, process)
         yield servers
@@ -102,11 +99,7 @@ def _process(command: list[str], name: str, env: dict[str, str]) -> Iterator[sub
         yield process
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                kill(process)
+            stop_process_group(process)
         log.close()
 
 

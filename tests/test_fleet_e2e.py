@@ -10,8 +10,6 @@ property manager of another organization sees none of it; the audit log shows it
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +24,7 @@ from django.conf import settings
 from rest_framework.authtoken.models import Token
 
 from accounts.models import AuditEntry, IdToken, LocalListState, Membership, Organization
+from csms.bench import stop_process_group
 from csms.simulator import ChargerConfig, VirtualCharger
 from stations.models import Site, Transaction
 from tests.charger_socket import PASSWORD, make_station
@@ -60,12 +59,7 @@ def celery_worker() -> Iterator[None]:
             time.sleep(0.2)
         yield
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_process_group(process)
         log.close()
 
 
