@@ -178,8 +178,13 @@ def station_registration_decide(station: Station, registration: str, *,
 # --- status ---------------------------------------------------------------------------------
 
 def connector_get(station: Station, evse_number: int, connector_number: int) -> Connector:
-    evse, _ = Evse.objects.get_or_create(station=station, number=evse_number)
-    connector, _ = Connector.objects.get_or_create(evse=evse, number=connector_number)
+    # On every status and transaction message: one query when the connector exists (it nearly
+    # always does), the get-or-creates only the first time.
+    connector = Connector.objects.select_related("evse").filter(
+        evse__station=station, evse__number=evse_number, number=connector_number).first()
+    if connector is None:
+        evse, _ = Evse.objects.get_or_create(station=station, number=evse_number)
+        connector, _ = Connector.objects.get_or_create(evse=evse, number=connector_number)
     return connector
 
 
