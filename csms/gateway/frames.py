@@ -1,14 +1,17 @@
 """OCPP-J framing: parse and validate frames, build replies, and the spec's error codes per version.
 
 Wraps the `ocpp` library only for its official JSON schemas (cached validators, validated inline:
-its thread-pool validation costs throughput). The library's own routing answers with swapped
-error codes and drops unparseable frames, so the RPC rules live here (OCPP-J 1.6 §4, 2.0.1 Part 4
-§4), per the negotiated version.
+its thread-pool validation costs throughput). A payload is first checked by code that
+fastjsonschema compiles from the same schema file with the library's Draft4Validator semantics;
+only one that fails there goes through jsonschema, which names the error as before. The library's
+own routing answers with swapped error codes and drops unparseable frames, so the RPC rules live
+here (OCPP-J 1.6 §4, 2.0.1 Part 4 §4), per the negotiated version.
 """
 
 import decimal
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -16,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import ocpp
+from fastjsonschema.draft04 import CodeGeneratorDraft04
+from fastjsonschema.generator import enforce_list
+from fastjsonschema.ref_resolver import RefResolver
 from jsonschema.exceptions import best_match
 from ocpp.messages import get_validator
 
@@ -154,9 +160,98 @@ _DECIMAL_SCHEMAS = {("1.6", CALL, "SetChargingProfile"), ("1.6", CALL, "RemoteSt
                     ("1.6", CALLRESULT, "GetCompositeSchedule")}
 
 
+# Python types per JSON type as jsonschema's draft-4 type checker has them; fastjsonschema's own
+# table also takes a tuple for an array, which jsonschema rejects.
+_PYTHON_TYPES = {"null": "NoneType", "boolean": "bool", "number": "int, float, Decimal",
+                 "integer": "int", "string": "str", "array": "list", "object": "dict"}
+
+
+class _Draft4Code(CodeGeneratorDraft04):
+    """fastjsonschema's draft-04 code, changed where it would pass what Draft4Validator rejects.
+
+    The `ocpp` library checks both versions' schemas with Draft4Validator, without format checks
+    and without filling defaults in; `_compile` asks for the same. `tests/test_frames_validation.py`
+    holds the two to the same verdicts over every schema.
+    """
+
+    def generate_type(self) -> None:
+        types = enforce_list(self._definition["type"])
+        python_types = ", ".join(_PYTHON_TYPES[name] for name in types)  # KeyError: no fast path
+        # A bool is an int in Python, and no number or integer in JSON Schema.
+        extra = (" or isinstance({variable}, bool)"
+                 if {"number", "integer"} & set(types) and "boolean" not in types else "")
+        with self.l("if not isinstance({variable}, (" + python_types + "))" + extra + ":"):
+            self.exc("{name} must be {}", " or ".join(types), rule="type")
+
+    def generate_multiple_of(self) -> None:
+        # jsonschema's test for a Decimal or int step (the 1.6 schemas in _DECIMAL_SCHEMAS): the
+        # remainder, so 21.4 passes as a Decimal; a float payload raises TypeError here and there.
+        # Its float-step test is not copied: such a schema gets no fast path.
+        step = self._definition["multipleOf"]
+        if not isinstance(step, int | decimal.Decimal):
+            raise ValueError("multipleOf: only an int or Decimal step has a fast path")
+        with self.l("if isinstance({variable}, (int, float, Decimal))"
+                    " and not isinstance({variable}, bool) and {variable} % " + repr(step) + ":"):
+            self.exc("{name} must be multiple of {multipleOf}", rule="multipleOf")
+
+
+def _no_remote(uri: str) -> Any:
+    raise ValueError(f"OCPP schemas refer to themselves only, not to {uri}")
+
+
+def _schema_path(message_type: int, action: str, version: str) -> Path:
+    """The schema file `ocpp.messages.get_validator` reads for this message."""
+    suffix = {CALL: "Request" if version != "1.6" else "", CALLRESULT: "Response"}[message_type]
+    return (Path(ocpp.__file__).parent / ("v" + version.replace(".", "")) / "schemas"
+            / f"{action}{suffix}.json")
+
+
+def _compile(message_type: int, action: str, version: str) -> Callable[[Any], Any]:
+    """Validation code for one schema; raises when a schema uses what it does not mirror."""
+    parse_float = decimal.Decimal if (version, message_type, action) in _DECIMAL_SCHEMAS else float
+    text = _schema_path(message_type, action, version).read_text(encoding="utf-8-sig")
+    schema = json.loads(text, parse_float=parse_float)
+    resolver = RefResolver.from_schema(schema, handlers=dict.fromkeys(
+        ("http", "https", "file", "urn", ""), _no_remote), store={})
+    code = _Draft4Code(schema, resolver=resolver, use_default=False, use_formats=False,
+                       detailed_exceptions=False)
+    namespace = code.global_state
+    exec(code.func_code, namespace)
+    return namespace[resolver.get_scope_name()]
+
+
+_fast: dict[tuple[int, str, str], Callable[[Any], Any] | None] = {}
+
+
+def _fast_validator(message_type: int, action: str, version: str) -> Callable[[Any], Any] | None:
+    """The compiled check of a known action's schema, cached; None: jsonschema alone decides."""
+    key = (message_type, action, version)
+    try:
+        return _fast[key]
+    except KeyError:
+        pass
+    if (version not in _CODES or message_type not in (CALL, CALLRESULT)
+            or action not in known_actions(version)):
+        return None  # not cached: a charger's made-up action names must not grow the cache
+    try:
+        check = _compile(message_type, action, version)
+    except Exception:  # a missing file or a keyword not mirrored: jsonschema alone, as before
+        check = None
+    _fast[key] = check
+    return check
+
+
 def validate(message_type: int, action: str, payload: dict, version: str,
              message_id: str = "-1") -> None:
     """Check a payload against the version's official schema; FrameError names the right code."""
+    fast = _fast_validator(message_type, action, version)
+    if fast is not None:
+        try:
+            fast(payload)
+        except Exception:  # invalid, or what jsonschema raises on too: it decides below, as before
+            pass
+        else:
+            return
     parse_float = decimal.Decimal if (version, message_type, action) in _DECIMAL_SCHEMAS else float
     try:
         validator = get_validator(message_type, action, version, parse_float=parse_float)
