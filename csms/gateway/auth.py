@@ -9,9 +9,10 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
+from functools import cache
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import BaseCache, caches
 
 from stations import services
 from stations.models import STATION_ID_PATTERN, Station
@@ -59,27 +60,35 @@ def basic_credentials(scope: dict) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
+@cache
+def _counter() -> BaseCache:
+    """One cache client for the process. django.core.cache.cache is one per async context,
+    which in the gateway is one per charger connection, each holding its own Redis connection:
+    10,000 chargers were 10,000 Redis clients (Redis's default limit) and ~10 KB each here."""
+    return caches.create_connection("default")
+
+
 def _failures_key(address: str) -> str:
     return f"ocpp-auth-failures:{address}"
 
 
 def rate_limited(address: str) -> bool:
-    return (cache.get(_failures_key(address)) or 0) >= settings.OCPP["AUTH_FAILURE_LIMIT"]
+    return (_counter().get(_failures_key(address)) or 0) >= settings.OCPP["AUTH_FAILURE_LIMIT"]
 
 
 def forget_failures(address: str) -> None:
     """Lift an address's rate limit (an operator's decision, or a test's fresh start)."""
-    cache.delete(_failures_key(address))
+    _counter().delete(_failures_key(address))
 
 
 def _count_failure(address: str) -> None:
     key = _failures_key(address)
-    if cache.add(key, 1, timeout=settings.OCPP["AUTH_FAILURE_WINDOW"]):
+    if _counter().add(key, 1, timeout=settings.OCPP["AUTH_FAILURE_WINDOW"]):
         return
     try:
-        cache.incr(key)
+        _counter().incr(key)
     except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=settings.OCPP["AUTH_FAILURE_WINDOW"])
+        _counter().add(key, 1, timeout=settings.OCPP["AUTH_FAILURE_WINDOW"])
 
 
 def refuse(station_id: str, address: str, reason: str, detail: str = "",
