@@ -3,7 +3,8 @@
 Protocol. A page connects to /ws/dashboard/?page=<name>&<the page's parameters> through the htmx
 ws extension (templates/base.html). The socket
   1. refuses anonymous users and foreign origins at the handshake;
-  2. joins only the groups of what the page shows and the user may see;
+  2. takes only the events of the groups of what the page shows and the user may see (events
+     travel in batches on one channel-layer group, stations/events.py);
   3. sends the page's live fragments at once, so a reconnected page catches up on what it missed;
   4. on events, after a short pause that folds a burst into one read, re-reads the database and
      sends the fragments the events touched.
@@ -329,21 +330,25 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         self.pending: list[dict] = []
+        self.groups = set(self.page.groups)
         # Join before the first read: an event in between costs a repeat, never a miss.
-        for group in self.page.groups:
-            await self.channel_layer.group_add(group, self.channel_name)
+        if self.groups:
+            await self.channel_layer.group_add(events.FEED, self.channel_name)
         await self.accept()
         await self._send(await database_sync_to_async(self.page.initial)())
 
     async def disconnect(self, code: int) -> None:
         if self.flusher is not None:
             self.flusher.cancel()
-        if self.page is not None:
-            for group in self.page.groups:
-                await self.channel_layer.group_discard(group, self.channel_name)
+        if self.page is not None and self.groups:
+            await self.channel_layer.group_discard(events.FEED, self.channel_name)
 
-    async def domain_event(self, message: dict) -> None:
-        self.pending.append(message)
+    async def domain_events(self, message: dict) -> None:
+        mine = [event for event in message["events"]
+                if not self.groups.isdisjoint(events.groups_for(event))]
+        if not mine:
+            return
+        self.pending += mine
         if self.flusher is None or self.flusher.done():
             self.flusher = asyncio.create_task(self._flush())
 

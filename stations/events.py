@@ -1,8 +1,12 @@
-"""Domain events, published to channel-layer groups only after the data is committed.
+"""Domain events, published to the channel layer only after the data is committed.
 
-Anyone may listen: the dashboard's live socket joins the groups of what its user may see. The
-channel layer is lossy (a full channel drops group messages), so an event says what changed and
-a listener re-reads the database: nothing is ever known only from an event.
+Each event belongs to groups: everything, its station's, its site's. A listener (the
+dashboard's live socket) takes only the events of the groups its user may see (`groups_for`).
+On the wire there is one group, FEED, and one message per batch of events (the events of many
+chargers' messages, stored together: csms/gateway/writer.py): a channel-layer send per group
+per event cost more than storing the event's message, and the fan-out is the same either way.
+The channel layer is lossy (a full channel drops group messages), so an event says what changed
+and a listener re-reads the database: nothing is ever known only from an event.
 """
 
 import hashlib
@@ -19,6 +23,8 @@ from django.db import transaction
 log = logging.getLogger(__name__)
 
 EVERYTHING = "dash.all"
+# The one channel-layer group events travel on (a list of events per message).
+FEED = "dash.feed"
 
 # Inside the charger gateway events are collected and sent by the consumer after it answered
 # the charger, instead of each costing a blocking hop from the database thread.
@@ -45,7 +51,7 @@ def charger_group(station_id: str) -> str:
 
 def publish(kind: str, station_id: str, site_id: int | None = None, **data: Any) -> None:
     """Announce that something about a station changed, once the current transaction commits."""
-    message = {"type": "domain.event", "event": kind, "station_id": station_id,
+    message = {"event": kind, "station_id": station_id,
                "site_id": site_id, "data": data}
     collector = _collector.get()
     if collector is not None:
@@ -62,14 +68,14 @@ def groups_for(message: dict) -> list[str]:
 
 
 async def asend(messages: list[dict]) -> None:
-    layer = get_channel_layer()
-    for message in messages:
-        for group in groups_for(message):
-            try:
-                await layer.group_send(group, message)
-            except Exception:  # a lost event is tolerable by design; a lost reply is not
-                log.warning("event %s not delivered to %s", message["event"], group,
-                            exc_info=True)
+    if not messages:
+        return
+    try:
+        await get_channel_layer().group_send(FEED, {"type": "domain.events",
+                                                    "events": messages})
+    except Exception:  # a lost event is tolerable by design; a lost reply is not
+        log.warning("%d events not delivered (%s, ...)", len(messages), messages[0]["event"],
+                    exc_info=True)
 
 
 def send(messages: list[dict]) -> None:

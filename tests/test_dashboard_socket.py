@@ -13,7 +13,6 @@ from html.parser import HTMLParser
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.db import transaction
 from django.test import Client
@@ -217,9 +216,9 @@ def test_events_are_hints_what_is_shown_is_read_from_the_database(personas: Pers
         assert ids(*first) == [["station-identity", "connectors", "current-sessions",
                                 "recent-sessions", "calls"]]
         # An event that lies about the status (or arrives late) shows the stored truth.
-        await get_channel_layer().group_send(events.station_group("STATION-A"), {
-            "type": "domain.event", "event": "connector.status", "station_id": "STATION-A",
-            "site_id": personas.site_a.pk, "data": {"evse": 1, "status": "Available"}})
+        await events.asend([{
+            "event": "connector.status", "station_id": "STATION-A",
+            "site_id": personas.site_a.pk, "data": {"evse": 1, "status": "Available"}}])
         [update] = await receive(communicator)
         assert ids(update) == [["station-identity", "connectors"]]
         assert "1 Faulted" in update and "1 Available" not in update
