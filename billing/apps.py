@@ -11,5 +11,7 @@ class BillingConfig(AppConfig):
 
         signals.transaction_changed.connect(services.on_transaction_changed,
                                             dispatch_uid="billing.price")
+        signals.transactions_updated.connect(services.on_transactions_updated,
+                                             dispatch_uid="billing.price_running")
         signals.connector_status_changed.connect(services.on_connector_status,
                                                  dispatch_uid="billing.idle_end")

@@ -233,40 +233,59 @@ def on_transaction_changed(sender, transaction: Transaction, kind: str, **kwargs
     session shows up unpriced, priced again by the next message or by `settle`."""
     try:
         with db.atomic():
-            _changed(transaction, kind)
+            if kind == "update" and transaction.state == Transaction.State.ACTIVE:
+                _running_costs([transaction.pk])
+            else:
+                price(transaction)
     except Exception:
         log.exception("pricing %s failed", transaction)
 
 
-def on_connector_status(sender, connector: Connector, status: str, **kwargs) -> None:
+def on_transactions_updated(sender, pks: list[int], **kwargs) -> None:
+    """Receiver of stations.signals.transactions_updated (readings of many sessions stored
+    together), inside their database transaction; failures as in on_transaction_changed."""
+    try:
+        with db.atomic():
+            _running_costs(pks)
+    except Exception:
+        log.exception("pricing sessions %s failed", pks[:20])
+
+
+def on_connector_status(sender, changes: list[tuple[int, str, datetime]], **kwargs) -> None:
     """Receiver of stations.signals.connector_status_changed: a connector no longer occupied
     ends the idle time of its session that stopped with the car still plugged in."""
-    if status == Connector.Status.OCCUPIED:
+    freed = [pk for pk, status, _ in changes if status != Connector.Status.OCCUPIED]
+    if not freed:
         return
     try:
         with db.atomic():
-            waiting = (Transaction.objects.filter(connector=connector,
+            waiting = (Transaction.objects.filter(connector_id__in=freed,
                                                   cost__state=State.IDLE)
                        .select_related("station__site", "id_token"))
             for tx in waiting:
                 price(tx)
     except Exception:
-        log.exception("pricing after a status report of %s failed", connector)
+        log.exception("pricing after status reports of connectors %s failed", freed[:20])
 
 
-def _changed(tx: Transaction, kind: str) -> None:
-    if kind == "end" or tx.state == Transaction.State.COMPLETED:
-        price(tx)
-        return
-    cost = SessionCost.objects.filter(transaction=tx).only("priced_at", "cost_sent_at").first()
-    interval = timedelta(seconds=settings.BILLING["COST_UPDATE_INTERVAL"])
+def _running_costs(pks: list[int]) -> None:
+    """Sessions not priced within COST_UPDATE_INTERVAL are priced again, and a running cost
+    goes to their chargers (2.0.1 CostUpdated); the others heard theirs a moment ago. One query
+    when none is due, however many sessions."""
     now = timezone.now()
-    if cost is not None and kind != "start" and now - cost.priced_at < interval:
-        return  # the charger heard the running cost a moment ago
-    cost = price(tx, now=now)
-    if cost.state == State.RUNNING and cost.tariff_version_id and kind != "start":
-        commands.cost_update(tx, cost.gross)
-        SessionCost.objects.filter(pk=cost.pk).update(cost_sent_at=now)
+    recent = now - timedelta(seconds=settings.BILLING["COST_UPDATE_INTERVAL"])
+    fresh = set(SessionCost.objects.filter(transaction_id__in=pks, priced_at__gt=recent)
+                .values_list("transaction_id", flat=True))
+    due = [pk for pk in pks if pk not in fresh]
+    if not due:
+        return
+    for tx in Transaction.objects.filter(pk__in=due).select_related("station__site",
+                                                                     "id_token"):
+        cost = price(tx, now=now)
+        if (cost.state == State.RUNNING and cost.tariff_version_id
+                and tx.state == Transaction.State.ACTIVE):
+            commands.cost_update(tx, cost.gross)
+            SessionCost.objects.filter(pk=cost.pk).update(cost_sent_at=now)
 
 
 def settle(batch: int = 500) -> int:

@@ -29,6 +29,11 @@ LATENCY = Histogram(
     ["action"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+BATCH = Histogram(
+    "csms_ocpp_batch_messages",
+    "Charger messages stored per database transaction (group commit, csms/gateway/writer.py)",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
 CALLS = Counter("csms_calls_total", "Commands sent to chargers, by how they ended",
                 ["action", "status"])
 CONNECTIONS = Counter("csms_charger_connections_total",

@@ -267,6 +267,9 @@ OCPP = {
     # reboot that did not end them, and after a long silence of their station.
     "REBOOT_GRACE": envint("OCPP_REBOOT_GRACE", 900),
     "TRANSACTION_SILENCE": envint("OCPP_TRANSACTION_SILENCE", 86400),
+    # Charger messages stored together in one database transaction, at most (group commit:
+    # csms/gateway/writer.py). A batch holds what arrived while the last one was stored.
+    "BATCH_LIMIT": envint("OCPP_BATCH_LIMIT", 200),
     # Threads storing charger messages side by side per process (csms/gateway/orm.py). More
     # than one measured +25 % messages/s on PostgreSQL (README, Operations); 1 by default: the
     # local-list code deadlocks under that concurrency (seen in tests/test_local_lists.py).

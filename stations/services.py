@@ -7,6 +7,8 @@ so a charger's message is stored whole or not at all, and events go out only aft
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -19,7 +21,8 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.models import AuditEntry, IdToken
-from stations import events, signals
+from stations import bulk, events, signals
+from stations.bulk import Batch
 from stations.models import (
     Connector,
     DeviceVariable,
@@ -30,12 +33,11 @@ from stations.models import (
     Site,
     Station,
     StationEvent,
-    StatusChange,
     Transaction,
     TransactionMessage,
 )
 
-ENERGY_REGISTER = "Energy.Active.Import.Register"
+ENERGY_REGISTER = bulk.ENERGY_REGISTER
 # Stop reason of a transaction closed by transactions_close_abandoned, not by its charger.
 CLOSED_BY_CSMS = "ClosedByCsms"
 
@@ -101,8 +103,22 @@ def station_disconnected(station_id: str, site_id: int | None) -> None:
     events.publish("station.disconnected", station_id, site_id)
 
 
-def station_seen(station: Station) -> None:
-    Station.objects.filter(pk=station.pk).update(last_seen=timezone.now())
+def station_seen(station: Station, batch: Batch | None = None) -> None:
+    """A sign of life (a heartbeat); with `batch`, stored when the batch is (stations/bulk.py)."""
+    with _batch(batch) as pending:
+        pending.seen.append(station)
+
+
+@contextmanager
+def _batch(batch: Batch | None) -> Iterator[Batch]:
+    """The caller's batch, or a batch of one stored at once."""
+    if batch is not None:
+        yield batch
+        return
+    alone = Batch()
+    yield alone
+    with atomic():
+        alone.flush()
 
 
 def connection_refused(station_id: str, remote_addr: str, reason: str, detail: str = "") -> None:
@@ -178,8 +194,8 @@ def station_registration_decide(station: Station, registration: str, *,
 # --- status ---------------------------------------------------------------------------------
 
 def connector_get(station: Station, evse_number: int, connector_number: int) -> Connector:
-    # On every status and transaction message: one query when the connector exists (it nearly
-    # always does), the get-or-creates only the first time.
+    # One query when the connector exists (it nearly always does), the get-or-creates only the
+    # first time.
     connector = Connector.objects.select_related("evse").filter(
         evse__station=station, evse__number=evse_number, number=connector_number).first()
     if connector is None:
@@ -190,28 +206,13 @@ def connector_get(station: Station, evse_number: int, connector_number: int) -> 
 
 def status_record(station: Station, *, evse: int, connector: int | None, status: str,
                   detail: str = "", error_code: str = "", info: str = "",
-                  timestamp: datetime | None = None) -> None:
-    """A status report; evse 0 (or no connector) is the station as a whole."""
-    timestamp = timestamp or timezone.now()
-    target = None
-    if evse == 0 or connector is None:
-        Station.objects.filter(pk=station.pk).update(status=status, error_code=error_code)
-    else:
-        target = connector_get(station, evse, connector)
-        # A late (offline) report must not overwrite a newer one.
-        if target.status_at is None or target.status_at <= timestamp:
-            Connector.objects.filter(pk=target.pk).update(
-                status=status, status_detail=detail, error_code=error_code, status_at=timestamp
-            )
-    StatusChange.objects.create(
-        station=station, connector=target, status=status, status_detail=detail,
-        error_code=error_code, info=info[:100], timestamp=timestamp,
-    )
-    if target is not None:
-        signals.connector_status_changed.send(Connector, connector=target, status=status,
-                                              timestamp=timestamp)
-    events.publish("connector.status", station.pk, station.site_id, evse=evse,
-                   connector=connector, status=status)
+                  timestamp: datetime | None = None, batch: Batch | None = None) -> None:
+    """A status report; evse 0 (or no connector) is the station as a whole. With `batch`,
+    stored when the batch is (stations/bulk.py); a late report never overwrites a newer one."""
+    with _batch(batch) as pending:
+        pending.statuses.append(bulk.StatusReport(
+            station=station, evse=evse, connector=connector, status=status, detail=detail,
+            error_code=error_code, info=info, timestamp=timestamp or timezone.now()))
 
 
 # --- authorization --------------------------------------------------------------------------
@@ -240,6 +241,13 @@ def _charging_elsewhere(station: Station, token: IdToken) -> bool:
 
 
 # --- transactions ---------------------------------------------------------------------------
+
+def transaction_update(station: Station, report: TransactionReport, batch: Batch) -> None:
+    """An update of a transaction (2.0.1 TransactionEvent Updated), stored with the batch:
+    set-based for a known transaction, by transaction_report for a first message or one that
+    brings the transaction's token or EVSE (stations/bulk.py)."""
+    batch.updates.append((station, report))
+
 
 def transaction_report(station: Station, report: TransactionReport) -> tuple[Transaction, bool]:
     """Store one transaction message; returns the transaction and whether it was new.
@@ -389,45 +397,19 @@ def _ranges(numbers: list[int]) -> str:
 
 
 def meter_values_record(station: Station, *, evse: int, transaction_id: str | None,
-                        samples: list[Sample]) -> None:
-    """Samples outside a transaction message (1.6 MeterValues, 2.0.1 MeterValues)."""
-    tx = None
-    if transaction_id is not None:
-        tx = Transaction.objects.filter(station=station, transaction_id=transaction_id).first()
-    elif evse:
-        tx = Transaction.objects.filter(
-            station=station, evse__number=evse, state=Transaction.State.ACTIVE
-        ).first()
-    _samples_store(station, evse, tx, samples)
-    if tx is not None:
-        register = [s.value for s in samples if s.measurand == ENERGY_REGISTER and not s.phase]
-        if register and tx.state == Transaction.State.ACTIVE:
-            tx.meter_last_wh = register[-1]
-            # updated_at: the transaction is alive (transactions_close_abandoned reads it).
-            Transaction.objects.filter(pk=tx.pk).update(meter_last_wh=tx.meter_last_wh,
-                                                        updated_at=timezone.now())
-            signals.transaction_changed.send(Transaction, transaction=tx, kind="update")
-        events.publish("transaction.update", station.pk, station.site_id,
-                       transaction=tx.pk, transaction_id=tx.transaction_id)
+                        samples: list[Sample], batch: Batch | None = None) -> None:
+    """Samples outside a transaction message (1.6 MeterValues, 2.0.1 MeterValues): of the
+    transaction named, else of the EVSE's active one. With `batch`, stored when it is."""
+    with _batch(batch) as pending:
+        pending.readings.append(bulk.Readings(station=station, evse=evse,
+                                              transaction_id=transaction_id, samples=samples))
 
 
 def _samples_store(station: Station, evse: int, tx: Transaction | None,
                    samples: list[Sample]) -> None:
-    if not samples:
-        return
-    # One INSERT for the lot; a retried message's samples collide with the constraint and are
-    # skipped, so they are stored once.
-    MeterSample.objects.bulk_create(
-        [
-            MeterSample(
-                station=station, evse_number=evse, transaction=tx, timestamp=s.timestamp,
-                measurand=s.measurand, phase=s.phase, location=s.location, context=s.context,
-                unit=s.unit, value=s.value,
-            )
-            for s in samples
-        ],
-        ignore_conflicts=True,
-    )
+    # A retried message's samples collide with the constraint and are skipped: stored once.
+    MeterSample.objects.bulk_create(bulk.sample_rows(station, evse, tx, samples),
+                                    ignore_conflicts=True)
 
 
 # --- notifications and device model ---------------------------------------------------------

@@ -11,8 +11,13 @@ from django.dispatch import Signal
 # sender=Transaction, transaction=<Transaction>, kind="start"|"update"|"end"
 transaction_changed = Signal()
 
-# sender=Connector, connector=<Connector>, status=str, timestamp=<datetime>; billing learns
-# here that a car left a connector (the end of its idle time).
+# sender=Transaction, pks=[<Transaction pk>, ...]: new readings of these transactions, stored
+# for many chargers at once (stations/bulk.py); billing prices the running sessions now and then.
+transactions_updated = Signal()
+
+# sender=Connector, changes=[(<Connector pk>, status, <datetime>), ...]: status reports, stored
+# for many chargers at once; billing learns here that a car left a connector (the end of its
+# idle time).
 connector_status_changed = Signal()
 
 # sender=Call, call=<Call> with its final status; sent when a command's outcome is stored

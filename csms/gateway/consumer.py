@@ -1,17 +1,18 @@
 """One consumer per charger socket: handshake, frames in and out, commands from the channel layer.
 
 Two rules shape it:
-- Commit, then answer. A charger's CALL is handled in one database transaction on the ORM
-  thread (message log included) and the CALLRESULT is sent only after it committed; a failure
+- Commit, then answer. A charger's CALL is handled in a database transaction on the ORM thread
+  (message log included), together with other chargers' CALLs (group commit:
+  csms/gateway/writer.py), and the CALLRESULT is sent only after it committed; a failure
   answers InternalError, never a CALLRESULT for data we did not store.
 - Never wait for the charger inside a handler. Channels dispatches a consumer's messages one at
   a time, and the charger's reply to our CALL arrives as the *next* message: an outbound CALL is
   sent, remembered, and completed when its reply is dispatched (or when its timer runs out).
 
-The hot path is one hop to the ORM thread per message, and nothing else that waits: validation
-runs inline, the connection is not health-checked per message (csms/gateway/orm.py), events go
-out after the answer. Liveness (silent chargers, presence across processes) is one task per
-process, not per socket: csms/gateway/liveness.py.
+The hot path is one hop to the ORM thread per batch of messages, and nothing else that waits:
+validation runs inline, the connection is not health-checked per message (csms/gateway/orm.py),
+events go out after the answers. Liveness (silent chargers, presence across processes) is one
+task per process, not per socket: csms/gateway/liveness.py.
 """
 
 import asyncio
@@ -31,8 +32,8 @@ from django.utils import timezone
 from csms import gateway, logs, metrics
 from csms.gateway import auth, frames, liveness
 from csms.gateway.frames import CALLRESULT, Call, CallError, CallResult, FrameError
-from csms.gateway.handlers import Context
 from csms.gateway.orm import in_db_thread, write_and_publish
+from csms.gateway.writer import writer
 from stations import events, services, signals
 from stations.models import Call as CallRow
 from stations.models import MessageLog, Station
@@ -202,7 +203,7 @@ class ChargerConsumer(AsyncWebsocketConsumer):
             await self._send_error(error, logged=call)
             return
         try:
-            reply, published = await self._write(self._run, handler, call)
+            reply = await writer().store(self.station, self.version, handler, call)
         except FrameError as error:  # a value the schema allows but the domain cannot read
             error.message_id = call.message_id
             await self._send_error(error, logged=call)
@@ -216,26 +217,6 @@ class ChargerConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=reply)
         metrics.latency_histogram(call.action).observe(time.perf_counter() - started)
         metrics.message_counter(self.version, call.action, "result").inc()
-        if published:
-            await events.asend(published)
-
-    def _run(self, handler, call: Call) -> tuple[str, list[dict]]:
-        """In the ORM thread: handle, log both frames, commit; return the reply to send."""
-        with events.collected() as published, transaction.atomic():
-            payload = handler(Context(self.station, self.version), call.payload)
-            if settings.OCPP["VALIDATE_REPLIES"]:
-                frames.validate(CALLRESULT, call.action, payload, self.version)
-            now = timezone.now()
-            rows = [
-                MessageLog(station=self.station, direction=MessageLog.Direction.IN,
-                           message_type=frames.CALL, message_id=call.message_id,
-                           action=call.action, payload=call.payload, created_at=now),
-                MessageLog(station=self.station, direction=MessageLog.Direction.OUT,
-                           message_type=CALLRESULT, message_id=call.message_id,
-                           action=call.action, payload=payload, created_at=now),
-            ]
-            MessageLog.objects.bulk_create(rows)
-        return frames.result_frame(call.message_id, payload), published
 
     async def _send_error(self, error: FrameError, logged: object = None) -> None:
         code = frames.error_code(error.kind, self.version if self.admitted else "2.0.1")

@@ -6,6 +6,7 @@ from typing import Any
 
 from csms.gateway.frames import parse_timestamp
 from stations import services
+from stations.bulk import Batch
 from stations.models import Station, StationEvent
 
 # Vendor DataTransfer handlers: vendorId → function(station, message_id, data) → (status, data).
@@ -15,10 +16,12 @@ DATA_TRANSFER_HANDLERS: dict[str, Callable[[Station, str, Any], tuple[str, Any]]
 
 @dataclass(slots=True)
 class Context:
-    """What a handler knows about the connection its message came on."""
+    """What a handler knows about the connection its message came on, and the batch of many
+    chargers' messages its records join (csms/gateway/writer.py)."""
 
     station: Station
     version: str
+    batch: Batch
 
 
 Handler = Callable[[Context, dict], dict]

@@ -18,9 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 
 from stations import events
+
+
+def drop_if_broken() -> None:
+    """After a failure: a connection that no longer works is closed (the next call opens a new
+    one); a working one is kept, and so is the transaction it may be in."""
+    if connection.connection is not None and not connection.is_usable():
+        connection.close()
 
 
 def _db_call(function, *args):
@@ -28,7 +35,7 @@ def _db_call(function, *args):
     try:
         return function(*args)
     except Exception:
-        close_old_connections()
+        drop_if_broken()
         raise
     finally:
         if connection.close_at is not None and time.monotonic() >= connection.close_at:

@@ -72,7 +72,7 @@ def bootnotification(ctx: Context, payload: dict) -> dict:
 
 @HANDLERS.on("Heartbeat")
 def heartbeat(ctx: Context, payload: dict) -> dict:
-    services.station_seen(ctx.station)
+    services.station_seen(ctx.station, ctx.batch)
     return {"currentTime": _now()}
 
 
@@ -86,6 +86,7 @@ def statusnotification(ctx: Context, payload: dict) -> dict:
         detail=reported if reported != status else "", error_code=payload["errorCode"],
         info=payload.get("info", ""),
         timestamp=parse_timestamp(payload["timestamp"]) if "timestamp" in payload else None,
+        batch=ctx.batch,
     )
     return {}
 
@@ -130,7 +131,7 @@ def meter_values(ctx: Context, payload: dict) -> dict:
     services.meter_values_record(
         ctx.station, evse=payload["connectorId"],
         transaction_id=str(transaction_id) if transaction_id is not None else None,
-        samples=_samples(payload["meterValue"]),
+        samples=_samples(payload["meterValue"]), batch=ctx.batch,
     )
     return {}
 

@@ -73,7 +73,7 @@ def bootnotification(ctx: Context, payload: dict) -> dict:
 
 @HANDLERS.on("Heartbeat")
 def heartbeat(ctx: Context, payload: dict) -> dict:
-    services.station_seen(ctx.station)
+    services.station_seen(ctx.station, ctx.batch)
     return {"currentTime": _now()}
 
 
@@ -82,6 +82,7 @@ def statusnotification(ctx: Context, payload: dict) -> dict:
     services.status_record(
         ctx.station, evse=payload["evseId"], connector=payload["connectorId"],
         status=payload["connectorStatus"], timestamp=parse_timestamp(payload["timestamp"]),
+        batch=ctx.batch,
     )
     return {}
 
@@ -104,7 +105,7 @@ def transaction_event(ctx: Context, payload: dict) -> dict:
     edge = {"start": "Transaction.Begin", "end": "Transaction.End"}.get(kind)
     readings = [s.value for s in samples if s.context == edge
                 and s.measurand == services.ENERGY_REGISTER and not s.phase]
-    tx, _ = services.transaction_report(ctx.station, TransactionReport(
+    report = TransactionReport(
         kind=kind, timestamp=parse_timestamp(payload["timestamp"]),
         transaction_id=info["transactionId"], sequence=payload["seqNo"],
         evse=evse.get("id"), connector=evse.get("connectorId"), id_token=token,
@@ -112,7 +113,11 @@ def transaction_event(ctx: Context, payload: dict) -> dict:
         stop_reason=info.get("stoppedReason", "Local" if kind == "end" else ""),
         trigger=payload["triggerReason"], offline=payload.get("offline", False),
         samples=samples,
-    ))
+    )
+    if kind == "update":  # the common message: stored with the batch
+        services.transaction_update(ctx.station, report, ctx.batch)
+    else:
+        tx, _ = services.transaction_report(ctx.station, report)
     # A TransactionEvent cannot be rejected: an unknown token is stored and answered Invalid.
     reply = {} if token is None else {
         "idTokenInfo": _id_token_info(services.authorize(ctx.station, token))}
@@ -125,7 +130,7 @@ def transaction_event(ctx: Context, payload: dict) -> dict:
 @HANDLERS.on("MeterValues")
 def meter_values(ctx: Context, payload: dict) -> dict:
     services.meter_values_record(ctx.station, evse=payload["evseId"], transaction_id=None,
-                                 samples=_samples(payload["meterValue"]))
+                                 samples=_samples(payload["meterValue"]), batch=ctx.batch)
     return {}
 
 

@@ -1,0 +1,273 @@
+"""Set-based writers for what every charger sends all day: heartbeats, status reports, meter
+readings and transaction updates.
+
+The gateway stores the messages of many chargers in one database transaction (group commit:
+csms/gateway/writer.py). Their handlers add records to a `Batch`, and `Batch.flush()` stores them
+all with a few statements per table instead of a few per message, inside the caller's
+transaction. stations/services.py's station_seen, status_record, meter_values_record and
+transaction_report (for an update) are the same writes: without a batch, a batch of one.
+
+The batch reads what it needs once per flush (the connectors and transactions its records
+name), and it writes rows in primary-key order, so two processes' batches take row locks in the
+same order.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from django.db import connection
+from django.db.models import Model
+from django.utils import timezone
+
+from stations import events, signals
+from stations.models import (
+    Connector,
+    Evse,
+    MeterSample,
+    Station,
+    StatusChange,
+    Transaction,
+    TransactionMessage,
+)
+
+if TYPE_CHECKING:
+    from stations.services import Sample, TransactionReport
+
+ENERGY_REGISTER = "Energy.Active.Import.Register"
+
+
+@dataclass(slots=True)
+class StatusReport:
+    station: Station
+    evse: int
+    connector: int | None
+    status: str
+    detail: str
+    error_code: str
+    info: str
+    timestamp: datetime
+
+
+@dataclass(slots=True)
+class Readings:
+    """Samples outside a transaction message: of the transaction named, or of the EVSE's
+    active one, or of no transaction."""
+
+    station: Station
+    evse: int
+    transaction_id: str | None
+    samples: list["Sample"]
+
+
+@dataclass(slots=True)
+class Batch:
+    seen: list[Station] = field(default_factory=list)
+    statuses: list[StatusReport] = field(default_factory=list)
+    readings: list[Readings] = field(default_factory=list)
+    updates: list[tuple[Station, "TransactionReport"]] = field(default_factory=list)
+
+    def _lists(self) -> tuple[list, ...]:
+        return self.seen, self.statuses, self.readings, self.updates
+
+    def flush(self) -> None:
+        """Store everything added, inside the caller's transaction; the batch is empty after."""
+        now = timezone.now()
+        if self.seen:
+            Station.objects.filter(pk__in=sorted({s.pk for s in self.seen})).update(
+                last_seen=now)
+        if self.statuses:
+            _statuses_store(self.statuses)
+        if self.readings or self.updates:
+            _transactions_store(self.readings, self.updates, now)
+        for records in self._lists():
+            records.clear()
+
+
+# --- status ---------------------------------------------------------------------------------
+
+def _statuses_store(reports: list[StatusReport]) -> None:
+    def of_station(report: StatusReport) -> bool:  # evse 0 or no connector: the whole station
+        return report.evse == 0 or report.connector is None
+
+    connectors = _connectors([r for r in reports if not of_station(r)])
+    updates, changes, rows = {}, [], []
+    for report in reports:
+        target = None
+        if of_station(report):
+            Station.objects.filter(pk=report.station.pk).update(status=report.status,
+                                                                error_code=report.error_code)
+        else:
+            target = connectors[(report.station.pk, report.evse, report.connector)]
+            # A late (offline) report must not overwrite a newer one.
+            if target.status_at is None or target.status_at <= report.timestamp:
+                target.status_at = report.timestamp
+                updates[target.pk] = (report.status, report.detail, report.error_code,
+                                      report.timestamp)
+            changes.append((target.pk, report.status, report.timestamp))
+        rows.append(StatusChange(
+            station=report.station, connector=target, status=report.status,
+            status_detail=report.detail, error_code=report.error_code, info=report.info[:100],
+            timestamp=report.timestamp))
+        events.publish("connector.status", report.station.pk, report.station.site_id,
+                       evse=report.evse, connector=report.connector, status=report.status)
+    _update_each(Connector, ["status", "status_detail", "error_code", "status_at"], updates)
+    StatusChange.objects.bulk_create(rows)
+    if changes:
+        signals.connector_status_changed.send(Connector, changes=changes)
+
+
+def _connectors(reports: list[StatusReport]) -> dict[tuple[str, int, int], Connector]:
+    """The connectors the reports name, created the first time one is named."""
+    wanted = {(r.station.pk, r.evse, r.connector) for r in reports}
+    if not wanted:
+        return {}
+    found = {
+        (c.evse.station_id, c.evse.number, c.number): c
+        for c in Connector.objects.select_related("evse").filter(
+            evse__station_id__in={key[0] for key in wanted}).only(
+            "pk", "number", "status_at", "evse__station_id", "evse__number")
+    }
+    stations = {r.station.pk: r.station for r in reports}
+    for key in sorted(wanted - found.keys()):
+        evse, _ = Evse.objects.get_or_create(station=stations[key[0]], number=key[1])
+        found[key], _ = Connector.objects.get_or_create(evse=evse, number=key[2])
+    return found
+
+
+# --- meter readings and transaction updates -------------------------------------------------
+
+def _transactions_store(readings: list[Readings],
+                        updates: list[tuple[Station, "TransactionReport"]],
+                        now: datetime) -> None:
+    from stations.services import transaction_report
+
+    by_id = _transactions(
+        [(r.station.pk, r.transaction_id) for r in readings if r.transaction_id is not None]
+        + [(station.pk, report.transaction_id) for station, report in updates])
+    active = _active_on_evse(
+        [(r.station.pk, r.evse) for r in readings if r.transaction_id is None and r.evse])
+    recorded = _sequences_recorded(
+        [(by_id[(station.pk, report.transaction_id)].pk, report.sequence)
+         for station, report in updates
+         if (station.pk, report.transaction_id) in by_id and report.sequence is not None])
+    changed: dict[int, Transaction] = {}
+    samples, messages, announced = [], [], {}
+    for r in readings:
+        tx = (by_id.get((r.station.pk, r.transaction_id)) if r.transaction_id is not None
+              else active.get((r.station.pk, r.evse)))
+        samples += sample_rows(r.station, r.evse, tx, r.samples)
+        if tx is None:
+            continue
+        register = _register(r.samples)
+        if register is not None and tx.state == Transaction.State.ACTIVE:
+            tx.meter_last_wh = register
+            changed[tx.pk] = tx
+        announced[tx.pk] = (r.station, tx)
+    for station, report in updates:
+        tx = by_id.get((station.pk, report.transaction_id))
+        if tx is None or (report.evse and tx.evse_id is None) or (
+                report.id_token and not tx.id_token_value):
+            # What a first message or a late detail brings is the one-message writer's work.
+            transaction_report(station, report)
+            continue
+        if (tx.pk, report.sequence) in recorded:
+            continue  # a retry: stored already
+        recorded.add((tx.pk, report.sequence))
+        messages.append(TransactionMessage(
+            transaction=tx, kind=report.kind, sequence=report.sequence,
+            timestamp=report.timestamp, trigger=report.trigger[:50], offline=report.offline))
+        samples += sample_rows(station, report.evse or (tx.evse.number if tx.evse else 0), tx,
+                                report.samples)
+        register = _register(report.samples)
+        tx.meter_last_wh = register if register is not None else (
+            report.meter_wh if report.meter_wh is not None else tx.meter_last_wh)
+        tx.offline = tx.offline or report.offline
+        tx.started_at = min(tx.started_at, report.timestamp)
+        changed[tx.pk] = tx
+        announced[tx.pk] = (station, tx)
+    TransactionMessage.objects.bulk_create(messages)
+    # One INSERT for the lot; a retried message's samples collide with the constraint and are
+    # skipped, so they are stored once.
+    MeterSample.objects.bulk_create(samples, ignore_conflicts=True)
+    # updated_at: the transaction is alive (services.transactions_close_abandoned reads it).
+    _update_each(Transaction, ["meter_last_wh", "offline", "started_at", "updated_at"],
+                 {pk: (tx.meter_last_wh, tx.offline, tx.started_at, now)
+                  for pk, tx in changed.items()})
+    if changed:
+        signals.transactions_updated.send(Transaction, pks=sorted(changed))
+    for station, tx in announced.values():
+        events.publish("transaction.update", station.pk, station.site_id, transaction=tx.pk,
+                       transaction_id=tx.transaction_id)
+
+
+def _transactions(keys: list[tuple[str, str]]) -> dict[tuple[str, str], Transaction]:
+    if not keys:
+        return {}
+    wanted = set(keys)
+    rows = Transaction.objects.select_related("evse").filter(
+        station_id__in={s for s, _ in wanted}, transaction_id__in={t for _, t in wanted})
+    return {(tx.station_id, tx.transaction_id): tx for tx in rows
+            if (tx.station_id, tx.transaction_id) in wanted}
+
+
+def _active_on_evse(keys: list[tuple[str, int]]) -> dict[tuple[str, int], Transaction]:
+    if not keys:
+        return {}
+    wanted = set(keys)
+    found: dict[tuple[str, int], Transaction] = {}
+    # Newest first (the model's ordering): an EVSE's most recent active transaction wins.
+    for tx in Transaction.objects.select_related("evse").filter(
+            station_id__in={s for s, _ in wanted}, evse__number__in={e for _, e in wanted},
+            state=Transaction.State.ACTIVE):
+        key = (tx.station_id, tx.evse.number)
+        if key in wanted:
+            found.setdefault(key, tx)
+    return found
+
+
+def _sequences_recorded(keys: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    if not keys:
+        return set()
+    wanted = set(keys)
+    rows = TransactionMessage.objects.filter(
+        transaction_id__in={t for t, _ in wanted}, sequence__in={s for _, s in wanted},
+    ).values_list("transaction_id", "sequence")
+    return {row for row in rows if row in wanted}
+
+
+def _register(samples: list["Sample"]) -> Decimal | None:
+    register = [s.value for s in samples if s.measurand == ENERGY_REGISTER and not s.phase]
+    return register[-1] if register else None
+
+
+def sample_rows(station: Station, evse: int, tx: Transaction | None,
+                 samples: list["Sample"]) -> list[MeterSample]:
+    return [
+        MeterSample(station=station, evse_number=evse, transaction=tx, timestamp=s.timestamp,
+                    measurand=s.measurand, phase=s.phase, location=s.location,
+                    context=s.context, unit=s.unit, value=s.value)
+        for s in samples
+    ]
+
+
+# --- one UPDATE statement, many rows ----------------------------------------------------------
+
+def _update_each(model: type[Model], fields: list[str], values: dict[int, tuple]) -> None:
+    """`UPDATE table SET fields = values WHERE pk = key` for each key, in key order, as one
+    executemany (psycopg pipelines it: one round trip for the lot). Values are prepared by the
+    fields themselves, as the ORM would (datetimes and decimals differ between backends)."""
+    if not values:
+        return
+    meta = model._meta
+    quote = connection.ops.quote_name
+    columns = [meta.get_field(name) for name in fields]
+    sql = (f"UPDATE {quote(meta.db_table)} SET "
+           + ", ".join(f"{quote(column.column)} = %s" for column in columns)
+           + f" WHERE {quote(meta.pk.column)} = %s")
+    rows = [[column.get_db_prep_save(value, connection)
+             for column, value in zip(columns, values[pk], strict=True)] + [pk]
+            for pk in sorted(values)]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)

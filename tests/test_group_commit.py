@@ -1,0 +1,170 @@
+"""Group commit (csms/gateway/writer.py): many chargers' messages stored in one database
+transaction, set-based (stations/bulk.py), and one bad message never costs the others."""
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from prometheus_client import REGISTRY
+
+from csms.gateway import v16, v201, writer
+from csms.gateway.frames import Call, FrameError
+from stations.models import (
+    Connector,
+    MessageLog,
+    MeterSample,
+    Station,
+    StatusChange,
+    Transaction,
+    TransactionMessage,
+)
+from tests.charger_socket import ChargerSocket, make_station
+from tests.personas import make_transaction
+
+T0 = "2026-11-24T10:00:00Z"
+
+
+def meter_value(at: str, wh: int) -> dict:
+    return {"timestamp": at, "sampledValue": [
+        {"value": str(wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+        {"value": "7400", "measurand": "Power.Active.Import", "unit": "W"}]}
+
+
+def job(station: Station, version: str, action: str, payload: dict, n: int) -> writer.Job:
+    adapter = v16 if version == "1.6" else v201
+    return writer.Job(station, version, adapter.HANDLERS[action], Call(str(n), action, payload),
+                      future=None)
+
+
+def day_of_traffic(stations: list[Station], txs: list[Transaction], at: str) -> list:
+    """Per station a heartbeat, a status report and meter readings of its session."""
+    jobs = []
+    for n, (station, tx) in enumerate(zip(stations, txs, strict=True)):
+        jobs.append(job(station, "1.6", "Heartbeat", {}, 3 * n))
+        jobs.append(job(station, "1.6", "StatusNotification", {
+            "connectorId": 1, "errorCode": "NoError", "status": "Charging", "timestamp": at},
+            3 * n + 1))
+        jobs.append(job(station, "1.6", "MeterValues", {
+            "connectorId": 1, "transactionId": int(tx.transaction_id),
+            "meterValue": [meter_value(at, 2000 + n)]}, 3 * n + 2))
+    return jobs
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("chargers", [5, 40])
+def test_a_batch_costs_the_same_statements_for_5_or_40_chargers(
+        chargers, django_capture_on_commit_callbacks):
+    stations = [make_station(f"GC-{n}") for n in range(chargers)]
+    txs = [make_transaction(station) for station in stations]
+    jobs = day_of_traffic(stations, txs, T0)
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(
+            execute=True):
+        replies, published = writer.store(jobs)
+    assert all(isinstance(reply, str) and reply.startswith("[3,") for reply in replies)
+    # Statements per batch, not per message: heartbeats 1, status 4, readings 4, log 1, and
+    # the transaction's savepoint pair. The UPDATEs of many rows are one executemany each.
+    assert len(queries) <= 14, [q["sql"][:80] for q in queries]
+    assert MessageLog.objects.count() == 2 * len(jobs)
+    assert StatusChange.objects.filter(status="Occupied").count() == chargers
+    assert set(Connector.objects.values_list("status", flat=True)) == {"Occupied"}
+    assert sorted(Transaction.objects.values_list("meter_last_wh", flat=True)) == [
+        Decimal(2000 + n) for n in range(chargers)]
+    assert MeterSample.objects.filter(transaction__isnull=False).count() == 2 * chargers
+    assert Station.objects.filter(last_seen__isnull=False).count() == chargers
+    assert {event["event"] for event in published} == {"connector.status",
+                                                       "transaction.update"}
+
+
+@pytest.mark.django_db
+def test_one_bad_message_costs_only_itself():
+    stations = [make_station(f"GC-{n}") for n in range(3)]
+    txs = [make_transaction(station) for station in stations]
+    jobs = day_of_traffic(stations, txs, T0)
+    # A status the schema allows but the domain cannot read: its timestamp.
+    jobs.insert(4, job(stations[1], "1.6", "StatusNotification", {
+        "connectorId": 1, "errorCode": "NoError", "status": "Faulted",
+        "timestamp": "not a time"}, 99))
+    replies, _ = writer.store(jobs)
+    assert isinstance(replies[4], FrameError)
+    assert all(isinstance(reply, str) for n, reply in enumerate(replies) if n != 4), replies
+    assert not StatusChange.objects.filter(status="Faulted").exists()
+    assert MessageLog.objects.filter(direction="in").count() == len(jobs) - 1
+    assert Transaction.objects.filter(meter_last_wh__isnull=False).count() == 3
+
+
+@pytest.mark.django_db
+def test_a_retried_update_is_stored_once_and_an_unknown_one_as_a_first_message():
+    station = make_station("GC-201", ocpp_version="2.0.1")
+
+    def update(seq: int, transaction_id: str, n: int) -> writer.Job:
+        return job(station, "2.0.1", "TransactionEvent", {
+            "eventType": "Updated", "timestamp": T0, "triggerReason": "MeterValuePeriodic",
+            "seqNo": seq, "transactionInfo": {"transactionId": transaction_id},
+            "meterValue": [{"timestamp": T0, "sampledValue": [{"value": 3000 + seq}]}]}, n)
+
+    tx = make_transaction(station)
+    TransactionMessage.objects.filter(transaction=tx).update(sequence=0)
+    writer.store([update(1, tx.transaction_id, 1), update(2, tx.transaction_id, 2)])
+    writer.store([update(2, tx.transaction_id, 3)])  # the charger did not hear our answer
+    assert sorted(tx.messages.values_list("sequence", flat=True)) == [0, 1, 2]
+    tx.refresh_from_db()
+    assert tx.meter_last_wh == Decimal(3002)
+    # An update of a transaction we never heard of: kept and flagged, not dropped.
+    writer.store([update(5, "unknown-tx", 4)])
+    unknown = Transaction.objects.get(transaction_id="unknown-tx")
+    assert unknown.needs_review and unknown.meter_last_wh == Decimal(3005)
+
+
+@pytest.mark.django_db
+def test_a_late_status_in_a_batch_does_not_overwrite_a_newer_one():
+    station = make_station("GC-LATE")
+    writer.store([job(station, "1.6", "StatusNotification", {
+        "connectorId": 1, "errorCode": "NoError", "status": "Available",
+        "timestamp": "2026-11-24T10:05:00Z"}, 1)])
+    writer.store([job(station, "1.6", "StatusNotification", {
+        "connectorId": 1, "errorCode": "NoError", "status": "Faulted",
+        "timestamp": "2026-11-24T10:00:00Z"}, 2)])
+    assert Connector.objects.get(evse__station=station).status == "Available"
+    assert StatusChange.objects.filter(station=station, status="Faulted").exists()
+
+
+def batch_sizes() -> tuple[float, float]:
+    """(messages, batches) the writer has stored in this process so far."""
+    return (REGISTRY.get_sample_value("csms_ocpp_batch_messages_sum") or 0,
+            REGISTRY.get_sample_value("csms_ocpp_batch_messages_count") or 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_chargers_talking_at_once_share_transactions_and_all_are_stored():
+    stations = [make_station(f"GC-WS-{n}") for n in range(30)]
+    for station in stations:
+        make_transaction(station)
+    messages_before, batches_before = batch_sizes()
+
+    async def fleet() -> None:
+        sockets = [ChargerSocket(station.pk) for station in stations]
+        assert all(await asyncio.gather(*(s.connect() for s in sockets)))
+
+        async def talk(n: int, socket: ChargerSocket) -> None:
+            tx = await Transaction.objects.aget(station_id=stations[n].pk)
+            for minute in range(10):
+                at = f"2026-11-24T10:{minute:02d}:00Z"
+                await socket.ok("Heartbeat", {})
+                await socket.ok("MeterValues", {
+                    "connectorId": 1, "transactionId": int(tx.transaction_id),
+                    "meterValue": [meter_value(at, 1000 + 100 * minute)]})
+
+        await asyncio.gather(*(talk(n, s) for n, s in enumerate(sockets)))
+        await asyncio.gather(*(s.close() for s in sockets))
+
+    async_to_sync(fleet)()
+    messages, batches = (now - before for now, before in zip(batch_sizes(), (
+        messages_before, batches_before), strict=True))
+    assert messages == 30 * 20
+    assert batches < messages / 2, "messages arriving together were stored together"
+    assert MessageLog.objects.filter(direction="in", action="MeterValues").count() == 300
+    assert set(Transaction.objects.values_list("meter_last_wh", flat=True)) == {Decimal(1900)}
+    assert MeterSample.objects.filter(measurand="Energy.Active.Import.Register").count() == 300
