@@ -408,8 +408,8 @@ def meter_values_record(station: Station, *, evse: int, transaction_id: str | No
 def _samples_store(station: Station, evse: int, tx: Transaction | None,
                    samples: list[Sample]) -> None:
     # A retried message's samples collide with the constraint and are skipped: stored once.
-    MeterSample.objects.bulk_create(bulk.sample_rows(station, evse, tx, samples),
-                                    ignore_conflicts=True)
+    bulk.insert_rows(MeterSample, bulk.SAMPLE_FIELDS, bulk.sample_rows(station, evse, tx, samples),
+                     ignore_conflicts=True)
 
 
 # --- notifications and device model ---------------------------------------------------------

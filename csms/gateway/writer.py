@@ -31,10 +31,13 @@ from csms.gateway.frames import CALLRESULT, Call
 from csms.gateway.handlers import Context, Handler
 from csms.gateway.orm import drop_if_broken, in_db_thread
 from stations import events
-from stations.bulk import Batch
+from stations.bulk import Batch, insert_rows
 from stations.models import MessageLog, Station
 
 log = logging.getLogger(__name__)
+
+LOG_FIELDS = ["station", "direction", "message_type", "message_id", "action", "payload",
+              "created_at"]
 
 
 @dataclass(slots=True)
@@ -144,14 +147,10 @@ def _store(jobs: list[Job]) -> tuple[list[str | Exception], list[dict]]:
             if settings.OCPP["VALIDATE_REPLIES"]:
                 frames.validate(CALLRESULT, call.action, payload, job.version)
             replies.append(frames.result_frame(call.message_id, payload))
-            rows += [
-                MessageLog(station=job.station, direction=MessageLog.Direction.IN,
-                           message_type=frames.CALL, message_id=call.message_id,
-                           action=call.action, payload=call.payload, created_at=now),
-                MessageLog(station=job.station, direction=MessageLog.Direction.OUT,
-                           message_type=CALLRESULT, message_id=call.message_id,
-                           action=call.action, payload=payload, created_at=now),
-            ]
+            rows += [(job.station.pk, MessageLog.Direction.IN, frames.CALL, call.message_id,
+                      call.action, call.payload, now),
+                     (job.station.pk, MessageLog.Direction.OUT, CALLRESULT, call.message_id,
+                      call.action, payload, now)]
         batch.flush()
-        MessageLog.objects.bulk_create(rows)
+        insert_rows(MessageLog, LOG_FIELDS, rows)
     return replies, published
