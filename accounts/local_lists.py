@@ -120,6 +120,13 @@ def limits(station: Station) -> Limits:
     return Limits(**found)
 
 
+def _lock(station_id: str) -> None:
+    """Every writer of a station's list state locks the station's row first: one order for all,
+    so two of them (a sync in a worker, a charger's answer in a server process) never deadlock
+    on each other's LocalListState and Station rows."""
+    Station.objects.select_for_update().filter(pk=station_id).values_list("pk").first()
+
+
 def state_of(station: Station) -> LocalListState:
     state, _ = LocalListState.objects.get_or_create(station=station)
     return state
@@ -152,7 +159,8 @@ def sync(station: Station, *, full: bool = False, user: AbstractBaseUser | None 
     """Bring the station's list up to date; returns what happened, for a person or a log.
 
     Never waits for the charger. Callers run it inside a transaction (the task does)."""
-    station = Station.objects.select_for_update().get(pk=station.pk)
+    _lock(station.pk)
+    station = Station.objects.get(pk=station.pk)
     state = state_of(station)
     want = wanted(station)
     if _pushes_open(station):
@@ -216,6 +224,7 @@ def sync(station: Station, *, full: bool = False, user: AbstractBaseUser | None 
 def set_enabled(user: AbstractBaseUser, station: Station, enabled: bool) -> None:
     """Keep (or stop keeping) a local list on this station; turned on, it is sent at once."""
     with transaction.atomic():
+        _lock(station.pk)
         state, _ = LocalListState.objects.get_or_create(
             station=station, defaults={"enabled": False})
         if state.enabled == enabled:
@@ -307,11 +316,13 @@ def record_outcome(sender, call: Call, **kwargs) -> None:
             services.device_variables_record(station, reported)
         version = adapter.replies.local_list_version(call.action, call.response)
         if version is not None:
-            LocalListState.objects.get_or_create(station=station)
-            LocalListState.objects.filter(pk=station.pk).update(
-                version_reported=version, version_reported_at=timezone.now())
-            if version != state_of(station).version:
-                schedule([station.pk])
+            with transaction.atomic():
+                _lock(station.pk)
+                LocalListState.objects.get_or_create(station=station)
+                LocalListState.objects.filter(pk=station.pk).update(
+                    version_reported=version, version_reported_at=timezone.now())
+                if version != state_of(station).version:
+                    schedule([station.pk])
             return
     if call.action == adapter.commands.local_list_limits_query()[0]:
         schedule([station.pk])
@@ -319,7 +330,9 @@ def record_outcome(sender, call: Call, **kwargs) -> None:
     push = LocalListPush.objects.filter(call=call).select_related("station").first()
     if push is None:
         return
-    _push_outcome(push, call)
+    with transaction.atomic():
+        _lock(station.pk)
+        _push_outcome(push, call)
 
 
 def _push_outcome(push: LocalListPush, call: Call) -> None:
@@ -363,5 +376,7 @@ def station_connected(sender, station: Station, **kwargs) -> None:
         return
     state = LocalListState.objects.filter(station=station, enabled=True).first()
     if state is not None and state.sync != Sync.IN_SYNC:
-        LocalListState.objects.filter(station=station).update(attempts=0)
+        with transaction.atomic():
+            _lock(station.pk)
+            LocalListState.objects.filter(station=station).update(attempts=0)
         schedule([station.pk], countdown=10)

@@ -270,9 +270,9 @@ OCPP = {
     # Charger messages stored together in one database transaction, at most (group commit:
     # csms/gateway/writer.py). A batch holds what arrived while the last one was stored.
     "BATCH_LIMIT": envint("OCPP_BATCH_LIMIT", 200),
-    # Threads storing charger messages side by side per process (csms/gateway/orm.py). More
-    # than one measured +25 % messages/s on PostgreSQL (README, Operations); 1 by default: the
-    # local-list code deadlocks under that concurrency (seen in tests/test_local_lists.py).
+    # ORM threads per process (csms/gateway/orm.py): with more than one, a batch of charger
+    # messages, a command's outcome and a connect are stored side by side. 1 by default: the
+    # writer's group commit already stores many messages per round trip (README, Operations).
     "DB_THREADS": envint("OCPP_DB_THREADS", 1),
     # Days the message log keeps frames (0 keeps them forever).
     "MESSAGE_LOG_DAYS": envint("OCPP_MESSAGE_LOG_DAYS", 90),
