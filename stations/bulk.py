@@ -157,12 +157,12 @@ def _transactions_store(readings: list[Readings],
         [(by_id[(station.pk, report.transaction_id)].pk, report.sequence)
          for station, report in updates
          if (station.pk, report.transaction_id) in by_id and report.sequence is not None])
-    changed: dict[int, Transaction] = {}
+    changed: dict[int, _Tx] = {}
     samples, messages, announced = [], [], {}
     for r in readings:
         tx = (by_id.get((r.station.pk, r.transaction_id)) if r.transaction_id is not None
               else active.get((r.station.pk, r.evse)))
-        samples += sample_rows(r.station, r.evse, tx, r.samples)
+        samples += sample_rows(r.station, r.evse, tx.pk if tx else None, r.samples)
         if tx is None:
             continue
         register = _register(r.samples)
@@ -172,7 +172,7 @@ def _transactions_store(readings: list[Readings],
         announced[tx.pk] = (r.station, tx)
     for station, report in updates:
         tx = by_id.get((station.pk, report.transaction_id))
-        if tx is None or (report.evse and tx.evse_id is None) or (
+        if tx is None or (report.evse and tx.evse_number is None) or (
                 report.id_token and not tx.id_token_value):
             # What a first message or a late detail brings is the one-message writer's work.
             transaction_report(station, report)
@@ -182,8 +182,8 @@ def _transactions_store(readings: list[Readings],
         recorded.add((tx.pk, report.sequence))
         messages.append((tx.pk, report.kind, report.sequence, report.timestamp,
                          report.trigger[:50], report.offline, now))
-        samples += sample_rows(station, report.evse or (tx.evse.number if tx.evse else 0), tx,
-                                report.samples)
+        samples += sample_rows(station, report.evse or tx.evse_number or 0, tx.pk,
+                               report.samples)
         register = _register(report.samples)
         tx.meter_last_wh = register if register is not None else (
             report.meter_wh if report.meter_wh is not None else tx.meter_last_wh)
@@ -206,26 +206,48 @@ def _transactions_store(readings: list[Readings],
                        transaction_id=tx.transaction_id)
 
 
-def _transactions(keys: list[tuple[str, str]]) -> dict[tuple[str, str], Transaction]:
+@dataclass(slots=True)
+class _Tx:
+    """What a batch reads and changes of a transaction (cheaper than a model instance)."""
+
+    pk: int
+    station_id: str
+    transaction_id: str
+    state: str
+    evse_number: int | None
+    id_token_value: str
+    meter_last_wh: Decimal | None
+    offline: bool
+    started_at: datetime
+
+
+_TX_COLUMNS = ("pk", "station_id", "transaction_id", "state", "evse__number", "id_token_value",
+               "meter_last_wh", "offline", "started_at")
+
+
+def _transactions(keys: list[tuple[str, str]]) -> dict[tuple[str, str], _Tx]:
     if not keys:
         return {}
     wanted = set(keys)
-    rows = Transaction.objects.select_related("evse").filter(
-        station_id__in={s for s, _ in wanted}, transaction_id__in={t for _, t in wanted})
-    return {(tx.station_id, tx.transaction_id): tx for tx in rows
+    rows = Transaction.objects.filter(
+        station_id__in={s for s, _ in wanted}, transaction_id__in={t for _, t in wanted},
+    ).order_by().values_list(*_TX_COLUMNS)
+    found = (_Tx(*row) for row in rows)
+    return {(tx.station_id, tx.transaction_id): tx for tx in found
             if (tx.station_id, tx.transaction_id) in wanted}
 
 
-def _active_on_evse(keys: list[tuple[str, int]]) -> dict[tuple[str, int], Transaction]:
+def _active_on_evse(keys: list[tuple[str, int]]) -> dict[tuple[str, int], _Tx]:
     if not keys:
         return {}
     wanted = set(keys)
-    found: dict[tuple[str, int], Transaction] = {}
-    # Newest first (the model's ordering): an EVSE's most recent active transaction wins.
-    for tx in Transaction.objects.select_related("evse").filter(
+    found: dict[tuple[str, int], _Tx] = {}
+    # Newest first: an EVSE's most recent active transaction wins.
+    for row in Transaction.objects.filter(
             station_id__in={s for s, _ in wanted}, evse__number__in={e for _, e in wanted},
-            state=Transaction.State.ACTIVE):
-        key = (tx.station_id, tx.evse.number)
+            state=Transaction.State.ACTIVE).order_by("-started_at").values_list(*_TX_COLUMNS):
+        tx = _Tx(*row)
+        key = (tx.station_id, tx.evse_number)
         if key in wanted:
             found.setdefault(key, tx)
     return found
@@ -250,10 +272,9 @@ SAMPLE_FIELDS = ["station", "evse_number", "transaction", "timestamp", "measuran
                  "location", "context", "unit", "value"]
 
 
-def sample_rows(station: Station, evse: int, tx: Transaction | None,
+def sample_rows(station: Station, evse: int, tx_pk: int | None,
                 samples: list["Sample"]) -> list[tuple]:
     """Rows of MeterSample in SAMPLE_FIELDS order, for insert_rows."""
-    tx_pk = tx.pk if tx is not None else None
     return [(station.pk, evse, tx_pk, s.timestamp, s.measurand, s.phase, s.location, s.context,
              s.unit, s.value) for s in samples]
 

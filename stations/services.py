@@ -408,8 +408,8 @@ def meter_values_record(station: Station, *, evse: int, transaction_id: str | No
 def _samples_store(station: Station, evse: int, tx: Transaction | None,
                    samples: list[Sample]) -> None:
     # A retried message's samples collide with the constraint and are skipped: stored once.
-    bulk.insert_rows(MeterSample, bulk.SAMPLE_FIELDS, bulk.sample_rows(station, evse, tx, samples),
-                     ignore_conflicts=True)
+    rows = bulk.sample_rows(station, evse, tx.pk if tx else None, samples)
+    bulk.insert_rows(MeterSample, bulk.SAMPLE_FIELDS, rows, ignore_conflicts=True)
 
 
 # --- notifications and device model ---------------------------------------------------------
