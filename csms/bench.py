@@ -400,6 +400,57 @@ async def remote_starts(chargers, ports: list[int], count: int) -> dict:
     return result
 
 
+# --- the servers' own view ----------------------------------------------------------------------
+
+def latency_buckets(ports: list[int]) -> Counter:
+    """csms_ocpp_message_seconds of every server, all actions summed: upper bound → count.
+
+    The servers' own measure (frame received → answer sent, commit included), free of the
+    client's delays: on one 2-core machine the client holding 10,000 chargers competes with the
+    servers for CPU and adds its own queueing to the round trips it times."""
+    buckets: Counter = Counter()
+    for port in ports:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+            text = response.read().decode()
+        for line in text.splitlines():
+            if line.startswith("csms_ocpp_message_seconds_bucket{"):
+                bound = line.split('le="', 1)[1].split('"', 1)[0]
+                buckets[float(bound)] += float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def server_latency(before: Counter, after: Counter) -> dict:
+    """p50/p99 (the bucket bound they fall under) of the messages answered in between."""
+    bounds = sorted(after)
+    counts = {bound: after[bound] - before[bound] for bound in bounds}  # cumulative buckets
+    total = counts[bounds[-1]] if bounds else 0
+
+    def under(q: float) -> float | None:
+        for bound in bounds:
+            if total and counts[bound] >= q * total:
+                return round(1000 * bound, 1)
+        return None
+
+    return {"server_p50_ms_under": under(0.5), "server_p99_ms_under": under(0.99)}
+
+
+def remote_starts_server_side(station_ids: list[str]) -> dict:
+    """API call stored → frame sent by the process holding the charger (the Call row's own
+    times): the remote start as the servers did it, without the client's delays."""
+    from stations.models import Call
+
+    times = sorted(
+        (sent - created).total_seconds() for created, sent in Call.objects.filter(
+            station_id__in=station_ids, sent_at__isnull=False,
+            action__in=["RemoteStartTransaction", "RequestStartTransaction"],
+        ).values_list("created_at", "sent_at"))
+    if not times:
+        return {}
+    return {"server_p50_ms": round(1000 * times[len(times) // 2], 1),
+            "server_p99_ms": round(1000 * times[min(len(times) - 1, int(len(times) * 0.99))],
+                                   1)}
+
+
 # --- profile ----------------------------------------------------------------------------------
 
 def profile(pid: int, seconds: float) -> subprocess.Popen | None:
@@ -505,8 +556,11 @@ async def bench(args: argparse.Namespace, env: dict) -> dict:
         profiler = profile(pids[0], args.seconds) if args.profile else None
         meter = Meter(pids)
         logged = await asyncio.to_thread(MessageLog.objects.filter(direction="in").count)
+        buckets = await asyncio.to_thread(latency_buckets, ports)
         results["rated"] = await open_loop(closed, args.rate, args.seconds)
         results["rated"].update(meter.read())
+        results["rated"].update(server_latency(
+            buckets, await asyncio.to_thread(latency_buckets, ports)))
         results["rated"]["logged_in_db"] = await asyncio.to_thread(
             MessageLog.objects.filter(direction="in").count) - logged
         results["rated"]["held_meanwhile"] = sum(c.online for c in everyone)
@@ -516,6 +570,8 @@ async def bench(args: argparse.Namespace, env: dict) -> dict:
             results["profile"] = profile_summary(pids[0])
 
         results["remote_start"] = await remote_starts(more, ports, args.remote_starts)
+        results["remote_start"].update(await asyncio.to_thread(
+            remote_starts_server_side, [c.config.station_id for c in more]))
         results["remote_start"]["held_meanwhile"] = sum(c.online for c in everyone)
         print("remote_start", results["remote_start"], flush=True)
 
@@ -575,10 +631,14 @@ def report(results: dict) -> str:
         f"| CSMS at {t['offered_per_s']:.0f} msgs/s offered, {t['held_meanwhile']} held | "
         f"{t['msgs_per_s']} persisted msgs/s ({t['logged_in_db']} CALLs logged in the "
         f"database), p50 {t['p50_ms']} ms, p99 {t['p99_ms']} ms, {t['skipped']} turns skipped, "
-        f"{t['errors']} errors, server CPU {t['server_cpu_percent']} % |",
+        f"{t['errors']} errors, server CPU {t['server_cpu_percent']} %, machine "
+        f"{t['machine_busy_percent']} % busy; the servers' own measure (received → answered): "
+        f"p50 under {t.get('server_p50_ms_under')} ms, p99 under {t.get('server_p99_ms_under')} "
+        f"ms |",
         f"| remote start, API call → charger receives the frame ({s['answered']} of "
         f"{a['remote_starts']}) | p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, "
-        f"outcomes {s['outcomes']} |",
+        f"outcomes {s['outcomes']}; the servers' own (API stored → frame sent): p50 "
+        f"{s.get('server_p50_ms')} ms, p99 {s.get('server_p99_ms')} ms |",
         f"| message-log retention (batches of 5,000, servers running) | "
         f"{results['retention']['deleted']} frames in {results['retention']['seconds']} s "
         f"({results['retention']['rows_per_s']} frames/s) |",
