@@ -14,12 +14,21 @@ channels-redis as shipped has two failure modes that cost a charging network its
   closes the socket. Every charger that stayed quiet for five seconds was dropped. Here the
   socket timeout outlasts the blocking pop.
 
+- Each consumer waiting on its process-local channel cost, in channels-redis, an asyncio.Queue
+  (four deques of ~0.6 KB each) and two tasks racing for a receive lock: ~8 KB per held charger
+  (README, Operations: memory per connection). Here one task per process reads the process's
+  Redis queue and hands each message to its channel's waiting future; a message for a consumer
+  that is busy waits in a short list. Same delivery as channels-redis: in order per channel, at
+  most `capacity` kept per channel (oldest dropped), what a cancelled receiver had is dropped.
+
 A restarted Redis has also forgotten the groups; csms.gateway.liveness re-joins them.
 """
 
 import asyncio
+import contextvars
 import logging
 import random
+from dataclasses import dataclass, field
 
 from channels_redis.core import RedisChannelLayer
 from redis import asyncio as aioredis
@@ -27,9 +36,26 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger(__name__)
+# Set in the reader task's own context only: which process-local channels it reads for.
+_reading_for: contextvars.ContextVar["LocalChannels | None"] = contextvars.ContextVar(
+    "reading_for", default=None)
 
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 PROBE_SECONDS = 1.0
+
+
+class _NobodyWaits(Exception):
+    """The reader's blocking pop timed out and no consumer waits any more: it stops."""
+
+
+@dataclass(eq=False)
+class LocalChannels:
+    """The process-local channels being received on in one event loop."""
+
+    loop: asyncio.AbstractEventLoop
+    waiting: dict[str, asyncio.Future] = field(default_factory=dict)
+    arrived: dict[str, list[dict]] = field(default_factory=dict)
+    reader: asyncio.Task | None = None
 
 
 class ResilientRedisChannelLayer(RedisChannelLayer):
@@ -40,6 +66,7 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
         self.pool_timeout = pool_timeout
         self._reachable: asyncio.Event | None = None
         self._probe_task: asyncio.Task | None = None
+        self._local_channels: LocalChannels | None = None
 
     def create_pool(self, index: int) -> aioredis.BlockingConnectionPool:
         host = {"socket_timeout": self.brpop_timeout + 10, **self.hosts[index]}
@@ -52,9 +79,84 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
             if self._reachable is not None:
                 await self._reachable.wait()
             try:
+                if "!" in channel:
+                    return await self._receive_local(channel)
                 return await super().receive(channel)
             except UNREACHABLE as error:
                 self._unreachable(error)
+
+    async def _receive_local(self, channel: str) -> dict:
+        local = self._local_channels
+        arrived = local.arrived.get(channel) if local is not None else None
+        if arrived:
+            message = arrived.pop(0)
+            if not arrived:
+                del local.arrived[channel]
+            return message
+        assert self.require_valid_channel_name(channel)
+        loop = asyncio.get_running_loop()
+        if local is None or local.loop is not loop:
+            # One reader of the process's queue at a time, as channels-redis enforces: two would
+            # take each other's messages.
+            if local is not None and local.waiting and not local.loop.is_closed():
+                raise RuntimeError("Two event loops are trying to receive() on one channel "
+                                   "layer at once!")
+            local = self._local_channels = LocalChannels(loop)
+        if channel in local.waiting:  # a consumer receives on its channel one at a time
+            raise RuntimeError(f"{channel} already has a receiver")
+        waiter = loop.create_future()
+        local.waiting[channel] = waiter
+        if local.reader is None or local.reader.done():
+            # A context of its own: not the station id (csms/logs.py) of the socket that
+            # happened to start it.
+            local.reader = loop.create_task(self._read(local, self.non_local_name(channel)),
+                                            name="channel layer reader",
+                                            context=contextvars.Context())
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            # The consumer is going away: what arrived for it goes too (as in channels-redis).
+            local.arrived.pop(channel, None)
+            if local.waiting.get(channel) is waiter:
+                del local.waiting[channel]
+            # The reader is not cancelled: it stops by itself within `brpop_timeout` once nobody
+            # waits (_brpop_with_clean). Cancelled in redis-py's blocking read it could hang
+            # the event loop's shutdown in the test suite.
+            raise
+
+    async def _brpop_with_clean(self, index: int, channel: str,
+                                timeout: int) -> bytes | None:  # noqa: ASYNC109 (overrides)
+        member = await super()._brpop_with_clean(index, channel, timeout)
+        local = _reading_for.get()
+        if member is None and local is not None and not local.waiting:
+            # channels-redis's receive_single would pop again, forever, holding its per-channel
+            # lock, which another event loop (a test's next one) then waits on.
+            raise _NobodyWaits
+        return member
+
+    async def _read(self, local: LocalChannels, real_channel: str) -> None:
+        """Read the process's queue while anyone waits: each message to its channel's waiter,
+        or kept (up to `capacity` per channel, oldest dropped) until that channel asks."""
+        _reading_for.set(local)
+        try:
+            while local.waiting:
+                channels, message = await self.receive_single(real_channel)
+                for channel in channels if isinstance(channels, list) else [channels]:
+                    waiter = local.waiting.pop(channel, None)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(message)
+                        continue
+                    arrived = local.arrived.setdefault(channel, [])
+                    if len(arrived) >= self.capacity:
+                        arrived.pop(0)
+                    arrived.append(message)
+        except _NobodyWaits:
+            return
+        except Exception as error:  # e.g. Redis went away: every waiter hears it, and waits
+            waiting, local.waiting = local.waiting, {}
+            for waiter in waiting.values():
+                if not waiter.done():
+                    waiter.set_exception(error)
 
     def _unreachable(self, error: Exception) -> None:
         if self._reachable is None or self._reachable.is_set():
