@@ -12,8 +12,8 @@ If anything in a batch fails (a handler's error, the database away, a constraint
 into), the batch is rolled back and each of its messages is stored again alone, so one bad
 message never costs the others; the consumer answers the failed one with a CALLERROR.
 
-Events of a batch go out after its replies, from a task of their own: sending them (three
-channel-layer groups each) must not hold up the next batch.
+Events of a batch go out after its replies, from a task of their own (one channel-layer message
+per batch, stations/events.py): sending them must not hold up the next batch.
 """
 
 import asyncio
@@ -122,6 +122,8 @@ def store(jobs: list[Job]) -> tuple[list[str | Exception], list[dict]]:
         drop_if_broken()
         if len(jobs) == 1:
             return [error], []
+        log.warning("a batch of %d messages failed (%s); storing each alone", len(jobs),
+                    type(error).__name__)
     outcomes: list[str | Exception] = []
     published: list[dict] = []
     for job in jobs:
