@@ -6,12 +6,14 @@ only committed rows.
 """
 
 import asyncio
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
@@ -82,6 +84,15 @@ def _servers(count: int, name: str, command: Callable[[int], list[str]],
         for port, process in servers:
             wait_for_port(port, process)
         yield servers
+
+
+def post(port: int, path: str, token: str, body: dict) -> dict:
+    """POST JSON to a server process's API with a DRF token; the decoded answer."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
 
 
 def kill(process: subprocess.Popen) -> None:

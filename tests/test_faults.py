@@ -28,7 +28,7 @@ from csms.simulator import CallError, ChargerConfig, VirtualCharger
 from stations.models import MessageLog, MeterSample, Transaction, TransactionMessage
 from tests import servers
 from tests.charger_socket import PASSWORD, ChargerSocket, make_station
-from tests.servers import Proxy, daphne, daphnes, kill, redis_server
+from tests.servers import Proxy, daphne, daphnes, kill, post, redis_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -79,14 +79,6 @@ def conninfo() -> str:
     db_settings = connection.settings_dict
     return (f"host={db_settings['HOST'] or '127.0.0.1'} port={db_settings['PORT'] or 5432} "
             f"user={db_settings['USER'] or 'postgres'} dbname={db_settings['NAME']}")
-
-
-def post(port: int, path: str, token: str, body: dict) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
-        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
 
 
 def reachable(port: int) -> bool:

@@ -18,7 +18,7 @@ from csms.simulator import ChargerConfig, VirtualCharger
 from stations import events
 from stations.models import Call
 from tests.charger_socket import PASSWORD, make_station
-from tests.servers import procfile_webs
+from tests.servers import post, procfile_webs
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -34,14 +34,6 @@ def get(port: int, path: str) -> tuple[int, dict]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
-
-
-def post(port: int, path: str, token: str, body: dict) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
-        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
 
 
 def test_procfile_web_processes_share_commands_and_events():
