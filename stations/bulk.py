@@ -28,7 +28,6 @@ from django.utils import timezone
 from stations import events, signals
 from stations.models import (
     Connector,
-    Evse,
     MeterSample,
     Station,
     StatusChange,
@@ -125,6 +124,8 @@ def _statuses_store(reports: list[StatusReport]) -> None:
 
 def _connectors(reports: list[StatusReport]) -> dict[tuple[str, int, int], Connector]:
     """The connectors the reports name, created the first time one is named."""
+    from stations.services import connector_get
+
     wanted = {(r.station.pk, r.evse, r.connector) for r in reports}
     if not wanted:
         return {}
@@ -136,8 +137,7 @@ def _connectors(reports: list[StatusReport]) -> dict[tuple[str, int, int], Conne
     }
     stations = {r.station.pk: r.station for r in reports}
     for key in sorted(wanted - found.keys()):
-        evse, _ = Evse.objects.get_or_create(station=stations[key[0]], number=key[1])
-        found[key], _ = Connector.objects.get_or_create(evse=evse, number=key[2])
+        found[key] = connector_get(stations[key[0]], key[1], key[2])
     return found
 
 
