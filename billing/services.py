@@ -234,7 +234,7 @@ def on_transaction_changed(sender, transaction: Transaction, kind: str, **kwargs
     try:
         with db.atomic():
             if kind == "update" and transaction.state == Transaction.State.ACTIVE:
-                _running_costs([transaction.pk])
+                _running_costs(_running_due([transaction.pk]))
             else:
                 price(transaction)
     except Exception:
@@ -243,12 +243,18 @@ def on_transaction_changed(sender, transaction: Transaction, kind: str, **kwargs
 
 def on_transactions_updated(sender, pks: list[int], **kwargs) -> None:
     """Receiver of stations.signals.transactions_updated (readings of many sessions stored
-    together), inside their database transaction; failures as in on_transaction_changed."""
+    together), inside their database transaction; failures as in on_transaction_changed. Most
+    of the time no session is due: one query and no savepoint, two round trips less on every
+    batch of the gateway's writer. That query writes nothing; if it fails, so does the batch
+    (it is stored again message by message), so its error is not caught here."""
+    due = _running_due(pks)
+    if not due:
+        return
     try:
         with db.atomic():
-            _running_costs(pks)
+            _running_costs(due)
     except Exception:
-        log.exception("pricing sessions %s failed", pks[:20])
+        log.exception("pricing sessions %s failed", due[:20])
 
 
 def on_connector_status(sender, changes: list[tuple[int, str, datetime]], **kwargs) -> None:
@@ -268,19 +274,21 @@ def on_connector_status(sender, changes: list[tuple[int, str, datetime]], **kwar
         log.exception("pricing after status reports of connectors %s failed", freed[:20])
 
 
-def _running_costs(pks: list[int]) -> None:
-    """Sessions not priced within COST_UPDATE_INTERVAL are priced again, and a running cost
-    goes to their chargers (2.0.1 CostUpdated); the others heard theirs a moment ago. One query
-    when none is due, however many sessions."""
-    now = timezone.now()
-    recent = now - timedelta(seconds=settings.BILLING["COST_UPDATE_INTERVAL"])
+def _running_due(pks: list[int]) -> list[int]:
+    """The sessions not priced within COST_UPDATE_INTERVAL; the others' chargers heard their
+    running cost a moment ago."""
+    recent = timezone.now() - timedelta(seconds=settings.BILLING["COST_UPDATE_INTERVAL"])
     fresh = set(SessionCost.objects.filter(transaction_id__in=pks, priced_at__gt=recent)
                 .values_list("transaction_id", flat=True))
-    due = [pk for pk in pks if pk not in fresh]
-    if not due:
-        return
-    for tx in Transaction.objects.filter(pk__in=due).select_related("station__site",
-                                                                     "id_token"):
+    return [pk for pk in pks if pk not in fresh]
+
+
+def _running_costs(pks: list[int]) -> None:
+    """The sessions priced again, and a running cost sent to their chargers (2.0.1
+    CostUpdated)."""
+    now = timezone.now()
+    for tx in Transaction.objects.filter(pk__in=pks).select_related("station__site",
+                                                                    "id_token"):
         cost = price(tx, now=now)
         if (cost.state == State.RUNNING and cost.tariff_version_id
                 and tx.state == Transaction.State.ACTIVE):

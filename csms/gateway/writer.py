@@ -3,7 +3,7 @@
 A consumer hands its charger's CALL to the writer of its event loop and awaits the reply. The
 writer takes every CALL waiting (up to OCPP_BATCH_LIMIT) to the ORM thread, runs their handlers
 in one transaction (the messages every charger sends all day only add records to a
-stations.bulk.Batch, stored set-based at the end), logs all their frames with one INSERT,
+stations.bulk.Batch, stored set-based at the end with the log rows of all their frames),
 commits, and only then hands each consumer its reply: commit, then answer. While one batch is
 being stored the next one gathers, so under load a batch holds what arrived meanwhile, and when
 idle a message is stored alone at once: no timer, no added latency.
@@ -31,14 +31,10 @@ from csms.gateway.frames import CALLRESULT, Call
 from csms.gateway.handlers import Context, Handler
 from csms.gateway.orm import drop_if_broken, in_db_thread
 from stations import events
-from stations.bulk import Batch, insert_rows
+from stations.bulk import Batch
 from stations.models import MessageLog, Station
 
 log = logging.getLogger(__name__)
-
-LOG_FIELDS = ["station", "direction", "message_type", "message_id", "action", "payload",
-              "created_at"]
-
 
 @dataclass(slots=True)
 class Job:
@@ -140,7 +136,6 @@ def store(jobs: list[Job]) -> tuple[list[str | Exception], list[dict]]:
 def _store(jobs: list[Job]) -> tuple[list[str | Exception], list[dict]]:
     batch = Batch()
     replies: list[str | Exception] = []
-    rows = []
     now = timezone.now()
     with events.collected() as published, transaction.atomic():
         for job in jobs:
@@ -149,10 +144,9 @@ def _store(jobs: list[Job]) -> tuple[list[str | Exception], list[dict]]:
             if settings.OCPP["VALIDATE_REPLIES"]:
                 frames.validate(CALLRESULT, call.action, payload, job.version)
             replies.append(frames.result_frame(call.message_id, payload))
-            rows += [(job.station.pk, MessageLog.Direction.IN, frames.CALL, call.message_id,
+            batch.log += [(job.station.pk, MessageLog.Direction.IN, frames.CALL, call.message_id,
                       call.action, call.payload, now),
                      (job.station.pk, MessageLog.Direction.OUT, CALLRESULT, call.message_id,
                       call.action, payload, now)]
-        batch.flush()
-        insert_rows(MessageLog, LOG_FIELDS, rows)
+        batch.flush()  # the message log with the rest (stations.bulk.LOG_FIELDS)
     return replies, published
