@@ -151,7 +151,10 @@ class Connector(models.Model):
 class StatusChange(models.Model):
     """History of connector (or, with no connector, whole-station) status reports."""
 
-    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="status_changes")
+    # No index of its own (and its _like twin): (station, -timestamp) below serves every lookup
+    # by station. Each index is written for every row of a table that grows all day.
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="status_changes",
+                                db_index=False)
     connector = models.ForeignKey(
         Connector, null=True, blank=True, on_delete=models.CASCADE, related_name="status_changes"
     )
@@ -257,11 +260,15 @@ class TransactionMessage(models.Model):
 class MeterSample(models.Model):
     """One sampled value: energy, power, current, voltage, state of charge, ..."""
 
-    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="meter_samples")
+    # Neither key has an index of its own: meter_sample_unique starts with the station and the
+    # index below with the transaction (see StatusChange.station).
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="meter_samples",
+                                db_index=False)
     # 0 is the station's main meter.
     evse_number = models.PositiveIntegerField(default=0)
     transaction = models.ForeignKey(
-        Transaction, null=True, blank=True, on_delete=models.CASCADE, related_name="samples"
+        Transaction, null=True, blank=True, on_delete=models.CASCADE, related_name="samples",
+        db_index=False,
     )
     timestamp = models.DateTimeField()
     measurand = models.CharField(max_length=50, default="Energy.Active.Import.Register")
@@ -330,7 +337,9 @@ class MessageLog(models.Model):
         IN = "in", "charger → CSMS"
         OUT = "out", "CSMS → charger"
 
-    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="messages")
+    # (station, -created_at) below serves lookups by station (see StatusChange.station).
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="messages",
+                                db_index=False)
     direction = models.CharField(max_length=3, choices=Direction.choices)
     message_type = models.PositiveSmallIntegerField()  # 2 CALL, 3 CALLRESULT, 4 CALLERROR
     message_id = models.CharField(max_length=100, blank=True)
