@@ -21,6 +21,7 @@ from accounts.models import Organization
 from billing import costing
 from billing.models import SessionCost, TariffAssignment, TariffVersion
 from stations import commands
+from stations.bulk import select_all, sql_in
 from stations.models import Connector, MeterSample, StatusChange, Transaction
 from stations.services import ENERGY_REGISTER
 
@@ -278,8 +279,12 @@ def _running_due(pks: list[int]) -> list[int]:
     """The sessions not priced within COST_UPDATE_INTERVAL; the others' chargers heard their
     running cost a moment ago."""
     recent = timezone.now() - timedelta(seconds=settings.BILLING["COST_UPDATE_INTERVAL"])
-    fresh = set(SessionCost.objects.filter(transaction_id__in=pks, priced_at__gt=recent)
-                .values_list("transaction_id", flat=True))
+    # Raw: it runs for every batch of the gateway's writer (stations.bulk.select_all).
+    wanted, params = sql_in("transaction_id", set(pks))
+    [rows] = select_all([(f"SELECT transaction_id FROM {SessionCost._meta.db_table} WHERE "
+                          f"{wanted} AND priced_at > %s", [*params, recent],
+                          (SessionCost._meta.get_field("transaction"),))])
+    fresh = {pk for (pk,) in rows}
     return [pk for pk in pks if pk not in fresh]
 
 

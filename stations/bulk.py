@@ -164,7 +164,7 @@ class _Found:
         # Each IN list is a superset of the keys wanted; the rows are matched to them below.
         queries: dict[str, tuple[str, list, tuple[Field, ...]]] = {}
         if connectors:
-            where, params = _in("e.station_id", {key[0] for key in connectors})
+            where, params = sql_in("e.station_id", {key[0] for key in connectors})
             queries["connectors"] = (
                 "SELECT c.id, e.station_id, e.number, c.number, c.status_at FROM"
                 " stations_connector c JOIN stations_evse e ON e.id = c.evse_id WHERE " + where,
@@ -173,14 +173,14 @@ class _Found:
             stations, numbers, params = _in_pairs(ids)
             queries["by_id"] = (_TX_SELECT + f"{stations} AND {numbers}", params, _TX_TYPES)
         if evses:
-            stations, params = _in("t.station_id", {s for s, _ in evses})
-            numbers, more = _in("e.number", {e for _, e in evses})
+            stations, params = sql_in("t.station_id", {s for s, _ in evses})
+            numbers, more = sql_in("e.number", {e for _, e in evses})
             queries["active"] = (_TX_SELECT + f"{stations} AND {numbers} AND t.state = %s"
                                  " ORDER BY t.started_at DESC",
                                  params + more + [Transaction.State.ACTIVE], _TX_TYPES)
         if sequences:
             stations, numbers, params = _in_pairs({(s, t) for s, t, _ in sequences})
-            seqs, more = _in("m.sequence", {n for _, _, n in sequences})
+            seqs, more = sql_in("m.sequence", {n for _, _, n in sequences})
             queries["recorded"] = (
                 "SELECT t.station_id, t.transaction_id, m.sequence FROM"
                 " stations_transactionmessage m JOIN stations_transaction t"
@@ -214,8 +214,8 @@ class _Found:
 
 def _in_pairs(keys: set[tuple[str, str]]) -> tuple[str, str, list]:
     """Conditions on transactions named by (station, transaction id)."""
-    stations, params = _in("t.station_id", {s for s, _ in keys})
-    numbers, more = _in("t.transaction_id", {t for _, t in keys})
+    stations, params = sql_in("t.station_id", {s for s, _ in keys})
+    numbers, more = sql_in("t.transaction_id", {t for _, t in keys})
     return stations, numbers, params + more
 
 
@@ -361,7 +361,7 @@ def _pipeline() -> Iterator[None]:
         yield
 
 
-def _in(column: str, values: set) -> tuple[str, list]:
+def sql_in(column: str, values: set) -> tuple[str, list]:
     """`column IN (…)` and its parameters; on PostgreSQL `= ANY(array)`, one parameter, so the
     statement's text is the same however many values."""
     if connection.vendor == "postgresql":
@@ -371,7 +371,8 @@ def _in(column: str, values: set) -> tuple[str, list]:
 
 def select_all(queries: list[tuple[str, list, tuple[Field, ...]]]) -> list[list[tuple]]:
     """The rows of each (sql with %s, parameters, the model field of each column), typed as
-    the ORM would type them; on PostgreSQL all queries in one round trip."""
+    the ORM would type them; on PostgreSQL all queries in one round trip. For the reads of the
+    writer's every batch, where building the ORM's query cost more than running it."""
     if not queries:
         return []
     if connection.vendor != "postgresql":

@@ -36,3 +36,25 @@ def test_cost_update_stops_after_the_station_said_it_does_not_support_it(persona
     Call.objects.create(station=station, action="CostUpdated", payload={},
                         status=Call.Status.ERROR, error_code="NotSupported")
     assert commands.cost_update(tx, Decimal("2.50")) is None
+
+
+def test_a_running_session_is_priced_again_only_after_the_interval(personas, settings):
+    from billing.models import SessionCost
+    from csms.gateway import writer
+    from tests.test_group_commit import job, meter_value
+
+    station = make_station("NEW-201", personas.site_a, ocpp_version="2.0.1")
+    tx = make_transaction(station, personas.token)
+
+    def readings(n: int) -> None:
+        writer.store([job(station, "1.6", "MeterValues", {
+            "connectorId": 1, "transactionId": int(tx.transaction_id),
+            "meterValue": [meter_value(f"2026-11-24T10:0{n}:00Z", 2000 + n)]}, n)])
+
+    readings(1)
+    first = SessionCost.objects.get(transaction=tx)
+    readings(2)  # within COST_UPDATE_INTERVAL: not priced again
+    assert SessionCost.objects.get(transaction=tx).priced_at == first.priced_at
+    settings.BILLING = {**settings.BILLING, "COST_UPDATE_INTERVAL": 0}
+    readings(3)
+    assert SessionCost.objects.get(transaction=tx).priced_at > first.priced_at
