@@ -402,26 +402,32 @@ async def remote_starts(chargers, ports: list[int], count: int) -> dict:
 
 # --- the servers' own view ----------------------------------------------------------------------
 
-def latency_buckets(ports: list[int]) -> Counter:
-    """csms_ocpp_message_seconds of every server, all actions summed: upper bound → count.
+def server_counters(ports: list[int]) -> Counter:
+    """From every server's /metrics, summed: csms_ocpp_message_seconds, all actions (upper
+    bound → count), and the writer's batches ("batch messages", "batches").
 
     The servers' own measure (frame received → answer sent, commit included), free of the
     client's delays: on one 2-core machine the client holding 10,000 chargers competes with the
     servers for CPU and adds its own queueing to the round trips it times."""
-    buckets: Counter = Counter()
+    counters: Counter = Counter()
     for port in ports:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
             text = response.read().decode()
         for line in text.splitlines():
+            value = line.rsplit(" ", 1)[-1]
             if line.startswith("csms_ocpp_message_seconds_bucket{"):
-                bound = line.split('le="', 1)[1].split('"', 1)[0]
-                buckets[float(bound)] += float(line.rsplit(" ", 1)[1])
-    return buckets
+                counters[float(line.split('le="', 1)[1].split('"', 1)[0])] += float(value)
+            elif line.startswith("csms_ocpp_batch_messages_sum "):
+                counters["batch messages"] += float(value)
+            elif line.startswith("csms_ocpp_batch_messages_count "):
+                counters["batches"] += float(value)
+    return counters
 
 
 def server_latency(before: Counter, after: Counter) -> dict:
-    """p50/p99 (the bucket bound they fall under) of the messages answered in between."""
-    bounds = sorted(after)
+    """p50/p99 (the bucket bound they fall under) of the messages answered in between, and the
+    mean number of messages per batch the writers stored meanwhile."""
+    bounds = sorted(key for key in after if isinstance(key, float))
     counts = {bound: after[bound] - before[bound] for bound in bounds}  # cumulative buckets
     total = counts[bounds[-1]] if bounds else 0
 
@@ -431,7 +437,10 @@ def server_latency(before: Counter, after: Counter) -> dict:
                 return round(1000 * bound, 1)
         return None
 
-    return {"server_p50_ms_under": under(0.5), "server_p99_ms_under": under(0.99)}
+    batches = after["batches"] - before["batches"]
+    return {"server_p50_ms_under": under(0.5), "server_p99_ms_under": under(0.99),
+            "messages_per_batch": round((after["batch messages"] - before["batch messages"])
+                                        / batches, 1) if batches else None}
 
 
 def remote_starts_server_side(station_ids: list[str]) -> dict:
@@ -513,8 +522,11 @@ async def bench(args: argparse.Namespace, env: dict) -> dict:
         results["sessions_started"] = await start_sessions(closed)
         meter = Meter(pids)
         logged = await asyncio.to_thread(MessageLog.objects.filter(direction="in").count)
+        counters = await asyncio.to_thread(server_counters, ports)
         results["closed"] = await closed_loop(closed, args.seconds, echo=False)
         results["closed"].update(meter.read())
+        results["closed"]["messages_per_batch"] = server_latency(
+            counters, await asyncio.to_thread(server_counters, ports))["messages_per_batch"]
         results["closed"]["logged_in_db"] = await asyncio.to_thread(
             MessageLog.objects.filter(direction="in").count) - logged
         results["closed"]["share_of_echo"] = round(
@@ -556,11 +568,11 @@ async def bench(args: argparse.Namespace, env: dict) -> dict:
         profiler = profile(pids[0], args.seconds) if args.profile else None
         meter = Meter(pids)
         logged = await asyncio.to_thread(MessageLog.objects.filter(direction="in").count)
-        buckets = await asyncio.to_thread(latency_buckets, ports)
+        counters = await asyncio.to_thread(server_counters, ports)
         results["rated"] = await open_loop(closed, args.rate, args.seconds)
         results["rated"].update(meter.read())
         results["rated"].update(server_latency(
-            buckets, await asyncio.to_thread(latency_buckets, ports)))
+            counters, await asyncio.to_thread(server_counters, ports)))
         results["rated"]["logged_in_db"] = await asyncio.to_thread(
             MessageLog.objects.filter(direction="in").count) - logged
         results["rated"]["held_meanwhile"] = sum(c.online for c in everyone)
@@ -627,14 +639,15 @@ def report(results: dict) -> str:
         f"{e['server_cpu_percent']} %, machine {e['machine_busy_percent']} % busy |",
         f"| CSMS, same chargers and mix | {c['msgs_per_s']} persisted msgs/s "
         f"({c['share_of_echo']:.0%} of the echo), p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms, "
-        f"server CPU {c['server_cpu_percent']} %, machine {c['machine_busy_percent']} % busy |",
+        f"server CPU {c['server_cpu_percent']} %, machine {c['machine_busy_percent']} % busy, "
+        f"{c.get('messages_per_batch')} messages per database transaction |",
         f"| CSMS at {t['offered_per_s']:.0f} msgs/s offered, {t['held_meanwhile']} held | "
         f"{t['msgs_per_s']} persisted msgs/s ({t['logged_in_db']} CALLs logged in the "
         f"database), p50 {t['p50_ms']} ms, p99 {t['p99_ms']} ms, {t['skipped']} turns skipped, "
         f"{t['errors']} errors, server CPU {t['server_cpu_percent']} %, machine "
         f"{t['machine_busy_percent']} % busy; the servers' own measure (received → answered): "
         f"p50 under {t.get('server_p50_ms_under')} ms, p99 under {t.get('server_p99_ms_under')} "
-        f"ms |",
+        f"ms; {t.get('messages_per_batch')} messages per database transaction |",
         f"| remote start, API call → charger receives the frame ({s['answered']} of "
         f"{a['remote_starts']}) | p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, "
         f"outcomes {s['outcomes']}; the servers' own (API stored → frame sent): p50 "
