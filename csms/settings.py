@@ -270,6 +270,9 @@ OCPP = {
     # Charger messages stored together in one database transaction, at most (group commit:
     # csms/gateway/writer.py). A batch holds what arrived while the last one was stored.
     "BATCH_LIMIT": envint("OCPP_BATCH_LIMIT", 200),
+    # Seconds between two sends of a process's dashboard events (csms/gateway/writer.py): the
+    # events of all batches stored meanwhile travel as one channel-layer message.
+    "EVENTS_INTERVAL": envfloat("OCPP_EVENTS_INTERVAL", 0.1),
     # ORM threads per process (csms/gateway/orm.py): with more than one, a batch of charger
     # messages, a command's outcome and a connect are stored side by side. 1 by default: the
     # writer's group commit already stores many messages per round trip (README, Operations).

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from prometheus_client import REGISTRY
@@ -16,6 +17,7 @@ from psycopg import pq
 
 from csms.gateway import v16, v201, writer
 from csms.gateway.frames import Call, FrameError
+from stations import events
 from stations.models import (
     Connector,
     MessageLog,
@@ -212,3 +214,29 @@ def test_chargers_talking_at_once_share_transactions_and_all_are_stored():
     assert MessageLog.objects.filter(direction="in", action="MeterValues").count() == 300
     assert set(Transaction.objects.values_list("meter_last_wh", flat=True)) == {Decimal(1900)}
     assert MeterSample.objects.filter(measurand="Energy.Active.Import.Register").count() == 300
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_of_batches_stored_within_the_interval_travel_as_one_message(settings):
+    settings.OCPP = {**settings.OCPP, "EVENTS_INTERVAL": 1.0}
+    station = make_station("GC-EVENTS")
+
+    async def three_batches() -> tuple[dict, dict]:
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(events.FEED, channel)
+        for n, status in enumerate(["Available", "Preparing", "Charging"]):
+            stored = job(station, "1.6", "StatusNotification", {
+                "connectorId": 1, "errorCode": "NoError", "status": status,
+                "timestamp": f"2026-11-24T10:0{n}:00Z"}, n)
+            await writer.writer().store(station, "1.6", stored.handler, stored.call)
+        first = await asyncio.wait_for(layer.receive(channel), 5)
+        second = await asyncio.wait_for(layer.receive(channel), 5)
+        await layer.group_discard(events.FEED, channel)
+        return first, second
+
+    first, second = async_to_sync(three_batches)()
+    # The first batch's event at once; the next two batches', stored within the interval,
+    # together in one message.
+    assert [e["data"]["status"] for e in first["events"]] == ["Available"]
+    assert [e["data"]["status"] for e in second["events"]] == ["Occupied", "Occupied"]
