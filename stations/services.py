@@ -279,7 +279,9 @@ def transaction_report(station: Station, report: TransactionReport) -> tuple[Tra
 
 
 def _transaction_find(station: Station, report: TransactionReport) -> Transaction | None:
-    found = Transaction.objects.select_related("evse")
+    # With what pricing reads of it (billing's receiver of transaction_changed): two round
+    # trips fewer at every session's end.
+    found = Transaction.objects.select_related("evse", "station", "id_token")
     if report.transaction_id is not None:
         return found.filter(station=station, transaction_id=report.transaction_id).first()
     if report.start_key is not None:

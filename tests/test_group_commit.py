@@ -240,3 +240,19 @@ def test_events_of_batches_stored_within_the_interval_travel_as_one_message(sett
     # together in one message.
     assert [e["data"]["status"] for e in first["events"]] == ["Available"]
     assert [e["data"]["status"] for e in second["events"]] == ["Occupied", "Occupied"]
+
+
+@pytest.mark.django_db
+def test_a_session_end_with_its_price_and_authorization_costs_16_statements(personas):
+    tx = make_transaction(personas.station_a, personas.token)
+    stop = job(personas.station_a, "1.6", "StopTransaction", {
+        "transactionId": int(tx.transaction_id), "idTag": personas.token.value,
+        "meterStop": 5000, "timestamp": "2026-11-24T11:00:00Z", "reason": "Local"}, 1)
+    with CaptureQueriesContext(connection) as queries:
+        [reply], _ = writer.store([stop])
+    assert reply.startswith("[3,") and '"Accepted"' in reply
+    # Find (with its station and card: pricing reads both), message, completeness, save,
+    # price (savepoint, cost, customer, tariff, save), authorization (3), the transaction
+    # itself, and on SQLite the message log's INSERT (on PostgreSQL a raw cursor's: unseen).
+    assert len(queries) <= 16, "\n".join(q["sql"][:90] for q in queries)
+    assert Transaction.objects.get(pk=tx.pk).state == Transaction.State.COMPLETED
