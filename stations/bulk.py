@@ -382,7 +382,6 @@ def select_all(queries: list[tuple[str, list, tuple[Field, ...]]]) -> list[list[
                 cursor.execute(sql, params)
                 results.append(cursor.fetchall())
     else:
-        connection.ensure_connection()
         with _pipeline():
             cursors = [psycopg.RawCursor(connection.connection) for _ in queries]
             for cursor, (sql, params, _) in zip(cursors, queries, strict=True):
