@@ -352,8 +352,9 @@ def _pipeline() -> Iterator[None]:
     """The statements of the block go out together and are answered together when it ends,
     where an error in any of them is raised (psycopg's pipeline mode on PostgreSQL; SQLite has
     no round trips to save). Only for statements whose results nobody reads: an ORM save reads
-    its UPDATE's row count, which a pipeline has not got yet."""
-    if connection.vendor != "postgresql":
+    its UPDATE's row count, which a pipeline has not got yet. A libpq older than 14 has no
+    pipeline mode: the statements then go one by one, as they would without this."""
+    if connection.vendor != "postgresql" or not psycopg.Pipeline.is_supported():
         yield
         return
     connection.ensure_connection()
