@@ -110,7 +110,7 @@ def test_a_batch_costs_the_same_statements_for_5_or_40_chargers(
 @pytest.mark.parametrize("chargers", [5, 40])
 def test_a_batch_on_postgresql_is_four_round_trips(chargers):
     """Reads together, writes together (pipeline mode), billing's look, COMMIT: each round
-    trip costs the ORM thread a wait for the GIL beside a busy event loop (stations/bulk.py)."""
+    trip costs the ORM thread a wait for the GIL beside a busy thread (stations/bulk.py)."""
     stations = [make_station(f"GC-RT-{n}") for n in range(chargers)]
     txs = [make_transaction(station) for station in stations]
     jobs = day_of_traffic(stations, txs, T0)
