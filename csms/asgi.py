@@ -3,6 +3,7 @@ dashboard's live socket."""
 
 import gc
 import os
+import sys
 from importlib import import_module
 
 from django.core.asgi import get_asgi_application
@@ -44,3 +45,4 @@ import_module(settings.ROOT_URLCONF)
 # keep it out of every collection, and collect young objects less often.
 gc.freeze()
 gc.set_threshold(*settings.GC_THRESHOLD)
+sys.setswitchinterval(settings.GIL_SWITCH_INTERVAL)

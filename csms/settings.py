@@ -289,6 +289,9 @@ BILLING = {
 # Garbage collector thresholds of server processes (csms/asgi.py): Python's default 700 young
 # objects per collection costs throughput with thousands of sockets.
 GC_THRESHOLD = [int(n) for n in envlist("GC_THRESHOLD", "50000,50,100")]
+# Seconds a thread may hold the GIL while another waits for it (sys.setswitchinterval) in
+# server processes (csms/asgi.py).
+GIL_SWITCH_INTERVAL = envfloat("GIL_SWITCH_INTERVAL", 0.005)
 
 LOGGING = {
     "version": 1,
