@@ -145,12 +145,16 @@ def live_cost(tx: Transaction, now: datetime | None = None) -> costing.Cost | No
         return None
 
 
-def price(tx: Transaction, *, now: datetime | None = None, accepted_by=None) -> SessionCost:
+def price(tx: Transaction, *, now: datetime | None = None, accepted_by=None,
+          new: bool = False) -> SessionCost:
     """Price a session and store the result: running, idle (stopped, car still plugged),
     final, review, or no tariff. A final or billed cost is not priced again, unless a person
-    accepts it after review (`accepted_by`)."""
+    accepts it after review (`accepted_by`). `new`: the session's record was created in this
+    database transaction, so it has no cost yet (a query fewer at every session's start)."""
     now = now or timezone.now()
-    cost = SessionCost.objects.select_for_update().filter(transaction=tx).first()
+    cost = None if new else (
+        SessionCost.objects.select_for_update(of=("self",)).filter(transaction=tx)
+        .select_related("tariff_version__tariff").first())
     if cost is not None and (cost.invoice_id is not None or cost.state == State.EXCLUDED
                              or (cost.state == State.FINAL and accepted_by is None)):
         return cost
@@ -228,7 +232,8 @@ def total_cost(tx: Transaction) -> Decimal | None:
     return cost.gross
 
 
-def on_transaction_changed(sender, transaction: Transaction, kind: str, **kwargs) -> None:
+def on_transaction_changed(sender, transaction: Transaction, kind: str, created: bool = False,
+                           **kwargs) -> None:
     """Receiver of stations.signals.transaction_changed, inside the charger's message
     transaction. A pricing failure must never lose the charger's data: it is logged and the
     session shows up unpriced, priced again by the next message or by `settle`."""
@@ -237,7 +242,7 @@ def on_transaction_changed(sender, transaction: Transaction, kind: str, **kwargs
             if kind == "update" and transaction.state == Transaction.State.ACTIVE:
                 _running_costs(_running_due([transaction.pk]))
             else:
-                price(transaction)
+                price(transaction, new=created)
     except Exception:
         log.exception("pricing %s failed", transaction)
 

@@ -8,7 +8,8 @@ quick and must never wait for a charger (use commands.call_enqueue).
 
 from django.dispatch import Signal
 
-# sender=Transaction, transaction=<Transaction>, kind="start"|"update"|"end"
+# sender=Transaction, transaction=<Transaction>, kind="start"|"update"|"end", created=True when
+# this message created the transaction's record (nothing else refers to it yet)
 transaction_changed = Signal()
 
 # sender=Transaction, pks=[<Transaction pk>, ...]: new readings of these transactions, stored

@@ -2,8 +2,9 @@
 transaction, set-based (stations/bulk.py), and one bad message never costs the others."""
 
 import asyncio
+import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 
@@ -27,6 +28,7 @@ from stations.models import (
     Transaction,
     TransactionMessage,
 )
+from tests.billing_cast import billing_cast
 from tests.charger_socket import ChargerSocket, make_station
 from tests.personas import make_transaction
 
@@ -244,17 +246,55 @@ def test_events_of_batches_stored_within_the_interval_travel_as_one_message(sett
     assert [e["data"]["status"] for e in second["events"]] == ["Occupied", "Occupied"]
 
 
+def session_messages(personas, version: str) -> tuple[writer.Job, Callable[[str], writer.Job]]:
+    """A session's start, and its end given the start's reply, as a card-holder's charger sends
+    them in either version."""
+    station, card = personas.station_a, personas.token.value
+    if version == "1.6":
+        start = job(station, "1.6", "StartTransaction", {
+            "connectorId": 1, "idTag": card, "meterStart": 1000, "timestamp": T0}, 1)
+        return start, lambda reply: job(station, "1.6", "StopTransaction", {
+            "transactionId": json.loads(reply)[2]["transactionId"], "idTag": card,
+            "meterStop": 5000, "timestamp": "2026-11-24T11:00:00Z", "reason": "Local"}, 2)
+    token = {"idToken": card, "type": "ISO14443"}
+    start = job(station, "2.0.1", "TransactionEvent", {
+        "eventType": "Started", "timestamp": T0, "triggerReason": "Authorized", "seqNo": 0,
+        "transactionInfo": {"transactionId": "T-1"}, "idToken": token,
+        "evse": {"id": 1, "connectorId": 1}, "meterValue": [meter_value(T0, 1000)]}, 1)
+    return start, lambda reply: job(station, "2.0.1", "TransactionEvent", {
+        "eventType": "Ended", "timestamp": "2026-11-24T11:00:00Z", "seqNo": 1,
+        "triggerReason": "StopAuthorized", "idToken": token,
+        "transactionInfo": {"transactionId": "T-1", "stoppedReason": "Local"},
+        "meterValue": [meter_value("2026-11-24T11:00:00Z", 5000)]}, 2)
+
+
 @pytest.mark.django_db
-def test_a_session_end_with_its_price_and_authorization_costs_16_statements(personas):
-    tx = make_transaction(personas.station_a, personas.token)
-    stop = job(personas.station_a, "1.6", "StopTransaction", {
-        "transactionId": int(tx.transaction_id), "idTag": personas.token.value,
-        "meterStop": 5000, "timestamp": "2026-11-24T11:00:00Z", "reason": "Local"}, 1)
-    with CaptureQueriesContext(connection) as queries:
-        [reply], _ = writer.store([stop])
-    assert reply.startswith("[3,") and '"Accepted"' in reply
-    # Find (with its station and card: pricing reads both), message, completeness, save,
-    # price (savepoint, cost, customer, tariff, save), authorization (3), the transaction
-    # itself, and on SQLite the message log's INSERT (on PostgreSQL a raw cursor's: unseen).
-    assert len(queries) <= 16, "\n".join(q["sql"][:90] for q in queries)
-    assert Transaction.objects.get(pk=tx.pk).state == Transaction.State.COMPLETED
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("tariff", [False, True], ids=["no tariff", "tariff"])
+def test_a_session_start_and_end_cost_a_bounded_number_of_round_trips(personas, version,
+                                                                        tariff):
+    """Each statement of a session's start or end is a round trip of the ORM thread, after
+    which it may wait for the event loop's GIL (csms/asgi.py): authorization is one query,
+    the card comes with its organization, the transaction with its station, site and card,
+    the cost with its tariff, and a new session's cost is not looked for."""
+    if tariff:
+        billing_cast(personas)
+    start, end_of = session_messages(personas, version)
+    with CaptureQueriesContext(connection) as at_start:
+        [reply], _ = writer.store([start])
+    with CaptureQueriesContext(connection) as at_end:
+        [ended], _ = writer.store([end_of(reply)])
+    assert '"Accepted"' in reply and '"Accepted"' in ended
+    tx = Transaction.objects.get()
+    assert tx.state == Transaction.State.COMPLETED and tx.energy_wh == 4000
+    assert tx.cost.state == ("final" if tariff else "no_tariff")
+    # Savepoints are four of them: the test's own transaction around the writer's, and
+    # pricing's. On PostgreSQL the message log and meter samples go out through raw cursors
+    # that the capture does not see; on SQLite their INSERTs are counted. Before: a 1.6 start
+    # without tariff was 17 statements on PostgreSQL, its end 15; a 2.0.1 start 17, its end 19.
+    bounds = {  # (version, tariff): PostgreSQL start, end; SQLite start, end
+        ("1.6", False): (12, 12, 13, 13), ("2.0.1", False): (12, 14, 14, 16),
+        ("1.6", True): (15, 16, 16, 17), ("2.0.1", True): (15, 18, 17, 20),
+    }[version, tariff][0 if connection.vendor == "postgresql" else 2:][:2]
+    for queries, bound in zip((at_start, at_end), bounds, strict=True):
+        assert len(queries) <= bound, "\n".join(q["sql"][:90] for q in queries)

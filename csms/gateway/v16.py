@@ -106,7 +106,8 @@ def start_transaction(ctx: Context, payload: dict) -> dict:
     tx, _ = services.transaction_report(ctx.station, TransactionReport(
         kind=TransactionMessage.Kind.START, timestamp=parse_timestamp(payload["timestamp"]),
         start_key=start_key, evse=payload["connectorId"], connector=1,
-        id_token=payload["idTag"], meter_wh=to_domain(payload["meterStart"], "Wh")[0],
+        id_token=payload["idTag"], token=auth.token,
+        meter_wh=to_domain(payload["meterStart"], "Wh")[0],
     ))
     return {"transactionId": int(tx.transaction_id), "idTagInfo": _id_tag_info(auth)}
 

@@ -105,10 +105,13 @@ def transaction_event(ctx: Context, payload: dict) -> dict:
     edge = {"start": "Transaction.Begin", "end": "Transaction.End"}.get(kind)
     readings = [s.value for s in samples if s.context == edge
                 and s.measurand == services.ENERGY_REGISTER and not s.phase]
+    # A TransactionEvent cannot be rejected: an unknown token is stored and answered Invalid.
+    auth = services.authorize(ctx.station, token) if token is not None else None
     report = TransactionReport(
         kind=kind, timestamp=parse_timestamp(payload["timestamp"]),
         transaction_id=info["transactionId"], sequence=payload["seqNo"],
         evse=evse.get("id"), connector=evse.get("connectorId"), id_token=token,
+        token=auth.token if auth is not None else None,
         meter_wh=readings[-1] if readings else None,
         stop_reason=info.get("stoppedReason", "Local" if kind == "end" else ""),
         trigger=payload["triggerReason"], offline=payload.get("offline", False),
@@ -118,9 +121,7 @@ def transaction_event(ctx: Context, payload: dict) -> dict:
         services.transaction_update(ctx.station, report, ctx.batch)
     else:
         tx, _ = services.transaction_report(ctx.station, report)
-    # A TransactionEvent cannot be rejected: an unknown token is stored and answered Invalid.
-    reply = {} if token is None else {
-        "idTokenInfo": _id_token_info(services.authorize(ctx.station, token))}
+    reply = {} if auth is None else {"idTokenInfo": _id_token_info(auth)}
     # The final cost, priced and stored with the end in this transaction (billing's receiver).
     if kind == "end" and (total := billing_total(tx)) is not None:
         reply["totalCost"] = total
