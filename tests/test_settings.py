@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from tests.servers import ROOT
 
 PRODUCTION = {
@@ -72,3 +74,16 @@ def test_a_server_process_imports_the_views_before_its_first_request():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=base_env(),
                             capture_output=True, text=True, timeout=120)
     assert result.stdout.strip().splitlines()[-1] == "True", result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(("configured", "expected"), [(None, 0.001), ("0.002", 0.002)])
+def test_a_server_process_hands_the_gil_over_within_the_configured_interval(configured,
+                                                                           expected):
+    env = base_env()
+    env.pop("GIL_SWITCH_INTERVAL", None)
+    if configured is not None:
+        env["GIL_SWITCH_INTERVAL"] = configured
+    code = "import sys, csms.asgi; print(sys.getswitchinterval())"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert float(result.stdout.strip().splitlines()[-1]) == expected, result.stderr[-2000:]
