@@ -17,7 +17,7 @@ so two processes' batches take row locks in the same order.
 """
 
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -370,16 +370,18 @@ def sql_in(column: str, values: set) -> tuple[str, list]:
     return f"{column} IN ({', '.join(['%s'] * len(values))})", sorted(values)
 
 
-def select_all(queries: list[tuple[str, list, tuple[Field, ...]]]) -> list[list[tuple]]:
-    """The rows of each (sql with %s, parameters, the model field of each column), typed as
-    the ORM would type them; on PostgreSQL all queries in one round trip. For the reads of the
-    writer's every batch, where building the ORM's query cost more than running it."""
+def select_all(queries: list[tuple[str, list, tuple[Field | None, ...]]]) -> list[list[tuple]]:
+    """The rows of each (sql with %s, parameters, the model field of each column or None for a
+    value taken as the database returns it), typed as the ORM would type them; on PostgreSQL
+    all queries in one round trip. For the reads of the writer's every batch, where building
+    the ORM's query cost more than running it."""
     if not queries:
         return []  # not even an empty pipeline: its Sync would be a round trip
     numbered = connection.vendor == "postgresql"  # _cursor's RawCursor takes $n
     with ExitStack() as open_cursors:
         cursors = [open_cursors.enter_context(_cursor()) for _ in queries]
-        with _pipeline():
+        # One query is one round trip without a pipeline too, and fewer waits on the socket.
+        with _pipeline() if len(queries) > 1 else nullcontext():
             for cursor, (sql, params, _) in zip(cursors, queries, strict=True):
                 cursor.execute(_numbered(sql) if numbered else sql, params)
         results = [cursor.fetchall() for cursor in cursors]
@@ -393,7 +395,7 @@ def _numbered(sql: str) -> str:
     return "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], 1)) + parts[-1]
 
 
-def _typed(types: tuple[Field, ...], rows: list[tuple]) -> list[tuple]:
+def _typed(types: tuple[Field | None, ...], rows: list[tuple]) -> list[tuple]:
     converters = _converters(connection.vendor, types)
     if not any(converters):
         return rows
@@ -409,11 +411,14 @@ def _convert(convert: tuple, value: Any) -> Any:
 
 
 @lru_cache(maxsize=64)
-def _converters(vendor: str, types: tuple[Field, ...]) -> list[tuple | None]:
+def _converters(vendor: str, types: tuple[Field | None, ...]) -> list[tuple | None]:
     """Per column, what the ORM applies to a value read raw (on SQLite a datetime comes back
     naive and a decimal as a float; psycopg already returns Python's types)."""
     result: list[tuple | None] = []
     for model_field in types:
+        if model_field is None:
+            result.append(None)
+            continue
         column = model_field.get_col(model_field.model._meta.db_table)
         functions = (connection.ops.get_db_converters(column)
                      + column.get_db_converters(connection))

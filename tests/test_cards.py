@@ -33,6 +33,8 @@ EXPECTED = {
     "CARD-ELSEWHERE": ("Invalid", "NotAtThisLocation"),
     "CARD-HERE": ("Accepted", "Accepted"),
     "CARD-GROUP-2": ("ConcurrentTx", "ConcurrentTx"),
+    "CARD-BUSY": ("ConcurrentTx", "ConcurrentTx"),
+    "CARD-BUSY-HERE": ("Accepted", "Accepted"),  # its session is at this very station
 }
 
 
@@ -50,6 +52,9 @@ def test_authorize_answers_each_card_state(personas, version):
     first = IdToken.objects.create(value="CARD-GROUP-1", group="FAMILY")
     IdToken.objects.create(value="CARD-GROUP-2", group="FAMILY")
     make_transaction(personas.station_b, first)  # the group charges at another station
+    # Cards without a group ("") charging elsewhere: CARD-OK and CARD-HERE stay accepted.
+    make_transaction(personas.station_b, IdToken.objects.create(value="CARD-BUSY"), evse=2)
+    make_transaction(station, IdToken.objects.create(value="CARD-BUSY-HERE"))
 
     async def ask() -> dict[str, str]:
         charger = ChargerSocket(station.pk, version)
