@@ -225,7 +225,7 @@ def status_record(station: Station, *, evse: int, connector: int | None, status:
 def authorize(station: Station, token_value: str) -> Authorization:
     """How a charger must treat a token: its state, expiry and concurrent use of its group.
 
-    One query, written out (_AUTHORIZE): the database computes the checks with the card's row.
+    One query, written out (_authorize_sql): the database computes the checks with the card.
     Each session authorizes three times (Authorize, start, end); built by the ORM, with its
     EXISTS subqueries, this query cost the ORM thread a tenth of its time in the bench.
     """
@@ -253,9 +253,10 @@ _ORGANIZATION_FIELDS = [f.attname for f in Organization._meta.concrete_fields]
 
 @lru_cache(maxsize=2)
 def _authorize_sql(vendor: str) -> tuple[str, tuple]:
-    """The card (%s: its value) with its organization, and three checks: is it limited to
-    some sites; is this station's site (%s) one of them; is the card, or another of its group
-    ("" is no group), in an active transaction at another station (%s)."""
+    """The card with its organization, and three checks: is it limited to some sites; is this
+    station's site one of them; is the card, or another of its group ("" is no group), in an
+    active transaction at another station. Parameters: the site, the station, the card's
+    value; and the model field of each column (None: the checks' booleans)."""
     quote = connection.ops.quote_name
     token, organization = IdToken._meta, Organization._meta
     sites = IdToken.allowed_sites.through._meta
