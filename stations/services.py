@@ -318,9 +318,13 @@ def transaction_report(station: Station, report: TransactionReport) -> tuple[Tra
 
 
 def _transaction_find(station: Station, report: TransactionReport) -> Transaction | None:
-    # With what pricing reads of it (billing's receiver of transaction_changed): up to four
-    # round trips fewer at every session's end.
-    found = Transaction.objects.select_related("evse", "station__site", "id_token__organization")
+    # Other messages than a start find their transaction and price it: with what pricing reads
+    # (billing's receiver of transaction_changed), up to four round trips fewer at every
+    # session's end. A start is nearly always new, and the join of five tables is costly for
+    # Django to compile: plain.
+    found = Transaction.objects.all()
+    if report.kind != TransactionMessage.Kind.START:
+        found = found.select_related("evse", "station__site", "id_token__organization")
     if report.transaction_id is not None:
         return found.filter(station=station, transaction_id=report.transaction_id).first()
     if report.start_key is not None:
