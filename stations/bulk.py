@@ -11,9 +11,9 @@ A flush reads what it needs once (the connectors and transactions its records na
 every row, then writes them all. On PostgreSQL the reads go out together and so do the writes
 (psycopg's pipeline mode): two round trips, not one per statement. Each round trip costs more
 than the statement: the ORM thread waits for a core and then for the event loop to hand back the
-GIL (up to its 5 ms switch interval): a 60-message batch of fifteen statements took 21 ms alone
-and 187 ms beside a CPU-busy thread, 15 and 90 ms now. Rows are written in primary-key order,
-so two processes' batches take row locks in the same order.
+GIL (up to the switch interval, csms/asgi.py): with Python's 5 ms, a 60-message batch of fifteen
+statements took 21 ms alone and 187 ms beside a CPU-busy thread, 15 and 90 ms in four. Rows
+are written in primary-key order, so two processes' batches take row locks in the same order.
 """
 
 from collections.abc import Iterator

@@ -127,7 +127,6 @@ def eager():
     app.conf.task_always_eager = before
 
 
-
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker) -> Iterator[None]:
     """pytest-django's, ending the test database's other sessions before it drops it. Servers
