@@ -489,10 +489,8 @@ def insert_rows(model: type[Model], fields: list[str], rows: list[tuple], *,
             + ", ".join(quote(meta.get_field(name).column) for name in fields) + ") VALUES ")
     tail = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
     prepared = _rows(model, fields, rows)
-    step = _rows_per_statement(len(fields))
     with _cursor() as cursor:
-        for start in range(0, len(prepared), step):
-            chunk = prepared[start:start + step]
+        for chunk in _chunks(prepared, len(fields)):
             cursor.execute(head + _values(connection.vendor, len(chunk), (None,) * len(fields))
                            + tail,
                            [value for row in chunk for value in row])
@@ -519,10 +517,8 @@ def _update_each(model: type[Model], fields: list[str], values: dict[int, tuple]
     # VALUES has no column types of its own: each value is cast to its column's type.
     casts = tuple(column.db_type(connection) for column in columns)
     aliases = [f"v{n}" for n in range(len(columns))]
-    step = _rows_per_statement(len(columns))
     with _cursor() as cursor:
-        for start in range(0, len(rows), step):
-            chunk = rows[start:start + step]
+        for chunk in _chunks(rows, len(columns)):
             cursor.execute(
                 f"UPDATE {quote(meta.db_table)} AS t SET "
                 + ", ".join(f"{quote(column.column)} = v.{alias}"
@@ -532,7 +528,29 @@ def _update_each(model: type[Model], fields: list[str], values: dict[int, tuple]
                 [value for row in chunk for value in row])
 
 
-def _rows_per_statement(columns: int) -> int:
-    # PostgreSQL's protocol takes at most 65,535 parameters; SQLite has its own limit.
+# Statements psycopg keeps prepared per connection (its default is 100). A batch's writes are
+# eight tables' statements in up to ten sizes each (_chunks), its reads a few more: with room for
+# them all, none is deallocated and prepared again as sizes come and go. ~70 KB of the server's
+# memory each (pg_backend_memory_contexts).
+PREPARED_MAX = 256
+
+
+def room_for_prepared_statements(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """On each new PostgreSQL connection (connection_created, stations/apps.py)."""
+    if connection.vendor == "postgresql":
+        connection.connection.prepared_max = PREPARED_MAX
+
+
+def _chunks(rows: list, columns: int) -> Iterator[list]:
+    """The rows in chunks of a power of two each (51 rows: 32, 16, 2, 1), as large as the
+    backend's parameter limit allows (PostgreSQL's protocol takes 65,535; SQLite has its own).
+    A statement's text depends on its number of rows: in powers of two, a table's statements
+    have a few texts only, which PostgreSQL prepares once per connection instead of parsing and
+    planning them for every batch (DB_PREPARE_THRESHOLD in csms/settings.py)."""
     limit = connection.features.max_query_params or 65535
-    return max(1, limit // columns)
+    most = 1 << (max(1, limit // columns).bit_length() - 1)
+    start = 0
+    while start < len(rows):
+        size = min(most, 1 << ((len(rows) - start).bit_length() - 1))
+        yield rows[start:start + size]
+        start += size
