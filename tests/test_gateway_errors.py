@@ -28,6 +28,11 @@ CASES = [
     # Actions the CSMS sends, never receives: known to the spec, not supported by us.
     ('[2, "12", "Reset", {"type": "Hard"}]', "12", "NotSupported", "NotSupported"),
     ('[2, "13", "Heartbeat", {"surprise": 1}]', "13", "FormationViolation", "FormatViolation"),
+    # Not JSON (RFC 8259 has no NaN), though Python reads it, and a 2.0.1 DataTransfer's data
+    # may be anything: PostgreSQL's jsonb refused to log it, the answer was InternalError, "retry
+    # later", and the charger retried for ever.
+    ('[2, "14", "DataTransfer", {"vendorId": "x", "data": NaN}]', "14", "FormationViolation",
+     "RpcFrameworkError"),
 ]
 
 PAYLOAD_CASES = {

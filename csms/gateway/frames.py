@@ -109,10 +109,16 @@ def message_id_of(text: str) -> str:
     return match.group(1) if match else "-1"
 
 
+def _no_such_number(constant: str) -> None:
+    # Python reads NaN and Infinity, JSON (RFC 8259) has no such numbers, and PostgreSQL refuses
+    # them in jsonb: a frame with one could never be stored, and its charger would retry forever.
+    raise ValueError(f"{constant} is not a JSON number")
+
+
 def parse(text: str) -> Frame:
     """Turn a text frame into a Call, CallResult or CallError; FrameError if it is none."""
     try:
-        frame = json.loads(text, parse_float=decimal.Decimal)
+        frame = json.loads(text, parse_float=decimal.Decimal, parse_constant=_no_such_number)
     except (ValueError, RecursionError):
         raise FrameError("rpc", "Frame is not valid JSON", message_id_of(text)) from None
     if not isinstance(frame, list) or len(frame) < 3:
