@@ -13,12 +13,13 @@ from urllib.parse import quote
 import pytest
 from django.contrib.staticfiles import finders
 from django.core.management import call_command
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts.models import IdToken
 from stations import services
-from stations.models import Call, Station
+from stations.models import Call, MessageLog, MeterSample, Station, StatusChange
 from tests.personas import make_station, make_transaction
 
 pytestmark = pytest.mark.django_db
@@ -177,6 +178,21 @@ def test_delete_station_keeps_billing_records(api, operator, station_a, station_
     assert "set its registration to Rejected" in refused.json()["detail"]
     assert client.delete(station_url(station_b.pk)).status_code == 204
     assert list(Station.objects.values_list("pk", flat=True)) == [station_a.pk]
+
+
+def test_deleting_a_station_deletes_what_it_sent(api, operator, station_b):
+    """The tables every message adds rows to have no foreign-key constraints in the database
+    (stations/models.py): Django's own cascade must leave nothing behind."""
+    connector = services.connector_get(station_b, 1, 1)
+    MessageLog.objects.create(station=station_b, direction="in", message_type=2,
+                              message_id="1", action="Heartbeat", payload={})
+    StatusChange.objects.create(station=station_b, connector=connector, status="Available",
+                                timestamp=timezone.now())
+    MeterSample.objects.create(station=station_b, evse_number=1, value=Decimal("1200"),
+                               timestamp=timezone.now())
+    assert api(operator).delete(station_url(station_b.pk)).status_code == 204
+    for model in (MessageLog, StatusChange, MeterSample):
+        assert not model.objects.filter(station_id=station_b.pk).exists(), model
 
 
 # --- who may see and do what ------------------------------------------------------------------
