@@ -542,13 +542,17 @@ def room_for_prepared_statements(sender: Any, connection: Any, **kwargs: Any) ->
 
 
 def _chunks(rows: list, columns: int) -> Iterator[list]:
-    """The rows in chunks of a power of two each (51 rows: 32, 16, 2, 1), as large as the
-    backend's parameter limit allows (PostgreSQL's protocol takes 65,535; SQLite has its own).
-    A statement's text depends on its number of rows: in powers of two, a table's statements
-    have a few texts only, which PostgreSQL prepares once per connection instead of parsing and
-    planning them for every batch (DB_PREPARE_THRESHOLD in csms/settings.py)."""
-    limit = connection.features.max_query_params or 65535
-    most = 1 << (max(1, limit // columns).bit_length() - 1)
+    """The rows in as few chunks as the backend's parameter limit allows (PostgreSQL's protocol
+    takes 65,535; SQLite has its own). On PostgreSQL each chunk is a power of two (51 rows: 32,
+    16, 2, 1): a statement's text depends on its number of rows, and in powers of two a table's
+    statements have a few texts only, which psycopg prepares once per connection instead of
+    PostgreSQL parsing and planning them for every batch (DB_PREPARED_STATEMENTS)."""
+    most = max(1, (connection.features.max_query_params or 65535) // columns)
+    if connection.vendor != "postgresql":
+        for start in range(0, len(rows), most):
+            yield rows[start:start + most]
+        return
+    most = 1 << (most.bit_length() - 1)
     start = 0
     while start < len(rows):
         size = min(most, 1 << ((len(rows) - start).bit_length() - 1))
