@@ -456,14 +456,21 @@ def _values(vendor: str, count: int, casts: tuple[str | None, ...]) -> str:
     return ", ".join(rows)
 
 
+class JsonText(str):
+    """JSON written already (a frame's payload as it came or went): a JSONField stores it as it
+    is instead of writing the value out again."""
+
+
 def _prepared(model: type[Model], fields: list[str]) -> list:
     """Per field, how a value goes to the database: as it is on PostgreSQL (psycopg adapts
-    str, int, Decimal, datetime), except JSON; by the field itself elsewhere."""
+    str, int, Decimal, datetime), except JSON; by the field itself elsewhere. JsonText as it is
+    everywhere: PostgreSQL reads the text as jsonb, SQLite keeps JSON as text."""
     columns = [model._meta.get_field(name) for name in fields]
     if connection.vendor != "postgresql":
-        return [lambda value, column=column: column.get_db_prep_save(value, connection)
-                for column in columns]
-    return [(lambda value, column=column: None if value is None else
+        return [lambda value, column=column: str(value) if type(value) is JsonText else
+                column.get_db_prep_save(value, connection) for column in columns]
+    return [(lambda value, column=column: None if value is None else str(value)
+             if type(value) is JsonText else
              connection.ops.adapt_json_value(value, column.encoder))
             if column.get_internal_type() == "JSONField" else None for column in columns]
 

@@ -1,10 +1,12 @@
 """Bad input gets the CALLERROR the negotiated version's spec names, and the socket survives."""
 
 import json
+from decimal import Decimal
 
 import pytest
 from asgiref.sync import async_to_sync
 
+from csms.gateway import frames
 from stations.models import MessageLog
 from tests.charger_socket import ChargerSocket, make_station
 
@@ -33,6 +35,9 @@ CASES = [
     # later", and the charger retried for ever.
     ('[2, "14", "DataTransfer", {"vendorId": "x", "data": NaN}]', "14", "FormationViolation",
      "RpcFrameworkError"),
+    # Valid JSON, but PostgreSQL keeps no NUL in text or jsonb: it could never be logged.
+    ('[2, "15", "DataTransfer", {"vendorId": "x", "data": "a\\u0000b"}]', "15",
+     "FormationViolation", "FormatViolation"),
 ]
 
 PAYLOAD_CASES = {
@@ -131,3 +136,35 @@ def test_errors_are_in_the_message_log():
     assert [(r.direction, r.message_type) for r in rows] == [
         ("in", 0), ("out", 4), ("in", 2), ("out", 4)]
     assert rows[1].payload[0] == "FormationViolation"
+
+
+@pytest.mark.parametrize("text", [
+    '[2,"1","Heartbeat",{}]',
+    ' [ 2 ,\t"a,]\\"{" , "DataTransfer" ,\r\n {"vendorId": "v", "data": [1, {"y": "]"}]} \n ] ',
+    '[2, "\\u00e9", "DataTransfer", {"vendorId": "\\u00e9", "data": 12.50}]',
+])
+def test_a_call_keeps_its_payload_as_the_charger_wrote_it(text):
+    call = frames.parse(text)
+    assert json.loads(call.payload_json, parse_float=Decimal) == call.payload
+    assert call.payload_json in text and call.payload_json.startswith("{")
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_the_log_keeps_each_payload_as_it_went_over_the_socket(version):
+    """The writer logs the charger's payload text and the text of our answer, not the dicts
+    written out again (csms/gateway/writer.py)."""
+    make_station("AS-SENT")
+    sent = {"vendorId": "ACME", "messageId": "x,y]", "data": "{\"a\": 1.50}"}
+
+    async def flow():
+        cp = ChargerSocket("AS-SENT", version)
+        assert await cp.connect()
+        answer = await cp.send_raw('[2 , "dt-1" ,"DataTransfer",\n' + json.dumps(sent) + " ]")
+        await cp.close()
+        return answer
+
+    answer = async_to_sync(flow)()
+    assert answer[:2] == [3, "dt-1"]
+    call, result = MessageLog.objects.filter(station_id="AS-SENT", message_id="dt-1").order_by("id")
+    assert (call.direction, call.message_type, call.payload) == ("in", 2, sent)
+    assert (result.direction, result.message_type, result.payload) == ("out", 3, answer[2])

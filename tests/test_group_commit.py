@@ -16,8 +16,8 @@ from django.test.utils import CaptureQueriesContext
 from prometheus_client import REGISTRY
 from psycopg import pq
 
-from csms.gateway import v16, v201, writer
-from csms.gateway.frames import Call, FrameError
+from csms.gateway import frames, v16, v201, writer
+from csms.gateway.frames import FrameError
 from stations import events
 from stations.models import (
     Connector,
@@ -43,8 +43,9 @@ def meter_value(at: str, wh: int) -> dict:
 
 def job(station: Station, version: str, action: str, payload: dict, n: int) -> writer.Job:
     adapter = v16 if version == "1.6" else v201
-    return writer.Job(station, version, adapter.HANDLERS[action], Call(str(n), action, payload),
-                      future=None)
+    # Parsed from its text, as the consumer does: with the payload's JSON for the log.
+    call = frames.parse(json.dumps([2, str(n), action, payload]))
+    return writer.Job(station, version, adapter.HANDLERS[action], call, future=None)
 
 
 def day_of_traffic(stations: list[Station], txs: list[Transaction], at: str) -> list:

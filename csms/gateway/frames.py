@@ -82,6 +82,9 @@ class Call:
     message_id: str
     action: str
     payload: dict
+    # The payload's JSON as the charger wrote it (parse): the message log stores it as it is,
+    # which costs less than writing the dict out again. Empty for a Call built otherwise.
+    payload_json: str = ""
 
 
 @dataclass(slots=True)
@@ -130,10 +133,13 @@ def parse(text: str) -> Frame:
         raise FrameError("rpc", f"Message id longer than {MAX_MESSAGE_ID} characters", message_id)
     if type(message_type) is not int:
         raise FrameError("rpc", "Message type is not a number", message_id)
+    if "\\u0000" in text and _has_nul(frame):
+        # Valid JSON, but PostgreSQL stores no NUL in text or jsonb: it could never be logged.
+        raise FrameError("format", "Frame contains a NUL character (\\u0000)", message_id)
     if message_type == CALL:
         if len(frame) != 4 or not isinstance(frame[2], str) or not isinstance(frame[3], dict):
             raise FrameError("format", "CALL must be [2, id, action, {payload}]", message_id)
-        return Call(message_id, frame[2], frame[3])
+        return Call(message_id, frame[2], frame[3], _payload_json(text))
     if message_type == CALLRESULT:
         if len(frame) != 3 or not isinstance(frame[2], dict):
             raise FrameError("format", "CALLRESULT must be [3, id, {payload}]", message_id)
@@ -145,6 +151,30 @@ def parse(text: str) -> Frame:
         details = frame[4] if len(frame) == 5 and isinstance(frame[4], dict) else {}
         return CallError(message_id, frame[2], frame[3], details)
     raise FrameError("message_type", f"Message type {message_type} is not supported", message_id)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
+_SCANNER = json.JSONDecoder()
+
+
+def _payload_json(text: str) -> str:
+    """The text of a CALL's payload, its fourth element, as the charger wrote it (the frame has
+    been read as JSON already: [2, id, action, {payload}])."""
+    at = _SPACE.match(text).end() + 1  # past "["
+    for _ in range(3):  # message type, id and action, each with its comma
+        _, at = _SCANNER.raw_decode(text, _SPACE.match(text, at).end())
+        at = _SPACE.match(text, at).end() + 1
+    return text[_SPACE.match(text, at).end():text.rindex("]")].rstrip(" \t\n\r")
 
 
 @cache
@@ -292,8 +322,15 @@ def call_frame(message_id: str, action: str, payload: dict) -> str:
     return dumps([CALL, message_id, action, payload])
 
 
-def result_frame(message_id: str, payload: dict) -> str:
-    return dumps([CALLRESULT, message_id, payload])
+def payload_json(payload: dict) -> str:
+    """A payload written as it goes into a frame (result_frame)."""
+    return json.dumps(payload, separators=(",", ":"), default=_json_default)
+
+
+def result_frame(message_id: str, payload_json: str) -> str:
+    """A CALLRESULT around its payload, written already (payload_json): the message log stores
+    the same text."""
+    return f"[{CALLRESULT},{json.dumps(message_id)},{payload_json}]"
 
 
 def error_frame(message_id: str, code: str, description: str, details: dict | None = None) -> str:

@@ -33,7 +33,7 @@ from csms.gateway.frames import CALLRESULT, Call
 from csms.gateway.handlers import Context, Handler
 from csms.gateway.orm import drop_if_broken, in_db_thread
 from stations import events
-from stations.bulk import Batch
+from stations.bulk import Batch, JsonText
 from stations.models import MessageLog, Station
 
 log = logging.getLogger(__name__)
@@ -153,10 +153,14 @@ def _store(jobs: list[Job]) -> tuple[list[str | Exception], list[dict]]:
             payload = job.handler(Context(job.station, job.version, batch), call.payload)
             if settings.OCPP["VALIDATE_REPLIES"]:
                 frames.validate(CALLRESULT, call.action, payload, job.version)
-            replies.append(frames.result_frame(call.message_id, payload))
+            reply = frames.payload_json(payload)
+            replies.append(frames.result_frame(call.message_id, reply))
+            # The frames' payloads as they went over the socket, not written out again.
             batch.log += [(job.station.pk, MessageLog.Direction.IN, frames.CALL, call.message_id,
-                      call.action, call.payload, now),
-                     (job.station.pk, MessageLog.Direction.OUT, CALLRESULT, call.message_id,
-                      call.action, payload, now)]
+                           call.action,
+                           JsonText(call.payload_json) if call.payload_json else call.payload,
+                           now),
+                          (job.station.pk, MessageLog.Direction.OUT, CALLRESULT, call.message_id,
+                           call.action, JsonText(reply), now)]
         batch.flush()  # the message log with the rest (stations.bulk.LOG_FIELDS)
     return replies, published
