@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 from django.db import connection
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
 from django.utils import timezone
 
@@ -542,7 +543,8 @@ def _update_each(model: type[Model], fields: list[str], values: dict[int, tuple]
 PREPARED_MAX = 256
 
 
-def room_for_prepared_statements(sender: Any, connection: Any, **kwargs: Any) -> None:
+def room_for_prepared_statements(sender: Any, connection: BaseDatabaseWrapper,
+                                 **kwargs: Any) -> None:
     """On each new PostgreSQL connection (connection_created, stations/apps.py)."""
     if connection.vendor == "postgresql":
         connection.connection.prepared_max = PREPARED_MAX
