@@ -15,7 +15,6 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
 from django.utils import timezone
 
 from csms import gateway
@@ -63,9 +62,7 @@ def call_enqueue(station: Station, action: str, payload: dict, *,
     if not station.connected:
         _finish(call, Call.Status.NOT_CONNECTED)
         return call
-    message = {"type": "ocpp.call", "call": call.pk, "reply_to": None}
-    group = events.charger_group(station.pk)
-    transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(group, message))
+    events.to_charger(station.pk, {"type": "ocpp.call", "call": call.pk, "reply_to": None})
     return call
 
 

@@ -49,6 +49,13 @@ def charger_group(station_id: str) -> str:
     return f"charger.{_key(station_id)}"
 
 
+def to_charger(station_id: str, message: dict) -> None:
+    """Hand the consumer holding a station's socket, in whichever process, a message once the
+    current transaction commits. The channel layer may lose it: callers must not depend on it."""
+    group = charger_group(station_id)
+    transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(group, message))
+
+
 def publish(kind: str, station_id: str, site_id: int | None = None, **data: Any) -> None:
     """Announce that something about a station changed, once the current transaction commits."""
     message = {"event": kind, "station_id": station_id,

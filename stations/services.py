@@ -166,9 +166,11 @@ def station_registration_decide(station: Station, registration: str, *,
 
     Counted once: of two people deciding at once only the first changes anything, and with
     `was` (the registration the person saw) only a station still in that state changes.
-    Returns whether this call decided. A station connected meanwhile learns its new
-    registration at its next BootNotification: a pending one sends it again after the interval
-    its last boot answer gave it (settings.OCPP["HEARTBEAT_INTERVAL"]).
+    Returns whether this call decided. A connected station's socket follows at once: its
+    consumer takes the new registration, and closes the socket if it is Rejected (the station's
+    next connection is refused). The station itself learns it at its next BootNotification: a
+    pending one sends it again after the interval its last boot answer gave it
+    (settings.OCPP["HEARTBEAT_INTERVAL"]).
     """
     if registration not in Station.Registration.values:
         raise ValueError(f"{registration!r} is not a registration state")
@@ -193,6 +195,8 @@ def station_registration_decide(station: Station, registration: str, *,
                               "site": station.site_id})
         events.publish("station.registration", station.pk, station.site_id,
                        registration=registration)
+        events.to_charger(station.pk, {"type": "ocpp.registration",
+                                       "registration": registration})
     return True
 
 

@@ -12,7 +12,7 @@ from django.test import Client
 from accounts.models import AuditEntry
 from stations.models import Station
 from stations.serializers import StationSerializer
-from tests.charger_socket import ChargerSocket
+from tests.charger_socket import ChargerSocket, make_station
 from tests.concurrency import in_threads
 from tests.personas import Personas
 from tests.test_dashboard_socket import ids, opened, receive, run, socket
@@ -150,3 +150,28 @@ def test_a_connected_station_learns_it_was_accepted_at_its_next_boot(personas, s
 
     async_to_sync(flow)()
     assert decisions()[0][2] == "accepted station NEWCOMER-9"
+
+
+def test_a_connected_station_rejected_by_a_person_is_closed_and_kept_out(personas):
+    """It does not keep its socket until it next boots: the consumer holding it closes it, and
+    the handshake refuses it from then on."""
+    make_station("TURNED-AWAY")
+    operator = logged_in(personas.operator)
+
+    async def flow():
+        charger = ChargerSocket("TURNED-AWAY")
+        assert await charger.connect()
+        await charger.ok("Heartbeat", {})
+        response = await database_sync_to_async(operator.patch)(
+            "/api/v1/stations/TURNED-AWAY/", {"registration": "Rejected"},
+            content_type="application/json")
+        assert response.status_code == 200, response.content
+        closed = await charger.communicator.receive_output(timeout=5)
+        await charger.close()  # the server's websocket.disconnect after the close
+        again = ChargerSocket("TURNED-AWAY")
+        return closed, await again.connect()
+
+    closed, reconnected = async_to_sync(flow)()
+    assert closed == {"type": "websocket.close", "code": 1008}
+    assert not reconnected
+    assert not Station.objects.get(pk="TURNED-AWAY").connected

@@ -157,6 +157,16 @@ class ChargerConsumer(AsyncWebsocketConsumer):
             self.displaced = True
             await self.close(code=1000)
 
+    async def ocpp_registration(self, message: dict) -> None:
+        """A person decided the station's registration (services.station_registration_decide):
+        what it may send changes now, not at its next boot. Rejected, it is shut out: the
+        socket closes, and the handshake refuses its next connection."""
+        self.station.registration = message["registration"]
+        if message["registration"] == Station.Registration.REJECTED:
+            self.closing_reason = "rejected"
+            log.info("closing %s: rejected by an operator", self.station.pk)
+            await self.close(code=1008)  # policy violation
+
     async def close_silent(self) -> None:
         """Nothing heard for longer than the silence limit: the charger is gone (liveness.py)."""
         self.closing_reason = "silent"
