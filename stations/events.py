@@ -53,7 +53,14 @@ def to_charger(station_id: str, message: dict) -> None:
     """Hand the consumer holding a station's socket, in whichever process, a message once the
     current transaction commits. The channel layer may lose it: callers must not depend on it."""
     group = charger_group(station_id)
-    transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(group, message))
+
+    def send() -> None:
+        try:
+            async_to_sync(get_channel_layer().group_send)(group, message)
+        except Exception:  # lost, as the channel layer may lose it: the person gets no error
+            log.warning("%s for %s not delivered", message["type"], station_id, exc_info=True)
+
+    transaction.on_commit(send)
 
 
 def publish(kind: str, station_id: str, site_id: int | None = None, **data: Any) -> None:

@@ -175,3 +175,21 @@ def test_a_connected_station_rejected_by_a_person_is_closed_and_kept_out(persona
     assert closed == {"type": "websocket.close", "code": 1008}
     assert not reconnected
     assert not Station.objects.get(pk="TURNED-AWAY").connected
+
+
+def test_a_decision_is_answered_while_the_channel_layer_is_away(
+        personas, settings, caplog, django_capture_on_commit_callbacks):
+    """The consumer is told through the channel layer, which may be away (Redis restarting):
+    the decision is stored and answered all the same, and the socket follows at the station's
+    next boot."""
+    settings.CHANNEL_LAYERS = {"default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]}}}  # nothing listens there
+    make_station("NO-LAYER")
+    operator = logged_in(personas.operator)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = operator.patch("/api/v1/stations/NO-LAYER/", {"registration": "Rejected"},
+                                  content_type="application/json")
+    assert response.status_code == 200, response.content
+    assert Station.objects.get(pk="NO-LAYER").registration == "Rejected"
+    assert "ocpp.registration for NO-LAYER not delivered" in caplog.text
