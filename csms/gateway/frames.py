@@ -83,8 +83,8 @@ class Call:
     action: str
     payload: dict
     # The payload's JSON as the charger wrote it (parse): the message log stores it as it is,
-    # which costs less than writing the dict out again. Empty for a Call built otherwise.
-    payload_json: str = ""
+    # which costs less than writing the dict out again.
+    payload_json: str
 
 
 @dataclass(slots=True)
@@ -308,8 +308,9 @@ def validate(message_type: int, action: str, payload: dict, version: str,
     raise FrameError(kind, f"{where}: {error.message[:120]}", message_id, field=where)
 
 
-def dumps(frame: list) -> str:
-    return json.dumps(frame, separators=(",", ":"), default=_json_default)
+def dumps(value: list | dict) -> str:
+    """A frame, or a payload as it goes into one."""
+    return json.dumps(value, separators=(",", ":"), default=_json_default)
 
 
 def _json_default(value: Any) -> Any:
@@ -322,14 +323,9 @@ def call_frame(message_id: str, action: str, payload: dict) -> str:
     return dumps([CALL, message_id, action, payload])
 
 
-def payload_json(payload: dict) -> str:
-    """A payload written as it goes into a frame (result_frame)."""
-    return json.dumps(payload, separators=(",", ":"), default=_json_default)
-
-
 def result_frame(message_id: str, payload_json: str) -> str:
-    """A CALLRESULT around its payload, written already (payload_json): the message log stores
-    the same text."""
+    """A CALLRESULT around its payload, written already (dumps): the message log stores the
+    same text."""
     return f"[{CALLRESULT},{json.dumps(message_id)},{payload_json}]"
 
 

@@ -153,13 +153,11 @@ def _store(jobs: list[Job]) -> tuple[list[str | Exception], list[dict]]:
             payload = job.handler(Context(job.station, job.version, batch), call.payload)
             if settings.OCPP["VALIDATE_REPLIES"]:
                 frames.validate(CALLRESULT, call.action, payload, job.version)
-            reply = frames.payload_json(payload)
+            reply = frames.dumps(payload)
             replies.append(frames.result_frame(call.message_id, reply))
             # The frames' payloads as they went over the socket, not written out again.
             batch.log += [(job.station.pk, MessageLog.Direction.IN, frames.CALL, call.message_id,
-                           call.action,
-                           JsonText(call.payload_json) if call.payload_json else call.payload,
-                           now),
+                           call.action, JsonText(call.payload_json), now),
                           (job.station.pk, MessageLog.Direction.OUT, CALLRESULT, call.message_id,
                            call.action, JsonText(reply), now)]
         batch.flush()  # the message log with the rest (stations.bulk.LOG_FIELDS)
