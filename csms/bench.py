@@ -421,12 +421,27 @@ def server_counters(ports: list[int]) -> Counter:
                 counters["batch messages"] += float(value)
             elif line.startswith("csms_ocpp_batch_messages_count "):
                 counters["batches"] += float(value)
+            elif line.startswith("csms_gc_pause_seconds_sum{"):
+                counters["gc seconds"] += float(value)
+            elif line.startswith('csms_gc_pause_seconds_bucket{generation="2",le="+Inf"}'):
+                counters["full collections"] += float(value)
+            elif line.startswith('csms_gc_pause_seconds_bucket{generation="2",le="0.1"}'):
+                counters["full collections under 100 ms"] += float(value)
     return counters
 
 
+def client_gc_seconds() -> float:
+    """The bench client's own collector pauses so far: time it counts against the servers."""
+    from csms import metrics
+
+    return sum(sample.value for metric in metrics.GC_PAUSES.collect()
+               for sample in metric.samples if sample.name.endswith("_sum"))
+
+
 def server_latency(before: Counter, after: Counter) -> dict:
-    """p50/p99 (the bucket bound they fall under) of the messages answered in between, and the
-    mean number of messages per batch the writers stored meanwhile."""
+    """p50/p99 (the bucket bound they fall under) of the messages answered in between, the mean
+    number of messages per batch the writers stored meanwhile, and the servers' garbage
+    collections meanwhile (all pauses summed; full collections, and those over 100 ms)."""
     bounds = sorted(key for key in after if isinstance(key, float))
     counts = {bound: after[bound] - before[bound] for bound in bounds}  # cumulative buckets
     total = counts[bounds[-1]] if bounds else 0
@@ -438,7 +453,12 @@ def server_latency(before: Counter, after: Counter) -> dict:
         return None
 
     batches = after["batches"] - before["batches"]
+    full = after["full collections"] - before["full collections"]
     return {"server_p50_ms_under": under(0.5), "server_p99_ms_under": under(0.99),
+            "gc_pause_ms": round(1000 * (after["gc seconds"] - before["gc seconds"])),
+            "full_collections": full,
+            "full_collections_over_100_ms": full - (after["full collections under 100 ms"]
+                                                    - before["full collections under 100 ms"]),
             "messages_per_batch": round((after["batch messages"] - before["batch messages"])
                                         / batches, 1) if batches else None}
 
@@ -569,7 +589,9 @@ async def bench(args: argparse.Namespace, env: dict) -> dict:
         meter = Meter(pids)
         logged = await asyncio.to_thread(MessageLog.objects.filter(direction="in").count)
         counters = await asyncio.to_thread(server_counters, ports)
+        client_gc = client_gc_seconds()
         results["rated"] = await open_loop(closed, args.rate, args.seconds)
+        results["rated"]["client_gc_pause_ms"] = round(1000 * (client_gc_seconds() - client_gc))
         results["rated"].update(meter.read())
         results["rated"].update(server_latency(
             counters, await asyncio.to_thread(server_counters, ports)))
@@ -647,7 +669,10 @@ def report(results: dict) -> str:
         f"{t['errors']} errors, server CPU {t['server_cpu_percent']} %, machine "
         f"{t['machine_busy_percent']} % busy; the servers' own measure (received → answered): "
         f"p50 under {t.get('server_p50_ms_under')} ms, p99 under {t.get('server_p99_ms_under')} "
-        f"ms; {t.get('messages_per_batch')} messages per database transaction |",
+        f"ms; {t.get('messages_per_batch')} messages per database transaction; collector "
+        f"pauses {t.get('gc_pause_ms')} ms in all, {t.get('full_collections')} full "
+        f"collections ({t.get('full_collections_over_100_ms')} over 100 ms); the client's "
+        f"own pauses {t.get('client_gc_pause_ms')} ms |",
         f"| remote start, API call → charger receives the frame ({s['answered']} of "
         f"{a['remote_starts']}) | p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, "
         f"outcomes {s['outcomes']}; the servers' own (API stored → frame sent): p50 "
@@ -698,6 +723,9 @@ def main() -> None:
     import django
 
     django.setup()
+    from csms import metrics
+
+    metrics.time_collections()
     prepare_database(database, args.chargers)
     try:
         try:

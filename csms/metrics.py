@@ -8,6 +8,8 @@ On the hot path a metric costs a dictionary lookup and an addition: label childr
 here, never built per message.
 """
 
+import gc
+import time
 from functools import cache
 
 from django.conf import settings
@@ -42,6 +44,12 @@ CONNECTIONS = Counter("csms_charger_connections_total",
                       "Charger connection attempts: admitted, or refused and why", ["outcome"])
 DISCONNECTS = Counter("csms_charger_disconnects_total",
                       "Charger sockets closed, by who closed them", ["reason"])
+GC_PAUSES = Histogram(
+    "csms_gc_pause_seconds",
+    "The garbage collector's pauses of this process, by generation (the whole process waits)",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 SWEPT = Counter("csms_stations_swept_total",
                 "Stations marked offline because no live process held them any more")
 
@@ -59,6 +67,23 @@ def latency_histogram(action: str):
 @cache
 def error_counter(version: str, code: str):
     return ERRORS.labels(version, code)
+
+
+def time_collections() -> None:
+    """Time every collection of this process into GC_PAUSES: with thousands of sockets held a
+    full collection can stop every charger's answer for hundreds of milliseconds
+    (shared/notes.md §2), a p99 no other metric would explain."""
+    generations = [GC_PAUSES.labels(str(n)) for n in range(3)]
+    started = 0.0
+
+    def collected(phase: str, info: dict) -> None:
+        nonlocal started
+        if phase == "start":
+            started = time.perf_counter()
+        else:
+            generations[info["generation"]].observe(time.perf_counter() - started)
+
+    gc.callbacks.append(collected)
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

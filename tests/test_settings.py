@@ -87,3 +87,15 @@ def test_a_server_process_hands_the_gil_over_within_the_configured_interval(conf
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert float(result.stdout.strip().splitlines()[-1]) == expected, result.stderr[-2000:]
+
+
+def test_a_server_process_times_its_garbage_collections_into_its_metrics():
+    # A full collection stops every charger's answer at once; /metrics has to show it.
+    code = ("import gc, csms.asgi; from prometheus_client import generate_latest; "
+            "gc.collect(); gc.collect(0); print(generate_latest().decode())")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=base_env(),
+                            capture_output=True, text=True, timeout=120)
+    counts = dict(line.rsplit(" ", 1) for line in result.stdout.splitlines()
+                  if line.startswith("csms_gc_pause_seconds_count"))
+    assert float(counts.get('csms_gc_pause_seconds_count{generation="2"}', 0)) >= 1, result.stderr
+    assert float(counts.get('csms_gc_pause_seconds_count{generation="0"}', 0)) >= 1, result.stderr
