@@ -9,17 +9,19 @@ and then, at its end the final cost is stored before the charger is answered.
 import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.db import transaction as db
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Organization
 from billing import costing
-from billing.models import SessionCost, TariffAssignment, TariffVersion
+from billing.models import SessionCost, TariffAssignment, TariffVersion, TimeWindow
 from stations import commands
 from stations.bulk import select_all, sql_in
 from stations.models import Connector, MeterSample, StatusChange, Transaction
@@ -66,16 +68,25 @@ def version_for(tx: Transaction, customer: Organization | None) -> TariffVersion
 
 
 def terms_of(version: TariffVersion, zone: ZoneInfo) -> costing.Terms:
-    windows = tuple(
-        costing.Window(w.label, frozenset(int(d) for d in w.weekdays), w.start, w.end,
-                       costing.Prices(w.price_kwh, w.price_minute))
-        for w in version.windows.all()
-    )
     return costing.Terms(
-        prices=costing.Prices(version.price_kwh, version.price_minute), windows=windows,
-        session_fee=version.session_fee, idle_per_minute=version.idle_price_minute,
+        prices=costing.Prices(version.price_kwh, version.price_minute),
+        windows=_windows(version.pk, version.created_at), session_fee=version.session_fee,
+        idle_per_minute=version.idle_price_minute,
         idle_grace=timedelta(minutes=version.idle_grace_minutes), min_price=version.min_price,
         max_price=version.max_price, vat_rate=version.vat_rate, zone=zone,
+    )
+
+
+@lru_cache(maxsize=1024)
+def _windows(version_id: int, created_at: datetime) -> tuple[costing.Window, ...]:
+    """A tariff version's time windows, read once per process: a version and its windows are
+    created together and never changed (billing.tariffs.add_version), and every priced
+    message of every session asked again. Keyed by the creation time too, so a version number
+    a test database hands out again is not mistaken for the old one."""
+    return tuple(
+        costing.Window(w.label, frozenset(int(d) for d in w.weekdays), w.start, w.end,
+                       costing.Prices(w.price_kwh, w.price_minute))
+        for w in TimeWindow.objects.filter(version_id=version_id)
     )
 
 
@@ -84,15 +95,27 @@ def readings_of(tx: Transaction) -> list[costing.Reading]:
     by_time: dict[datetime, Decimal] = {}
     if tx.meter_start_wh is not None:
         by_time[tx.started_at] = tx.meter_start_wh
-    samples = (MeterSample.objects
-               .filter(transaction=tx, measurand=ENERGY_REGISTER, phase="",
-                       location__in=["", "Outlet"])
-               .order_by("timestamp", "id").values_list("timestamp", "value"))
+    sql, types = _readings_sql(connection.vendor)
+    [samples] = select_all([(sql, [tx.pk, ENERGY_REGISTER], types)])
     for at, wh in samples:
         by_time.setdefault(at, wh)
     if tx.stopped_at is not None and tx.meter_stop_wh is not None:
         by_time[tx.stopped_at] = tx.meter_stop_wh
     return [costing.Reading(at, wh) for at, wh in sorted(by_time.items())]
+
+
+@lru_cache(maxsize=2)
+def _readings_sql(vendor: str) -> tuple[str, tuple]:
+    """readings_of's samples, written once: every priced message of every session asked the
+    ORM to compile it. Parameters: the session, the energy register's measurand."""
+    quote = connection.ops.quote_name
+    samples = MeterSample._meta
+    sql = f"""
+        SELECT {quote("timestamp")}, value FROM {quote(samples.db_table)}
+        WHERE transaction_id = %s AND measurand = %s AND phase = ''
+          AND location IN ('', 'Outlet')
+        ORDER BY {quote("timestamp")}, id"""
+    return sql, (samples.get_field("timestamp"), samples.get_field("value"))
 
 
 def released_at(tx: Transaction, after: datetime) -> datetime | None:
@@ -105,18 +128,34 @@ def released_at(tx: Transaction, after: datetime) -> datetime | None:
     """
     if tx.connector_id is None or tx.stop_reason == EV_DISCONNECTED:
         return tx.stopped_at
-    change = (StatusChange.objects.filter(connector_id=tx.connector_id, timestamp__gt=after)
-              .exclude(status=Connector.Status.OCCUPIED).order_by("timestamp")
-              .values_list("timestamp", flat=True).first())
-    following = (Transaction.objects.filter(connector_id=tx.connector_id,
-                                            started_at__gt=tx.started_at)
-                 .exclude(pk=tx.pk).order_by("started_at")
-                 .values_list("started_at", flat=True).first())
+    sql, types = _released_sql(connection.vendor)
+    [[(change, following, status)]] = select_all([(sql, [
+        tx.station_id, tx.connector_id, after, Connector.Status.OCCUPIED,
+        tx.connector_id, tx.started_at, tx.pk, tx.connector_id], types)])
     known = [moment for moment in (change, following) if moment is not None]
     if known:
         return max(min(known), tx.started_at)
-    status = Connector.objects.filter(pk=tx.connector_id).values_list("status", flat=True).first()
     return None if status == Connector.Status.OCCUPIED else tx.stopped_at
+
+
+@lru_cache(maxsize=2)
+def _released_sql(vendor: str) -> tuple[str, tuple]:
+    """released_at's three looks in one query, written once: at every session's end the ORM
+    compiled three queries and made three round trips. Parameters: the station, the connector,
+    the moment after which, Occupied; the connector, the session's start, the session; the
+    connector."""
+    quote = connection.ops.quote_name
+    changes, sessions = StatusChange._meta, Transaction._meta
+    sql = f"""
+        SELECT
+          (SELECT MIN({quote("timestamp")}) FROM {quote(changes.db_table)}
+           WHERE station_id = %s AND connector_id = %s AND {quote("timestamp")} > %s
+             AND status <> %s),
+          (SELECT MIN(started_at) FROM {quote(sessions.db_table)}
+           WHERE connector_id = %s AND started_at > %s AND id <> %s),
+          (SELECT status FROM {quote(Connector._meta.db_table)} WHERE id = %s)"""
+    return sql, (changes.get_field("timestamp"), sessions.get_field("started_at"),
+                 Connector._meta.get_field("status"))
 
 
 def _store(cost: SessionCost, result: costing.Cost) -> None:

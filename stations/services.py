@@ -203,14 +203,31 @@ def station_registration_decide(station: Station, registration: str, *,
 # --- status ---------------------------------------------------------------------------------
 
 def connector_get(station: Station, evse_number: int, connector_number: int) -> Connector:
-    # One query when the connector exists (it nearly always does), the get-or-creates only the
-    # first time.
-    connector = Connector.objects.select_related("evse").filter(
-        evse__station=station, evse__number=evse_number, number=connector_number).first()
-    if connector is None:
-        evse, _ = Evse.objects.get_or_create(station=station, number=evse_number)
-        connector, _ = Connector.objects.get_or_create(evse=evse, number=connector_number)
+    # One query when the connector exists (it nearly always does), written out: the ORM
+    # compiled it at every session's start. The get-or-creates only the first time.
+    sql, types = _connector_sql(connection.vendor)
+    [rows] = bulk.select_all([(sql, [station.pk, evse_number, connector_number], types)])
+    if rows:
+        connector, evse = _instances((Connector, Evse), list(rows[0]))
+        connector.evse = evse
+        return connector
+    evse, _ = Evse.objects.get_or_create(station=station, number=evse_number)
+    connector, _ = Connector.objects.get_or_create(evse=evse, number=connector_number)
     return connector
+
+
+@lru_cache(maxsize=2)
+def _connector_sql(vendor: str) -> tuple[str, tuple]:
+    """A station's connector by EVSE and connector number, with its EVSE. Parameters: the
+    station, the EVSE's number, the connector's."""
+    quote = connection.ops.quote_name
+    columns = ([f"c.{quote(f.column)}" for f in Connector._meta.concrete_fields]
+               + [f"e.{quote(f.column)}" for f in Evse._meta.concrete_fields])
+    sql = f"""
+        SELECT {", ".join(columns)} FROM {quote(Connector._meta.db_table)} c
+        JOIN {quote(Evse._meta.db_table)} e ON e.id = c.evse_id
+        WHERE e.station_id = %s AND e.number = %s AND c.number = %s"""
+    return sql, (*Connector._meta.concrete_fields, *Evse._meta.concrete_fields)
 
 
 def status_record(station: Station, *, evse: int, connector: int | None, status: str,
@@ -297,23 +314,23 @@ def transaction_report(station: Station, report: TransactionReport) -> tuple[Tra
     a database constraint, and changes nothing. Messages may arrive late, offline and out of
     order: an update or end may come before its start; the record is completed when it does.
     """
-    tx = _transaction_find(station, report)
-    if tx is not None and _already_recorded(tx, report):
+    tx, sequence_seen = _transaction_find(station, report)
+    if tx is not None and _already_recorded(tx, report, sequence_seen):
         return tx, False
     created = tx is None
     if created:
         tx = _transaction_create(station, report)
     else:
         _transaction_apply(tx, report)
-    TransactionMessage.objects.create(
-        transaction=tx, kind=report.kind, sequence=report.sequence, timestamp=report.timestamp,
-        trigger=report.trigger[:50], offline=report.offline,
-    )
+    bulk.insert_rows(TransactionMessage, _MESSAGE_FIELDS, [(
+        tx.pk, report.kind, report.sequence, report.timestamp, report.trigger[:50],
+        report.offline, timezone.now())])
     _samples_store(station, report.evse or (tx.evse.number if tx.evse else 0), tx,
                    report.samples)
     if report.kind == TransactionMessage.Kind.END:
         _transaction_check_complete(tx)
-    tx.save()
+    if not created or report.kind == TransactionMessage.Kind.END:
+        tx.save()  # a new one was inserted whole (_transaction_create)
     signals.transaction_changed.send(Transaction, transaction=tx, kind=report.kind,
                                      created=created)
     events.publish(f"transaction.{report.kind}", station.pk, station.site_id,
@@ -321,24 +338,89 @@ def transaction_report(station: Station, report: TransactionReport) -> tuple[Tra
     return tx, True
 
 
-def _transaction_find(station: Station, report: TransactionReport) -> Transaction | None:
-    # Other messages than a start find their transaction and price it: with what pricing reads
-    # (billing's receiver of transaction_changed), up to four round trips fewer at every
-    # session's end. A start is nearly always new, and the join of five tables is costly for
-    # Django to compile: plain.
-    found = Transaction.objects.all()
-    if report.kind != TransactionMessage.Kind.START:
-        found = found.select_related("evse", "station__site", "id_token__organization")
+_MESSAGE_FIELDS = ["transaction", "kind", "sequence", "timestamp", "trigger", "offline",
+                   "received_at"]
+
+
+def _transaction_find(station: Station, report: TransactionReport,
+                      ) -> tuple[Transaction | None, bool]:
+    """The report's transaction, if it is known, and whether a message of the report's
+    sequence number is stored already: one query, written out (_transaction_sql).
+
+    Other messages than a start come with what pricing reads (billing's receiver of
+    transaction_changed): the EVSE, the station and its site, the card and its organization.
+    A start is nearly always new: the transaction alone. Built by the ORM, these queries and
+    the sequence's look were three compilations and two round trips of the ORM thread at every
+    session's start and end."""
     if report.transaction_id is not None:
-        return found.filter(station=station, transaction_id=report.transaction_id).first()
-    if report.start_key is not None:
-        return found.filter(station=station, start_key=report.start_key).first()
-    return None
+        key, value = "transaction_id", report.transaction_id
+    elif report.start_key is not None:
+        key, value = "start_key", report.start_key
+    else:
+        return None, False
+    related = report.kind != TransactionMessage.Kind.START
+    sql, models, types = _transaction_sql(connection.vendor, key, related)
+    [rows] = bulk.select_all([(sql, [report.sequence, station.pk, value], types)])
+    if not rows:
+        return None, False
+    *values, sequence_seen = rows[0]
+    tx, *joined = _instances(models, values)
+    if related:
+        evse, station_row, site, token, organization = joined
+        station_row.site = site
+        if token is not None:
+            token.organization = organization
+        tx.evse, tx.station, tx.id_token = evse, station_row, token
+    return tx, bool(sequence_seen)
 
 
-def _already_recorded(tx: Transaction, report: TransactionReport) -> bool:
+def _instances(models: tuple, values: list) -> list:
+    """One instance per model from a row of their columns side by side; None for a model whose
+    key is NULL (a LEFT JOIN that found nothing)."""
+    instances, start = [], 0
+    for model in models:
+        names = [f.attname for f in model._meta.concrete_fields]
+        part = values[start:start + len(names)]
+        start += len(names)
+        key = part[names.index(model._meta.pk.attname)]
+        instances.append(None if key is None else model.from_db(connection.alias, names, part))
+    return instances
+
+
+@lru_cache(maxsize=8)
+def _transaction_sql(vendor: str, key: str, related: bool) -> tuple[str, tuple, tuple]:
+    """The transaction of a station by `key` (transaction_id or start_key), with or without
+    its related rows, and whether a message of a sequence number exists. Parameters: the
+    sequence number (None: false), the station, the key's value. Returns the SQL, the models
+    whose columns it selects, in order, and each column's field (bulk.select_all)."""
+    quote = connection.ops.quote_name
+    message = TransactionMessage._meta
+    models: tuple = (Transaction,)
+    joins = ""
+    if related:
+        models = (Transaction, Evse, Station, Site, IdToken, Organization)
+        joins = f"""
+        LEFT JOIN {quote(Evse._meta.db_table)} e ON e.id = x.evse_id
+        JOIN {quote(Station._meta.db_table)} s ON s.id = x.station_id
+        LEFT JOIN {quote(Site._meta.db_table)} si ON si.id = s.site_id
+        LEFT JOIN {quote(IdToken._meta.db_table)} t ON t.id = x.id_token_id
+        LEFT JOIN {quote(Organization._meta.db_table)} o ON o.id = t.organization_id"""
+    aliases = ("x", "e", "s", "si", "t", "o")
+    columns = [f"{alias}.{quote(f.column)}" for alias, model in zip(aliases, models, strict=False)
+               for f in model._meta.concrete_fields]
+    sql = f"""
+        SELECT {", ".join(columns)},
+          EXISTS (SELECT 1 FROM {quote(message.db_table)} m
+                  WHERE m.transaction_id = x.id AND m.sequence = %s)
+        FROM {quote(Transaction._meta.db_table)} x{joins}
+        WHERE x.station_id = %s AND x.{quote(key)} = %s"""
+    fields = [f for model in models for f in model._meta.concrete_fields]
+    return sql, models, (*fields, None)
+
+
+def _already_recorded(tx: Transaction, report: TransactionReport, sequence_seen: bool) -> bool:
     if report.sequence is not None:
-        return tx.messages.filter(sequence=report.sequence).exists()
+        return sequence_seen
     if report.kind == TransactionMessage.Kind.START:
         return True  # found by its start key or id: this start is a retry
     if report.kind == TransactionMessage.Kind.END:
@@ -348,6 +430,8 @@ def _already_recorded(tx: Transaction, report: TransactionReport) -> bool:
 
 
 def _transaction_create(station: Station, report: TransactionReport) -> Transaction:
+    """A transaction inserted with all the report says (one statement; a 1.6 start then
+    takes its row id as its transaction id, a second one)."""
     evse = connector = None
     if report.evse:
         connector = connector_get(station, report.evse, report.connector or 1)
@@ -365,11 +449,12 @@ def _transaction_create(station: Station, report: TransactionReport) -> Transact
         # The start has not reached us (yet): keep what we know and say so.
         tx.needs_review = True
         tx.review_note = "first message received was not the start"
+    _transaction_apply(tx, report, created=True)
     tx.save()
     if report.transaction_id is None:
         # Chargers that let us number transactions (1.6) get our row id: unique and an integer.
         tx.transaction_id = str(tx.pk)
-    _transaction_apply(tx, report, created=True)
+        tx.save(update_fields=["transaction_id"])
     return tx
 
 
@@ -429,7 +514,9 @@ def _transaction_check_complete(tx: Transaction) -> None:
     else:
         tx.energy_wh = None
         _flag(tx, "energy unknown: no start or stop meter reading")
-    messages = list(tx.messages.values_list("sequence", "kind"))
+    [messages] = bulk.select_all([(
+        f"SELECT sequence, kind FROM {connection.ops.quote_name(TransactionMessage._meta.db_table)}"
+        " WHERE transaction_id = %s", [tx.pk], (None, None))])
     sequences = [sequence for sequence, _ in messages if sequence is not None]
     kinds = {kind for _, kind in messages}
     if sequences:
