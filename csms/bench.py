@@ -16,7 +16,8 @@ Phases, each bounded in time:
 The message mix is 60 % meter values inside a transaction (1.6 MeterValues, 2.0.1
 TransactionEvent Updated; five sampled values each), 20 % StatusNotification, 20 % Heartbeat;
 chargers alternate 1.6 and 2.0.1. CPU is the server processes' CPU time per wall second (100 % =
-one core); "machine busy" is all cores from /proc/stat, other users of the machine included.
+one core), and the client's own (one thread: at 100 % it cannot offer more); "machine busy" is
+all cores from /proc/stat, other users of the machine included.
 
 It creates its own database (BENCH_DATABASE_URL, default csms_bench on 127.0.0.1) and drops it
 at the end, raises the open-files limit of its own processes only, and listens on 127.0.0.1.
@@ -149,15 +150,18 @@ def machine_busy() -> tuple[float, float]:
 
 @dataclass
 class Meter:
-    """CPU of the server processes and of the whole machine over one phase."""
+    """CPU of the server processes, of this client and of the whole machine over one phase.
+    The client is one Python thread: near 100 % it is what limits the rate it can offer."""
 
     pids: list[int]
     started: float = field(default_factory=time.monotonic)
     cpu: float = 0.0
+    client_cpu: float = 0.0
     busy: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self) -> None:
         self.cpu = sum(cpu_seconds(pid) for pid in self.pids)
+        self.client_cpu = cpu_seconds(os.getpid())
         self.busy = machine_busy()
 
     def read(self) -> dict:
@@ -166,6 +170,8 @@ class Meter:
         return {
             "server_cpu_percent": round(100 * (sum(cpu_seconds(p) for p in self.pids)
                                                - self.cpu) / wall, 1),
+            "client_cpu_percent": round(100 * (cpu_seconds(os.getpid()) - self.client_cpu)
+                                        / wall, 1),
             "machine_busy_percent": round(100 * (busy - self.busy[0])
                                           / max(1, total - self.busy[1]), 1),
         }
@@ -661,12 +667,14 @@ def report(results: dict) -> str:
         f"{e['server_cpu_percent']} %, machine {e['machine_busy_percent']} % busy |",
         f"| CSMS, same chargers and mix | {c['msgs_per_s']} persisted msgs/s "
         f"({c['share_of_echo']:.0%} of the echo), p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms, "
-        f"server CPU {c['server_cpu_percent']} %, machine {c['machine_busy_percent']} % busy, "
+        f"server CPU {c['server_cpu_percent']} %, client CPU {c.get('client_cpu_percent')} %, "
+        f"machine {c['machine_busy_percent']} % busy, "
         f"{c.get('messages_per_batch')} messages per database transaction |",
         f"| CSMS at {t['offered_per_s']:.0f} msgs/s offered, {t['held_meanwhile']} held | "
         f"{t['msgs_per_s']} persisted msgs/s ({t['logged_in_db']} CALLs logged in the "
         f"database), p50 {t['p50_ms']} ms, p99 {t['p99_ms']} ms, {t['skipped']} turns skipped, "
-        f"{t['errors']} errors, server CPU {t['server_cpu_percent']} %, machine "
+        f"{t['errors']} errors, server CPU {t['server_cpu_percent']} %, client CPU "
+        f"{t.get('client_cpu_percent')} %, machine "
         f"{t['machine_busy_percent']} % busy; the servers' own measure (received → answered): "
         f"p50 under {t.get('server_p50_ms_under')} ms, p99 under {t.get('server_p99_ms_under')} "
         f"ms; {t.get('messages_per_batch')} messages per database transaction; collector "
