@@ -38,11 +38,16 @@ def test_cost_update_stops_after_the_station_said_it_does_not_support_it(persona
     assert commands.cost_update(tx, Decimal("2.50")) is None
 
 
-def test_a_running_session_is_priced_again_only_after_the_interval(personas, settings):
+@pytest.mark.parametrize("tariff", [True, False], ids=["tariff", "no tariff"])
+def test_a_running_session_is_priced_again_only_after_the_interval(personas, settings, tariff):
+    """And only if it has a tariff: one that started without stays without until its end."""
     from billing.models import SessionCost
     from csms.gateway import writer
+    from tests.billing_cast import billing_cast
     from tests.test_group_commit import job, meter_value
 
+    if tariff:
+        billing_cast(personas)
     station = make_station("NEW-201", personas.site_a, ocpp_version="2.0.1")
     tx = make_transaction(station, personas.token)
 
@@ -53,8 +58,10 @@ def test_a_running_session_is_priced_again_only_after_the_interval(personas, set
 
     readings(1)
     first = SessionCost.objects.get(transaction=tx)
+    assert first.state == (SessionCost.State.RUNNING if tariff else SessionCost.State.NO_TARIFF)
     readings(2)  # within COST_UPDATE_INTERVAL: not priced again
     assert SessionCost.objects.get(transaction=tx).priced_at == first.priced_at
     settings.BILLING = {**settings.BILLING, "COST_UPDATE_INTERVAL": 0}
     readings(3)
-    assert SessionCost.objects.get(transaction=tx).priced_at > first.priced_at
+    priced_at = SessionCost.objects.get(transaction=tx).priced_at
+    assert priced_at > first.priced_at if tariff else priced_at == first.priced_at
