@@ -22,7 +22,7 @@ from accounts.models import Organization
 from billing import costing
 from billing.models import SessionCost, Tariff, TariffAssignment, TariffVersion, TimeWindow
 from stations import commands
-from stations.bulk import select_all, sql_in
+from stations.bulk import instances, select_all, sql_in
 from stations.models import Connector, MeterSample, StatusChange, Transaction
 from stations.services import ENERGY_REGISTER
 
@@ -54,17 +54,12 @@ def version_for(tx: Transaction, customer: Organization | None) -> TariffVersion
     sql, types = _version_sql(connection.vendor)
     [rows] = select_all([(sql, [tx.started_at, tx.station_id, tx.station.site_id,
                                 customer.pk if customer else None], types)])
-    if not rows or rows[0][len(_TARIFF_FIELDS)] is None:
+    if not rows:
         return None
-    tariff = Tariff.from_db(connection.alias, _TARIFF_FIELDS, rows[0][:len(_TARIFF_FIELDS)])
-    version = TariffVersion.from_db(connection.alias, _VERSION_FIELDS,
-                                    rows[0][len(_TARIFF_FIELDS):])
-    version.tariff = tariff
+    tariff, version = instances((Tariff, TariffVersion), rows[0])
+    if version is not None:
+        version.tariff = tariff
     return version
-
-
-_TARIFF_FIELDS = [f.attname for f in Tariff._meta.concrete_fields]
-_VERSION_FIELDS = [f.attname for f in TariffVersion._meta.concrete_fields]
 
 
 @lru_cache(maxsize=2)

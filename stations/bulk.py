@@ -16,7 +16,7 @@ statements took 21 ms alone and 187 ms beside a CPU-busy thread, 15 and 90 ms in
 are written in primary-key order, so two processes' batches take row locks in the same order.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -387,6 +387,21 @@ def select_all(queries: list[tuple[str, list, tuple[Field | None, ...]]]) -> lis
                 cursor.execute(_numbered(sql) if numbered else sql, params)
         results = [cursor.fetchall() for cursor in cursors]
     return [_typed(types, rows) for (_, _, types), rows in zip(queries, results, strict=True)]
+
+
+def instances(models: tuple[type[Model], ...], row: Sequence) -> list[Model | None]:
+    """One instance per model from a row of their concrete fields' columns side by side, in
+    the models' order (a written-out join read by select_all); None for a model whose key is
+    NULL (a LEFT JOIN that found nothing)."""
+    result: list[Model | None] = []
+    start = 0
+    for model in models:
+        names = [f.attname for f in model._meta.concrete_fields]
+        part = row[start:start + len(names)]
+        start += len(names)
+        key = part[names.index(model._meta.pk.attname)]
+        result.append(None if key is None else model.from_db(connection.alias, names, part))
+    return result
 
 
 @lru_cache(maxsize=64)

@@ -208,7 +208,7 @@ def connector_get(station: Station, evse_number: int, connector_number: int) -> 
     sql, types = _connector_sql(connection.vendor)
     [rows] = bulk.select_all([(sql, [station.pk, evse_number, connector_number], types)])
     if rows:
-        connector, evse = _instances((Connector, Evse), list(rows[0]))
+        connector, evse = bulk.instances((Connector, Evse), rows[0])
         connector.evse = evse
         return connector
     evse, _ = Evse.objects.get_or_create(station=station, number=evse_number)
@@ -255,10 +255,8 @@ def authorize(station: Station, token_value: str) -> Authorization:
     if not rows:
         return Authorization(IdToken.Status.INVALID)
     *card, limited_to_sites, allowed_here, charging_elsewhere = rows[0]
-    token = IdToken.from_db(connection.alias, _TOKEN_FIELDS, card[:len(_TOKEN_FIELDS)])
-    if token.organization_id is not None:
-        token.organization = Organization.from_db(connection.alias, _ORGANIZATION_FIELDS,
-                                                  card[len(_TOKEN_FIELDS):])
+    token, organization = bulk.instances((IdToken, Organization), card)
+    token.organization = organization  # None for a card of no organization
     status = token.effective_status()
     if status == IdToken.Status.ACCEPTED:
         if limited_to_sites and not allowed_here:
@@ -266,10 +264,6 @@ def authorize(station: Station, token_value: str) -> Authorization:
         elif charging_elsewhere:
             status = "ConcurrentTx"
     return Authorization(status, token.expires_at, token.group, token)
-
-
-_TOKEN_FIELDS = [f.attname for f in IdToken._meta.concrete_fields]
-_ORGANIZATION_FIELDS = [f.attname for f in Organization._meta.concrete_fields]
 
 
 @lru_cache(maxsize=2)
@@ -364,7 +358,7 @@ def _transaction_find(station: Station, report: TransactionReport,
     if not rows:
         return None, False
     *values, sequence_seen = rows[0]
-    tx, *joined = _instances(models, values)
+    tx, *joined = bulk.instances(models, values)
     if related:
         evse, station_row, site, token, organization = joined
         station_row.site = site
@@ -372,19 +366,6 @@ def _transaction_find(station: Station, report: TransactionReport,
             token.organization = organization
         tx.evse, tx.station, tx.id_token = evse, station_row, token
     return tx, bool(sequence_seen)
-
-
-def _instances(models: tuple, values: list) -> list:
-    """One instance per model from a row of their columns side by side; None for a model whose
-    key is NULL (a LEFT JOIN that found nothing)."""
-    instances, start = [], 0
-    for model in models:
-        names = [f.attname for f in model._meta.concrete_fields]
-        part = values[start:start + len(names)]
-        start += len(names)
-        key = part[names.index(model._meta.pk.attname)]
-        instances.append(None if key is None else model.from_db(connection.alias, names, part))
-    return instances
 
 
 @lru_cache(maxsize=8)
