@@ -156,7 +156,9 @@ class TimeWindow(models.Model):
     """Other prices on some weekdays between two times of day, in the site's time zone.
 
     `weekdays` holds digits 0 (Monday) to 6 (Sunday). An end at or before the start runs into
-    the next day (22:00-06:00); an end of 00:00 is midnight.
+    the next day (22:00-06:00); an end of 00:00 is midnight. Created with its version
+    (billing.tariffs.add_version) and, like it, never changed: pricing reads a version's
+    windows once per process (billing.services._windows).
     """
 
     version = models.ForeignKey(TariffVersion, on_delete=models.CASCADE,
@@ -175,6 +177,11 @@ class TimeWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} {self.start:%H:%M}-{self.end:%H:%M}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise ValidationError("A time window is never changed; create a new tariff version.")
+        super().save(*args, **kwargs)
 
 
 class TariffAssignment(models.Model):

@@ -53,7 +53,7 @@ def test_a_tariff_changed_mid_month_prices_each_session_with_the_version_at_its_
     assert (later.cost.tariff_version.number, later.cost.net) == (2, D("5.00"))
 
 
-def test_versions_are_never_edited_nor_backdated(personas, cast):
+def test_versions_and_their_windows_are_never_edited_nor_backdated(personas, cast):
     _, tariff = cast
     version = tariff.versions.get()
     version.price_kwh = D("9")
@@ -63,6 +63,16 @@ def test_versions_are_never_edited_nor_backdated(personas, cast):
         tariffs.add_version(tariff, valid_from=timezone.now() - timedelta(days=1),
                             price_kwh=D("0.5"))
     assert TariffVersion.objects.get().price_kwh == D("0.40")
+    # Nor their time windows: pricing reads a version's windows once per process.
+    night = tariffs.WindowSpec("night", "0123456", datetime.min.time().replace(hour=22),
+                               datetime.min.time().replace(hour=6), D("0.2"), D("0"))
+    later = tariffs.add_version(tariff, valid_from=timezone.now() + timedelta(days=1),
+                                price_kwh=D("0.5"), windows=[night])
+    window = later.windows.get()
+    window.price_kwh = D("0.01")
+    with pytest.raises(ValidationError, match="never changed"):
+        window.save()
+    assert later.windows.get().price_kwh == D("0.2")
 
 
 def test_overlapping_windows_are_refused(personas, cast):
