@@ -22,7 +22,7 @@ from accounts.models import Organization
 from billing import costing
 from billing.models import SessionCost, Tariff, TariffAssignment, TariffVersion, TimeWindow
 from stations import commands
-from stations.bulk import instances, select_all, sql_in
+from stations.bulk import columns_of, instances, select_all, sql_in
 from stations.models import Connector, MeterSample, StatusChange, Transaction
 from stations.services import ENERGY_REGISTER
 
@@ -69,10 +69,9 @@ def _version_sql(vendor: str) -> tuple[str, tuple]:
     valid then."""
     quote = connection.ops.quote_name
     versions = quote(TariffVersion._meta.db_table)
-    columns = ([f"t.{quote(f.column)}" for f in Tariff._meta.concrete_fields]
-               + [f"v.{quote(f.column)}" for f in TariffVersion._meta.concrete_fields])
+    columns, fields = columns_of(("t", Tariff), ("v", TariffVersion))
     sql = f"""
-        SELECT {", ".join(columns)}
+        SELECT {columns}
         FROM {quote(TariffAssignment._meta.db_table)} a
         JOIN {quote(Tariff._meta.db_table)} t ON t.id = a.tariff_id
         LEFT JOIN {versions} v ON v.id = (
@@ -82,7 +81,7 @@ def _version_sql(vendor: str) -> tuple[str, tuple]:
           AND (a.customer_id IS NULL OR a.customer_id = %s)
         ORDER BY a.customer_id IS NULL, a.station_id IS NULL
         LIMIT 1"""
-    return sql, (*Tariff._meta.concrete_fields, *TariffVersion._meta.concrete_fields)
+    return sql, fields
 
 
 def terms_of(version: TariffVersion, zone: ZoneInfo) -> costing.Terms:

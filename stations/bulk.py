@@ -389,6 +389,15 @@ def select_all(queries: list[tuple[str, list, tuple[Field | None, ...]]]) -> lis
     return [_typed(types, rows) for (_, _, types), rows in zip(queries, results, strict=True)]
 
 
+def columns_of(*tables: tuple[str, type[Model]]) -> tuple[str, tuple[Field, ...]]:
+    """The select list of a written-out join: every concrete column of each (alias, model), in
+    order, and their fields for select_all to type them; instances() reads such a row back."""
+    quote = connection.ops.quote_name
+    pairs = [(alias, f) for alias, model in tables for f in model._meta.concrete_fields]
+    return (", ".join(f"{alias}.{quote(f.column)}" for alias, f in pairs),
+            tuple(f for _, f in pairs))
+
+
 def instances(models: tuple[type[Model], ...], row: Sequence) -> list[Model | None]:
     """One instance per model from a row of their concrete fields' columns side by side, in
     the models' order (a written-out join read by select_all); None for a model whose key is

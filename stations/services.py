@@ -221,13 +221,12 @@ def _connector_sql(vendor: str) -> tuple[str, tuple]:
     """A station's connector by EVSE and connector number, with its EVSE. Parameters: the
     station, the EVSE's number, the connector's."""
     quote = connection.ops.quote_name
-    columns = ([f"c.{quote(f.column)}" for f in Connector._meta.concrete_fields]
-               + [f"e.{quote(f.column)}" for f in Evse._meta.concrete_fields])
+    columns, fields = bulk.columns_of(("c", Connector), ("e", Evse))
     sql = f"""
-        SELECT {", ".join(columns)} FROM {quote(Connector._meta.db_table)} c
+        SELECT {columns} FROM {quote(Connector._meta.db_table)} c
         JOIN {quote(Evse._meta.db_table)} e ON e.id = c.evse_id
         WHERE e.station_id = %s AND e.number = %s AND c.number = %s"""
-    return sql, (*Connector._meta.concrete_fields, *Evse._meta.concrete_fields)
+    return sql, fields
 
 
 def status_record(station: Station, *, evse: int, connector: int | None, status: str,
@@ -275,10 +274,9 @@ def _authorize_sql(vendor: str) -> tuple[str, tuple]:
     quote = connection.ops.quote_name
     token, organization = IdToken._meta, Organization._meta
     sites = IdToken.allowed_sites.through._meta
-    columns = ([f"t.{quote(f.column)}" for f in token.concrete_fields]
-               + [f"o.{quote(f.column)}" for f in organization.concrete_fields])
+    columns, fields = bulk.columns_of(("t", IdToken), ("o", Organization))
     sql = f"""
-        SELECT {", ".join(columns)},
+        SELECT {columns},
           EXISTS (SELECT 1 FROM {quote(sites.db_table)} s WHERE s.idtoken_id = t.id),
           EXISTS (SELECT 1 FROM {quote(sites.db_table)} s
                   WHERE s.idtoken_id = t.id AND s.site_id = %s),
@@ -289,7 +287,7 @@ def _authorize_sql(vendor: str) -> tuple[str, tuple]:
         FROM {quote(token.db_table)} t
         LEFT JOIN {quote(organization.db_table)} o ON o.id = t.organization_id
         WHERE t.value = %s"""
-    return sql, (*token.concrete_fields, *organization.concrete_fields, None, None, None)
+    return sql, (*fields, None, None, None)
 
 
 # --- transactions ---------------------------------------------------------------------------
@@ -386,16 +384,14 @@ def _transaction_sql(vendor: str, key: str, related: bool) -> tuple[str, tuple, 
         LEFT JOIN {quote(Site._meta.db_table)} si ON si.id = s.site_id
         LEFT JOIN {quote(IdToken._meta.db_table)} t ON t.id = x.id_token_id
         LEFT JOIN {quote(Organization._meta.db_table)} o ON o.id = t.organization_id"""
-    aliases = ("x", "e", "s", "si", "t", "o")
-    columns = [f"{alias}.{quote(f.column)}" for alias, model in zip(aliases, models, strict=False)
-               for f in model._meta.concrete_fields]
+    columns, fields = bulk.columns_of(*zip(("x", "e", "s", "si", "t", "o"), models,
+                                          strict=False))
     sql = f"""
-        SELECT {", ".join(columns)},
+        SELECT {columns},
           EXISTS (SELECT 1 FROM {quote(message.db_table)} m
                   WHERE m.transaction_id = x.id AND m.sequence = %s)
         FROM {quote(Transaction._meta.db_table)} x{joins}
         WHERE x.station_id = %s AND x.{quote(key)} = %s"""
-    fields = [f for model in models for f in model._meta.concrete_fields]
     return sql, models, (*fields, None)
 
 
