@@ -138,8 +138,32 @@ def rss_bytes(pid: int) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return _stat_cpu(Path(f"/proc/{pid}/stat").read_text())
+
+
+def _stat_cpu(stat: str) -> float:
+    """User and system CPU seconds from a /proc/<pid>/stat line."""
+    fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(command: str) -> dict[int, float]:
+    """CPU seconds of each process of this machine named `command` (PostgreSQL's backends,
+    Redis), by pid."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError, ValueError):
+            text = stat.read_text()
+            if text[text.index("(") + 1:text.rindex(")")] == command:
+                found[int(stat.parent.name)] = _stat_cpu(text)
+    return found
+
+
+def cpu_since(command: str, before: dict[int, float]) -> float:
+    """CPU seconds the processes named `command` used since `before` (cpu_of), each counted
+    while it lives: one that exits meanwhile takes its share with it (the phase's figure is a
+    floor)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in cpu_of(command).items())
 
 
 def machine_busy() -> tuple[float, float]:
@@ -150,18 +174,23 @@ def machine_busy() -> tuple[float, float]:
 
 @dataclass
 class Meter:
-    """CPU of the server processes, of this client and of the whole machine over one phase.
-    The client is one Python thread: near 100 % it is what limits the rate it can offer."""
+    """CPU of the server processes, of this client, of PostgreSQL and Redis and of the whole
+    machine over one phase. The client is one Python thread: near 100 % it is what limits the
+    rate it can offer."""
 
     pids: list[int]
     started: float = field(default_factory=time.monotonic)
     cpu: float = 0.0
     client_cpu: float = 0.0
+    services: dict[str, dict[int, float]] = field(default_factory=dict)
     busy: tuple[float, float] = (0.0, 0.0)
+
+    SERVICES = {"postgres_cpu_percent": "postgres", "redis_cpu_percent": "redis-server"}
 
     def __post_init__(self) -> None:
         self.cpu = sum(cpu_seconds(pid) for pid in self.pids)
         self.client_cpu = cpu_seconds(os.getpid())
+        self.services = {key: cpu_of(command) for key, command in self.SERVICES.items()}
         self.busy = machine_busy()
 
     def read(self) -> dict:
@@ -172,6 +201,8 @@ class Meter:
                                                - self.cpu) / wall, 1),
             "client_cpu_percent": round(100 * (cpu_seconds(os.getpid()) - self.client_cpu)
                                         / wall, 1),
+            **{key: round(100 * cpu_since(self.SERVICES[key], before) / wall, 1)
+               for key, before in self.services.items()},
             "machine_busy_percent": round(100 * (busy - self.busy[0])
                                           / max(1, total - self.busy[1]), 1),
         }
@@ -668,14 +699,16 @@ def report(results: dict) -> str:
         f"| CSMS, same chargers and mix | {c['msgs_per_s']} persisted msgs/s "
         f"({c['share_of_echo']:.0%} of the echo), p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms, "
         f"server CPU {c['server_cpu_percent']} %, client CPU {c.get('client_cpu_percent')} %, "
+        f"PostgreSQL CPU {c.get('postgres_cpu_percent')} %, "
         f"machine {c['machine_busy_percent']} % busy, "
         f"{c.get('messages_per_batch')} messages per database transaction |",
         f"| CSMS at {t['offered_per_s']:.0f} msgs/s offered, {t['held_meanwhile']} held | "
         f"{t['msgs_per_s']} persisted msgs/s ({t['logged_in_db']} CALLs logged in the "
         f"database), p50 {t['p50_ms']} ms, p99 {t['p99_ms']} ms, {t['skipped']} turns skipped, "
         f"{t['errors']} errors, server CPU {t['server_cpu_percent']} %, client CPU "
-        f"{t.get('client_cpu_percent')} %, machine "
-        f"{t['machine_busy_percent']} % busy; the servers' own measure (received → answered): "
+        f"{t.get('client_cpu_percent')} %, PostgreSQL CPU {t.get('postgres_cpu_percent')} %, "
+        f"machine {t['machine_busy_percent']} % busy; "
+        f"the servers' own measure (received → answered): "
         f"p50 under {t.get('server_p50_ms_under')} ms, p99 under {t.get('server_p99_ms_under')} "
         f"ms; {t.get('messages_per_batch')} messages per database transaction; collector "
         f"pauses {t.get('gc_pause_ms')} ms in all, {t.get('full_collections')} full "
