@@ -593,7 +593,7 @@ async def bench(args: argparse.Namespace, env: dict) -> dict:
         rss_before = sum(rss_bytes(pid) for pid in pids)
         more = make_chargers(ports, range(args.closed_chargers, args.chargers),
                              meter_interval=60, session_every=args.session_every,
-                             session_length=120)
+                             session_length=args.session_length)
         meter = Meter(pids)
         begun = time.monotonic()
         running += await connect_all(more, args.ramp, stop, args.chargers / args.ramp + 120)
@@ -690,7 +690,8 @@ def report(results: dict) -> str:
         f"{r['connect_failures']} failed attempts (retried) |",
         f"| memory per connection | {r['kb_per_connection']} KB (server RSS "
         f"{r['server_rss_mb']} MB) |",
-        f"| traffic during the ramp (boot, status, heartbeats, sessions) | p50 "
+        f"| traffic during the ramp (boot, status, heartbeats, sessions of "
+        f"{a['session_length']:.0f} s every {a['session_every']:.0f} s a charger) | p50 "
         f"{r['traffic']['p50_ms']} ms, p99 {r['traffic']['p99_ms']} ms, server CPU "
         f"{r['server_cpu_percent']} % |",
         f"| bare Channels echo, {a['closed_chargers']} chargers back to back | "
@@ -743,6 +744,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20, help="length of a measured phase")
     parser.add_argument("--session-every", type=float, default=900,
                         help="mean seconds between sessions of a charger while held")
+    parser.add_argument("--session-length", type=float, default=120,
+                        help="seconds a session of the held chargers lasts")
     parser.add_argument("--remote-starts", type=int, default=50)
     parser.add_argument("--profile", action="store_true", help="py-spy the rated phase")
     parser.add_argument("--keep-database", action="store_true")
