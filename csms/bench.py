@@ -752,7 +752,7 @@ def main() -> None:
     args = parser.parse_args()
 
     raise_open_files()
-    gc.set_threshold(50_000, 50, 100)  # as the servers do (csms/asgi.py)
+    gc.set_threshold(10_000, 250, 100)  # as the servers do (csms/settings.py GC_THRESHOLD)
     ARTIFACTS.mkdir(exist_ok=True)
     run_id = f"bench{os.getpid()}"
     database = os.environ.get("BENCH_DATABASE_URL",
