@@ -162,7 +162,8 @@ class _Found:
                  if r.transaction_id is None and r.evse}
         sequences = {(station.pk, report.transaction_id, report.sequence)
                      for station, report in batch.updates if report.sequence is not None}
-        # Each IN list is a superset of the keys wanted; the rows are matched to them below.
+        # Some conditions (stations and numbers apart) take more than the keys wanted; the rows
+        # are matched to them below.
         queries: dict[str, tuple[str, list, tuple[Field, ...]]] = {}
         if connectors:
             where, params = sql_in("e.station_id", {key[0] for key in connectors})
@@ -171,8 +172,8 @@ class _Found:
                 " stations_connector c JOIN stations_evse e ON e.id = c.evse_id WHERE " + where,
                 params, _CONNECTOR_TYPES)
         if ids:
-            stations, numbers, params = _in_pairs(ids)
-            queries["by_id"] = (_TX_SELECT + f"{stations} AND {numbers}", params, _TX_TYPES)
+            pairs, params = _in_pairs(ids)
+            queries["by_id"] = (_TX_SELECT + pairs, params, _TX_TYPES)
         if evses:
             stations, params = sql_in("t.station_id", {s for s, _ in evses})
             numbers, more = sql_in("e.number", {e for _, e in evses})
@@ -180,12 +181,12 @@ class _Found:
                                  " ORDER BY t.started_at DESC",
                                  params + more + [Transaction.State.ACTIVE], _TX_TYPES)
         if sequences:
-            stations, numbers, params = _in_pairs({(s, t) for s, t, _ in sequences})
+            pairs, params = _in_pairs({(s, t) for s, t, _ in sequences})
             seqs, more = sql_in("m.sequence", {n for _, _, n in sequences})
             queries["recorded"] = (
                 "SELECT t.station_id, t.transaction_id, m.sequence FROM"
                 " stations_transactionmessage m JOIN stations_transaction t"
-                f" ON t.id = m.transaction_id WHERE {stations} AND {numbers} AND {seqs}",
+                f" ON t.id = m.transaction_id WHERE {pairs} AND {seqs}",
                 params + more, _SEQUENCE_TYPES)
         results = dict(zip(queries, select_all(list(queries.values())), strict=True))
 
@@ -213,11 +214,19 @@ class _Found:
         return found
 
 
-def _in_pairs(keys: set[tuple[str, str]]) -> tuple[str, str, list]:
-    """Conditions on transactions named by (station, transaction id)."""
-    stations, params = sql_in("t.station_id", {s for s, _ in keys})
-    numbers, more = sql_in("t.transaction_id", {t for _, t in keys})
-    return stations, numbers, params + more
+def _in_pairs(keys: set[tuple[str, str]]) -> tuple[str, list]:
+    """The condition on transactions named by (station, transaction id), pair by pair. Not
+    `station IN (…) AND id IN (…)`: that reads every transaction of the stations named, their
+    whole history (40 keys at 100 transactions a station: 2.2 to 2.9 ms; pair by pair 0.3 to
+    0.45 ms). On PostgreSQL two array parameters, so the statement's text is the same however
+    many."""
+    pairs = sorted(keys)
+    if connection.vendor == "postgresql":
+        return ("(t.station_id, t.transaction_id) IN"
+                " (SELECT * FROM unnest(%s::varchar[], %s::varchar[]))",
+                [[s for s, _ in pairs], [t for _, t in pairs]])
+    return (f"(t.station_id, t.transaction_id) IN (VALUES {', '.join(['(%s, %s)'] * len(pairs))})",
+            [value for pair in pairs for value in pair])
 
 
 @dataclass(slots=True)
