@@ -752,7 +752,6 @@ def main() -> None:
     args = parser.parse_args()
 
     raise_open_files()
-    gc.set_threshold(10_000, 250, 100)  # as the servers do (csms/settings.py GC_THRESHOLD)
     ARTIFACTS.mkdir(exist_ok=True)
     run_id = f"bench{os.getpid()}"
     database = os.environ.get("BENCH_DATABASE_URL",
@@ -767,8 +766,11 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.conf import settings
+
     from csms import metrics
 
+    gc.set_threshold(*settings.GC_THRESHOLD)  # as the servers do (csms/asgi.py)
     metrics.time_collections()
     prepare_database(database, args.chargers)
     try:
