@@ -50,6 +50,8 @@ LOG_FIELDS = ["station", "direction", "message_type", "message_id", "action", "p
               "created_at"]
 SAMPLE_FIELDS = ["station", "evse_number", "transaction", "timestamp", "measurand", "phase",
                  "location", "context", "unit", "value"]
+MESSAGE_FIELDS = ["transaction", "kind", "sequence", "timestamp", "trigger", "offline",
+                  "received_at"]
 
 
 @dataclass(slots=True)
@@ -251,9 +253,7 @@ class _Rows:
             insert_rows(StatusChange, ["station", "connector", "status", "status_detail",
                                        "error_code", "info", "timestamp", "received_at"],
                         self.status_changes)
-            insert_rows(TransactionMessage, ["transaction", "kind", "sequence", "timestamp",
-                                             "trigger", "offline", "received_at"],
-                        self.tx_messages)
+            insert_rows(TransactionMessage, MESSAGE_FIELDS, self.tx_messages)
             # A retried message's samples collide with the constraint and are skipped.
             insert_rows(MeterSample, SAMPLE_FIELDS, self.samples, ignore_conflicts=True)
             # updated_at: the transaction is alive (services.transactions_close_abandoned).
@@ -324,8 +324,7 @@ def _transactions(readings: list[Readings], updates: list[tuple[Station, "Transa
         if key in found.recorded:
             continue  # a retry: stored already
         found.recorded.add(key)
-        rows.tx_messages.append((tx.pk, report.kind, report.sequence, report.timestamp,
-                                 report.trigger[:50], report.offline, now))
+        rows.tx_messages.append(message_row(tx.pk, report, now))
         rows.samples += sample_rows(station, report.evse or tx.evse_number or 0, tx.pk,
                                     report.samples)
         register = _register(report.samples)
@@ -346,6 +345,12 @@ def _transactions(readings: list[Readings], updates: list[tuple[Station, "Transa
 def _register(samples: list["Sample"]) -> Decimal | None:
     register = [s.value for s in samples if s.measurand == ENERGY_REGISTER and not s.phase]
     return register[-1] if register else None
+
+
+def message_row(tx_pk: int, report: "TransactionReport", received_at: datetime) -> tuple:
+    """A TransactionMessage row in MESSAGE_FIELDS order, for insert_rows."""
+    return (tx_pk, report.kind, report.sequence, report.timestamp, report.trigger[:50],
+            report.offline, received_at)
 
 
 def sample_rows(station: Station, evse: int, tx_pk: int | None,

@@ -314,9 +314,8 @@ def transaction_report(station: Station, report: TransactionReport) -> tuple[Tra
         tx = _transaction_create(station, report)
     else:
         _transaction_apply(tx, report)
-    bulk.insert_rows(TransactionMessage, _MESSAGE_FIELDS, [(
-        tx.pk, report.kind, report.sequence, report.timestamp, report.trigger[:50],
-        report.offline, timezone.now())])
+    bulk.insert_rows(TransactionMessage, bulk.MESSAGE_FIELDS,
+                     [bulk.message_row(tx.pk, report, timezone.now())])
     _samples_store(station, report.evse or (tx.evse.number if tx.evse else 0), tx,
                    report.samples)
     if report.kind == TransactionMessage.Kind.END:
@@ -328,10 +327,6 @@ def transaction_report(station: Station, report: TransactionReport) -> tuple[Tra
     events.publish(f"transaction.{report.kind}", station.pk, station.site_id,
                    transaction=tx.pk, transaction_id=tx.transaction_id)
     return tx, True
-
-
-_MESSAGE_FIELDS = ["transaction", "kind", "sequence", "timestamp", "trigger", "offline",
-                   "received_at"]
 
 
 def _transaction_find(station: Station, report: TransactionReport,
