@@ -1,4 +1,6 @@
-"""Who may see what: the one place every page, API endpoint, export and live socket asks.
+"""Who may see and do what: roles, and the organizations, sites and ID tokens each person sees.
+The apps above scope their own records by these (stations.access, billing.access); every page,
+API endpoint, export and live socket asks them.
 
 Operator admins (and superusers) see everything; finance sees everything read-only; a property
 manager sees their organizations' sites; a fleet admin sees their organizations' ID tokens and
@@ -6,11 +8,9 @@ the sessions charged with them, at any site.
 """
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
-from accounts.models import CardImport, IdToken, Membership, Organization
-from billing.models import Invoice, SessionCost, Tariff
-from stations.models import Site, Station, Transaction
+from accounts.models import CardImport, IdToken, Membership, Organization, Site
 
 Role = Membership.Role
 _SEE_ALL = {Role.OPERATOR_ADMIN, Role.FINANCE}
@@ -43,7 +43,7 @@ def may_operate(user: AbstractBaseUser) -> bool:
     return bool(roles(user) & {Role.OPERATOR_ADMIN, Role.PROPERTY_MANAGER})
 
 
-def _org_ids(user: AbstractBaseUser, role: str) -> list[int]:
+def organization_ids(user: AbstractBaseUser, role: str) -> list[int]:
     return [organization for held, organization in _memberships(user) if held == role]
 
 
@@ -52,13 +52,7 @@ def sites_for(user: AbstractBaseUser) -> QuerySet[Site]:
         return Site.objects.all()
     if not user.is_authenticated:
         return Site.objects.none()
-    return Site.objects.filter(organization__in=_org_ids(user, Role.PROPERTY_MANAGER))
-
-
-def stations_for(user: AbstractBaseUser) -> QuerySet[Station]:
-    if sees_everything(user):
-        return Station.objects.all()
-    return Station.objects.filter(site__in=sites_for(user))
+    return Site.objects.filter(organization__in=organization_ids(user, Role.PROPERTY_MANAGER))
 
 
 def id_tokens_for(user: AbstractBaseUser) -> QuerySet[IdToken]:
@@ -66,17 +60,7 @@ def id_tokens_for(user: AbstractBaseUser) -> QuerySet[IdToken]:
         return IdToken.objects.all()
     if not user.is_authenticated:
         return IdToken.objects.none()
-    return IdToken.objects.filter(organization__in=_org_ids(user, Role.FLEET_ADMIN))
-
-
-def transactions_for(user: AbstractBaseUser) -> QuerySet[Transaction]:
-    if sees_everything(user):
-        return Transaction.objects.all()
-    if not user.is_authenticated:
-        return Transaction.objects.none()
-    return Transaction.objects.filter(
-        Q(station__site__in=sites_for(user)) | Q(id_token__in=id_tokens_for(user))
-    )
+    return IdToken.objects.filter(organization__in=organization_ids(user, Role.FLEET_ADMIN))
 
 
 def sites_operated_by(user: AbstractBaseUser) -> QuerySet[Site]:
@@ -89,16 +73,7 @@ def sites_operated_by(user: AbstractBaseUser) -> QuerySet[Site]:
         return Site.objects.all()
     if not user.is_authenticated:
         return Site.objects.none()
-    return Site.objects.filter(organization__in=_org_ids(user, Role.PROPERTY_MANAGER))
-
-
-def may_operate_station(user: AbstractBaseUser, station: Station) -> bool:
-    """Change or command this station (may_operate() answers for stations in general)."""
-    if Role.OPERATOR_ADMIN in roles(user):
-        return True
-    return station.site_id is not None and sites_operated_by(user).filter(
-        pk=station.site_id
-    ).exists()
+    return Site.objects.filter(organization__in=organization_ids(user, Role.PROPERTY_MANAGER))
 
 
 def id_token_organizations_for(user: AbstractBaseUser) -> QuerySet[Organization]:
@@ -109,7 +84,7 @@ def id_token_organizations_for(user: AbstractBaseUser) -> QuerySet[Organization]
         return Organization.objects.all()
     if not user.is_authenticated:
         return Organization.objects.none()
-    return Organization.objects.filter(pk__in=_org_ids(user, Role.FLEET_ADMIN))
+    return Organization.objects.filter(pk__in=organization_ids(user, Role.FLEET_ADMIN))
 
 
 def may_manage_id_tokens(user: AbstractBaseUser) -> bool:
@@ -121,7 +96,7 @@ def may_manage_id_tokens_of(user: AbstractBaseUser, organization_id: int | None)
     """Write the ID tokens of this organization (None: the operator's own tokens)."""
     if Role.OPERATOR_ADMIN in roles(user):
         return True
-    return organization_id is not None and organization_id in _org_ids(
+    return organization_id is not None and organization_id in organization_ids(
         user, Role.FLEET_ADMIN
     )
 
@@ -147,39 +122,6 @@ def id_tokens_managed_by(user: AbstractBaseUser) -> QuerySet[IdToken]:
     return IdToken.objects.filter(organization__in=id_token_organizations_for(user))
 
 
-# --- billing ----------------------------------------------------------------------------------
-
 def may_edit_billing(user: AbstractBaseUser) -> bool:
     """Tariffs, pricing decisions, invoices and billing details: finance and operator admins."""
     return bool(roles(user) & {Role.OPERATOR_ADMIN, Role.FINANCE})
-
-
-def tariffs_for(user: AbstractBaseUser) -> QuerySet[Tariff]:
-    """Every tariff for finance and operators; a property manager's: those of their sites."""
-    if sees_everything(user):
-        return Tariff.objects.all()
-    return Tariff.objects.filter(assignments__site__in=sites_for(user)).distinct()
-
-
-def session_costs_for(user: AbstractBaseUser) -> QuerySet[SessionCost]:
-    """Costs of the sessions the user sees (their sites', their fleet's cards')."""
-    if sees_everything(user):
-        return SessionCost.objects.all()
-    return SessionCost.objects.filter(transaction__in=transactions_for(user))
-
-
-def invoices_for(user: AbstractBaseUser) -> QuerySet[Invoice]:
-    """All invoices for finance and operators; a fleet admin sees the issued invoices (and
-    credit notes) addressed to their organizations, never a draft."""
-    if sees_everything(user):
-        return Invoice.objects.all()
-    if not user.is_authenticated:
-        return Invoice.objects.none()
-    return Invoice.objects.filter(customer__in=_org_ids(user, Role.FLEET_ADMIN)).exclude(
-        status=Invoice.Status.DRAFT)
-
-
-def revenue_sites_for(user: AbstractBaseUser) -> QuerySet[Site]:
-    """Sites whose revenue the user may read: all for finance and operators, a property
-    manager's own."""
-    return sites_for(user)

@@ -19,8 +19,8 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthentic
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts import access, audit, cards, local_lists, people
-from accounts.models import AuditEntry, CardImport, IdToken, LocalListState, Membership
+from accounts import access, audit, cards, people
+from accounts.models import AuditEntry, CardImport, IdToken, Membership
 from accounts.serializers import (
     AuditEntrySerializer,
     AuditFilterSerializer,
@@ -33,9 +33,10 @@ from accounts.serializers import (
     LocalListSerializer,
     MembershipSerializer,
 )
-from stations import commands
-from stations.models import Station
+from stations.access import may_operate_station, stations_for
+from stations.models import LocalListState, Station
 from stations.serializers import CallSerializer
+from stations.services import commands, local_lists
 
 
 class MayOperateStations(BasePermission):
@@ -51,7 +52,7 @@ class MayOperateStations(BasePermission):
         if request.method in SAFE_METHODS:
             return True
         station = obj if isinstance(obj, Station) else obj.station
-        return access.may_operate_station(request.user, station)
+        return may_operate_station(request.user, station)
 
 
 class MayManageIdTokens(BasePermission):
@@ -179,7 +180,7 @@ class LocalListViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self) -> QuerySet[LocalListState]:
-        return local_list_states(access.stations_for(self.request.user))
+        return local_list_states(stations_for(self.request.user))
 
     def _station(self) -> Station:
         state = self.get_object()
@@ -193,10 +194,10 @@ class LocalListViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     @extend_schema(request=LocalListSerializer, responses={201: LocalListSerializer},
                    summary="Keep a local list on a station")
     def create(self, request: Request) -> Response:
-        station = access.stations_for(request.user).filter(pk=request.data.get("station")).first()
+        station = stations_for(request.user).filter(pk=request.data.get("station")).first()
         if station is None:
             return Response({"detail": "No such station."}, status=404)
-        if not access.may_operate_station(request.user, station):
+        if not may_operate_station(request.user, station):
             raise PermissionDenied(MayOperateStations.message)
         local_lists.set_enabled(request.user, station, True)
         state = self.get_queryset().get(pk=station.pk)

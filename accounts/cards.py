@@ -1,6 +1,7 @@
 """The ID token (RFID card) lifecycle: issue, change, block, unblock, expire, delete, import and
 export. The only writers of ID tokens: each writes its audit entry in the same transaction and
-has the stations' local lists follow after commit.
+announces the change (accounts.signals.id_tokens_changed): the local lists on chargers follow
+after commit.
 
 Who may write which card is decided by accounts.access; these functions trust their caller to
 have asked (views and the API do), and take the acting user for the audit log.
@@ -20,10 +21,10 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from accounts import access, audit, local_lists
+from accounts import access, audit
 from accounts.exports import csv_lines, uncell
-from accounts.models import AuditEntry, CardImport, IdToken, Organization
-from stations.models import Site
+from accounts.models import AuditEntry, CardImport, IdToken, Organization, Site
+from accounts.signals import id_tokens_changed
 
 log = logging.getLogger(__name__)
 Action = AuditEntry.Action
@@ -111,7 +112,7 @@ def issue(user: AbstractBaseUser, data: CardData,
         audit.record(user, Action.CARD_ISSUED, f"issued card {token.value}"
                      + (f" to {token.holder}" if token.holder else ""),
                      target=f"card:{token.pk}", details=_snapshot(token))
-        local_lists.cards_changed()
+        id_tokens_changed.send(IdToken)
     return token
 
 
@@ -139,7 +140,7 @@ def change(user: AbstractBaseUser, token: IdToken, data: CardData,
                 action = _status_action(token.status)
             audit.record(user, action, f"{_verb(action)} card {token.value}",
                          target=f"card:{token.pk}", details={"changed": changed})
-            local_lists.cards_changed()
+            id_tokens_changed.send(IdToken)
     return token
 
 
@@ -162,7 +163,7 @@ def set_status(user: AbstractBaseUser, tokens: QuerySet[IdToken], status: str) -
             status=status, updated_at=timezone.now())
         _record_each(user, action, changing)
         if changing:
-            local_lists.cards_changed()
+            id_tokens_changed.send(IdToken)
     return len(changing)
 
 
@@ -176,7 +177,7 @@ def expire(user: AbstractBaseUser, tokens: QuerySet[IdToken]) -> int:
             expires_at=now, updated_at=now)
         _record_each(user, Action.CARD_EXPIRED, changing)
         if changing:
-            local_lists.cards_changed()
+            id_tokens_changed.send(IdToken)
     return len(changing)
 
 
@@ -201,7 +202,7 @@ def delete(user: AbstractBaseUser, token: IdToken) -> None:
         token.delete()
         audit.record(user, Action.CARD_DELETED, f"deleted card {details['value']}",
                      target=target, details=details)
-        local_lists.cards_changed()
+        id_tokens_changed.send(IdToken)
 
 
 # --- export -------------------------------------------------------------------------------------
@@ -343,7 +344,7 @@ def import_run(import_id: int) -> str:
                      target=f"import:{job.pk}",
                      details={**counts, "organization": job.organization_id})
         if counts["created"] or counts["updated"]:
-            local_lists.cards_changed()
+            id_tokens_changed.send(IdToken)
     return CardImport.State.DONE
 
 

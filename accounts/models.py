@@ -1,5 +1,5 @@
-"""Organizations (tenants) and the ID tokens (RFID cards and the like) that start charging;
-the audit log, card imports and the local authorization lists kept on chargers."""
+"""Organizations (tenants), their sites and people, the ID tokens (RFID cards and the like)
+that start charging, card imports and the audit log: the bottom layer every other app builds on."""
 
 from django.conf import settings
 from django.db import models
@@ -18,6 +18,22 @@ class Organization(models.Model):
 
     name = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.PROPERTY)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Site(models.Model):
+    """A place with chargers, owned by an organization: what a property manager sees and a
+    card may be limited to."""
+
+    name = models.CharField(max_length=200)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="sites")
+    address = models.CharField(max_length=300, blank=True)
+    time_zone = models.CharField(max_length=64, default="UTC")
+
+    class Meta:
+        ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
@@ -54,7 +70,7 @@ class IdToken(models.Model):
         Organization, null=True, blank=True, on_delete=models.PROTECT, related_name="id_tokens"
     )
     # Empty: valid at every site. Otherwise refused (NotAtThisLocation) at any other site.
-    allowed_sites = models.ManyToManyField("stations.Site", blank=True, related_name="+")
+    allowed_sites = models.ManyToManyField(Site, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -196,70 +212,3 @@ class CardImport(BackgroundJob):
     @property
     def percent(self) -> int:
         return self.share(self.processed)
-
-
-class LocalListState(models.Model):
-    """What a station's local authorization list holds, as far as the charger acknowledged."""
-
-    class Sync(models.TextChoices):
-        IN_SYNC = "in_sync", "in sync"
-        OUT_OF_SYNC = "out_of_sync", "out of sync"
-        SENDING = "sending"
-        TOO_LARGE = "too_large", "too large for the charger"
-        FAILED = "failed"
-        NOT_SUPPORTED = "not_supported", "not supported by the charger"
-
-    station = models.OneToOneField(
-        "stations.Station", primary_key=True, on_delete=models.CASCADE, related_name="local_list"
-    )
-    # Whether we keep a list on this charger at all (an operator turns it on per station).
-    enabled = models.BooleanField(default=True)
-    sync = models.CharField(max_length=15, choices=Sync.choices, default=Sync.OUT_OF_SYNC)
-    # The version the charger last accepted, and the highest one we sent.
-    version = models.PositiveIntegerField(default=0)
-    version_sent = models.PositiveIntegerField(default=0)
-    # What the charger answered to GetLocalListVersion, and when.
-    version_reported = models.IntegerField(null=True, blank=True)
-    version_reported_at = models.DateTimeField(null=True, blank=True)
-    wanted = models.PositiveIntegerField(default=0)  # entries the list should hold
-    # When we last asked the charger for its list size limits.
-    limits_read_at = models.DateTimeField(null=True, blank=True)
-    note = models.CharField(max_length=300, blank=True)
-    changed_at = models.DateTimeField(default=timezone.now)
-    attempts = models.PositiveSmallIntegerField(default=0)
-
-    def __str__(self) -> str:
-        return f"{self.station_id}: {self.get_sync_display()} (v{self.version})"
-
-
-class LocalListEntry(models.Model):
-    """One token as the charger holds it in its local list (after it accepted the update)."""
-
-    station = models.ForeignKey(
-        "stations.Station", on_delete=models.CASCADE, related_name="local_list_entries"
-    )
-    value = models.CharField(max_length=36)
-    token_type = models.CharField(max_length=20, blank=True)
-    status = models.CharField(max_length=10)
-    expires_at = models.DateTimeField(null=True, blank=True)
-    group = models.CharField(max_length=36, blank=True)
-
-    class Meta:
-        ordering = ["value"]
-        constraints = [
-            models.UniqueConstraint(fields=["station", "value"], name="local_list_entry_unique")
-        ]
-
-
-class LocalListPush(models.Model):
-    """One SendLocalList we sent: the entries it carried, in the domain's words, so that an
-    accepted update can be applied to LocalListEntry without reading a version's payload."""
-
-    call = models.OneToOneField("stations.Call", on_delete=models.CASCADE, related_name="+")
-    station = models.ForeignKey("stations.Station", on_delete=models.CASCADE, related_name="+")
-    version = models.PositiveIntegerField()
-    full = models.BooleanField()
-    # {"value": {"status", "expires_at", "group", "type"} or null for a removal}
-    entries = models.JSONField(default=dict)
-    # The last message of its batch: when it is accepted the list is complete.
-    last = models.BooleanField(default=True)

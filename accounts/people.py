@@ -1,25 +1,18 @@
-"""Users, their memberships and roles, and the audited actions people take on stations.
+"""Users, their memberships and roles.
 
 Roles are data: a Membership row says who has which role where, and accounts.access turns it
 into what they see. Changing one is an audited action like any other.
 """
 
-import json
-
 from django.contrib.auth.models import AbstractBaseUser, User
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models.signals import post_save
-from django.dispatch import receiver
 
 from accounts import audit
 from accounts.models import AuditEntry, Membership, Organization
-from stations.models import Call, NumberEncoder, Station
 
 Action = AuditEntry.Action
-# A command's payload is kept in its audit entry up to this size (a whole local list is not).
-PAYLOAD_KEPT = 2000
 
 
 class MembershipError(ValueError):
@@ -103,25 +96,3 @@ def _keep_an_admin(membership: Membership) -> None:
                                                        is_active=True).exists():
         raise MembershipError("This is the last operator admin: make someone else operator "
                               "admin first.")
-
-
-def station_credentials_changed(actor: AbstractBaseUser, station: Station, what: str) -> None:
-    """A station's password (or security profile) was set: who and when, never the secret."""
-    audit.record(actor, Action.STATION_CREDENTIALS, f"{what} of station {station.pk}",
-                 target=f"station:{station.pk}",
-                 details={"security_profile": station.security_profile})
-
-
-@receiver(post_save, sender=Call, dispatch_uid="people.command_requested")
-def command_requested(sender, instance: Call, created: bool, **kwargs) -> None:
-    """Every command a person asks for is audited when it is asked, whatever comes of it (its
-    outcome is on the Call row); commands the system sends by itself are not."""
-    if not created or instance.requested_by_id is None:
-        return
-    payload = instance.payload
-    if len(json.dumps(payload, cls=NumberEncoder)) > PAYLOAD_KEPT:
-        payload = {"(too long to keep)": f"{len(json.dumps(payload, cls=NumberEncoder))} bytes"}
-    audit.record(instance.requested_by, Action.COMMAND,
-                 f"sent {instance.action} to {instance.station_id}",
-                 target=f"station:{instance.station_id}",
-                 details={"call": instance.pk, "payload": payload})

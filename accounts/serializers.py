@@ -7,7 +7,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts import access, cards
-from accounts.models import AuditEntry, CardImport, IdToken, LocalListState, Membership
+from accounts.models import AuditEntry, CardImport, IdToken, Membership
+from stations.models import LocalListState
 
 
 @extend_schema_field(OpenApiTypes.INT)

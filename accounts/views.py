@@ -1,7 +1,7 @@
 """Pages for cards, card imports, local lists, the audit log and memberships.
 
 Thin: reading goes through accounts.access (another tenant's object is a 404), writing through
-accounts.cards, accounts.local_lists and accounts.people, which audit what they do.
+accounts.cards, accounts.people and stations.services.local_lists, which audit what they do.
 """
 
 from urllib.parse import urlencode
@@ -16,11 +16,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts import access, audit, cards, local_lists, people
+from accounts import access, audit, cards, people
 from accounts.forms import AuditFilter, CardFilter, CardForm, ImportForm, MemberForm, RoleForm
-from accounts.models import AuditEntry, IdToken, LocalListEntry, LocalListState, Membership
-from stations import commands, fragments
-from stations.models import Station
+from accounts.models import AuditEntry, IdToken, Membership
+from stations import fragments
+from stations.access import may_operate_station, stations_for, transactions_for
+from stations.models import LocalListEntry, LocalListState, Station
+from stations.services import commands, local_lists
 
 
 def _page(request: HttpRequest, template: str, nav: str, context: dict) -> HttpResponse:
@@ -135,7 +137,7 @@ def card_detail(request: HttpRequest, pk: int) -> HttpResponse:
             messages.info(request, f"Card {form.cleaned_data['value']} saved.")
             return redirect("card", card.pk)
     sessions = card.transactions.filter(
-        pk__in=access.transactions_for(request.user)).select_related("station")[:10]
+        pk__in=transactions_for(request.user)).select_related("station")[:10]
     return _page(request, "card_form", "cards", {
         "form": form, "card": card, "may_change": may_change, "sessions": sessions})
 
@@ -199,14 +201,14 @@ def card_import_rejections(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @login_required
 def local_list_overview(request: HttpRequest) -> HttpResponse:
-    stations = access.stations_for(request.user).select_related("site", "local_list").annotate(
+    stations = stations_for(request.user).select_related("site", "local_list").annotate(
         entry_count=Count("local_list_entries")).order_by("pk")
     page = fragments.page_of(stations, request.GET.get("page"))
     return _page(request, "local_lists", "local-lists", {"stations": page})
 
 
 def _station(request: HttpRequest, station_id: str) -> Station:
-    return get_object_or_404(access.stations_for(request.user).select_related("site"),
+    return get_object_or_404(stations_for(request.user).select_related("site"),
                              pk=station_id)
 
 
@@ -216,7 +218,7 @@ def local_list_detail(request: HttpRequest, station_id: str) -> HttpResponse:
     station = _station(request, station_id)
     state = LocalListState.objects.filter(station=station).first()
     context = {"station": station, "state": state,
-               "may_operate": access.may_operate_station(request.user, station)}
+               "may_operate": may_operate_station(request.user, station)}
     if request.htmx and request.htmx.target == "list-state":
         return render(request, "accounts/fragments/list_state.html", context)
     entries = fragments.page_of(LocalListEntry.objects.filter(station=station),
@@ -228,7 +230,7 @@ def local_list_detail(request: HttpRequest, station_id: str) -> HttpResponse:
 @login_required
 def local_list_action(request: HttpRequest, station_id: str, action: str) -> HttpResponse:
     station = _station(request, station_id)
-    _require(access.may_operate_station(request.user, station))
+    _require(may_operate_station(request.user, station))
     try:
         if action in ("enable", "disable"):
             local_lists.set_enabled(request.user, station, action == "enable")

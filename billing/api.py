@@ -19,6 +19,7 @@ from rest_framework.response import Response
 
 from accounts import access
 from billing import einvoice, exports, invoices, services, tariffs, tasks
+from billing.access import invoices_for, revenue_sites_for, session_costs_for, tariffs_for
 from billing.models import (
     ExportJob,
     Invoice,
@@ -91,7 +92,7 @@ class TariffViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     permission_classes = [IsAuthenticated, MayEditBilling]
 
     def get_queryset(self):
-        return access.tariffs_for(self.request.user).prefetch_related(
+        return tariffs_for(self.request.user).prefetch_related(
             "versions__windows", "assignments").order_by("name", "pk")
 
     def perform_create(self, serializer) -> None:
@@ -162,7 +163,7 @@ class SessionCostViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [IsAuthenticated, MayEditBilling]
 
     def get_queryset(self):
-        costs = access.session_costs_for(self.request.user).select_related(
+        costs = session_costs_for(self.request.user).select_related(
             "transaction").order_by("-transaction__started_at", "-pk")
         state = self.request.query_params.get("state")
         return costs.filter(state=state) if state else costs
@@ -240,7 +241,7 @@ class InvoiceViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [IsAuthenticated, MayEditBilling]
 
     def get_queryset(self):
-        return (access.invoices_for(self.request.user)
+        return (invoices_for(self.request.user)
                 .prefetch_related("lines").order_by("-created_at", "-id"))
 
     def _change(self, change) -> Response:
@@ -367,7 +368,7 @@ def revenue(request: Request) -> Response:
         start, end = _month(text)
     except ValueError:
         raise ApiValidationError({"month": "YYYY-MM, e.g. 2026-11"}) from None
-    rows = exports.revenue(access.revenue_sites_for(request.user), start, end)
+    rows = exports.revenue(revenue_sites_for(request.user), start, end)
     return Response({"period_start": start, "period_end": end, "rows": [
         {"site": r.site.pk, "site_name": r.site.name, "customer": r.customer,
          "sessions": r.sessions, "energy_wh": str(r.energy_wh), "net": str(r.net),

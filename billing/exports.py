@@ -21,12 +21,11 @@ from django.http import FileResponse, HttpResponse
 from django.utils import timezone
 
 from accounts import audit
-from accounts.models import AuditEntry
+from accounts.models import AuditEntry, Site
 from billing import einvoice, pdf
 from billing.costing import CENT
 from billing.invoices import vat_groups
 from billing.models import ExportJob, Invoice, SessionCost
-from stations.models import Site
 
 CSV_COLUMNS = [
     "row_type", "invoice_number", "document_type", "status", "issue_date", "period_start",

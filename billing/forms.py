@@ -6,10 +6,10 @@ from decimal import Decimal
 from django import forms
 from django.utils import timezone
 
-from accounts.models import Organization
+from accounts.models import Organization, Site
 from billing.models import CustomerAccount, Issuer, Tariff, TariffVersion
 from billing.tariffs import WindowSpec
-from stations.models import Site, Station
+from stations.models import Station
 
 WEEKDAYS = [("0", "Mon"), ("1", "Tue"), ("2", "Wed"), ("3", "Thu"), ("4", "Fri"), ("5", "Sat"),
             ("6", "Sun")]

@@ -14,9 +14,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import Organization
+from accounts.models import Organization, Site
 from csms.jobs import BackgroundJob
-from stations.models import Site, Station, Transaction
+from stations.models import Station, Transaction
 
 ZERO = Decimal("0.00")
 country_validator = RegexValidator(r"^[A-Z]{2}\Z", "A two-letter ISO 3166 country code, e.g. DE.")

@@ -21,10 +21,10 @@ from django.utils import timezone
 from accounts.models import Organization
 from billing import costing
 from billing.models import SessionCost, Tariff, TariffAssignment, TariffVersion, TimeWindow
-from stations import commands
-from stations.bulk import columns_of, instances, select_all, sql_in
 from stations.models import Connector, MeterSample, StatusChange, Transaction
-from stations.services import ENERGY_REGISTER
+from stations.persistence import columns_of, instances, select_all, sql_in
+from stations.records import ENERGY_REGISTER
+from stations.services import commands
 
 log = logging.getLogger(__name__)
 State = SessionCost.State
@@ -342,7 +342,7 @@ def _running_due(pks: list[int]) -> list[int]:
     version is fixed at its start, so pricing it again every interval found nothing each time
     (in the bench, 4 % of a server's time); its end prices it once more."""
     recent = timezone.now() - timedelta(seconds=settings.BILLING["COST_UPDATE_INTERVAL"])
-    # Raw: it runs for every batch of the gateway's writer (stations.bulk.select_all).
+    # Raw: it runs for every batch of the gateway's writer (stations.persistence.select_all).
     wanted, params = sql_in("transaction_id", set(pks))
     [rows] = select_all([(f"SELECT transaction_id FROM {SessionCost._meta.db_table} WHERE "
                           f"{wanted} AND (priced_at > %s OR state = %s)",

@@ -11,9 +11,9 @@ from django.db import IntegrityError
 from django.db import transaction as db
 from django.utils import timezone
 
-from accounts.models import Organization
+from accounts.models import Organization, Site
 from billing.models import Issuer, Tariff, TariffAssignment, TariffVersion, TimeWindow
-from stations.models import Site, Station
+from stations.models import Station
 
 PRICE_FIELDS = ("price_kwh", "price_minute", "session_fee", "idle_price_minute",
                 "idle_grace_minutes", "min_price", "max_price", "vat_rate", "note")

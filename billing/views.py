@@ -20,8 +20,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts import access
 from accounts.models import Organization
 from billing import einvoice, exports, forms, invoices, services, tariffs, tasks
+from billing.access import invoices_for, revenue_sites_for, session_costs_for, tariffs_for
 from billing.models import CustomerAccount, ExportJob, Invoice, Issuer, SessionCost
 from stations import fragments
+from stations.access import transactions_for
 
 
 def _page(request: HttpRequest, template: str, context: dict) -> HttpResponse:
@@ -53,19 +55,19 @@ def _refused(request: HttpRequest, error: Exception) -> None:
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
     user = request.user
-    costs = access.session_costs_for(user)
+    costs = session_costs_for(user)
     counts = costs.aggregate(
         review=Count("pk", filter=Q(state=SessionCost.State.REVIEW)),
         unbilled=Count("pk", filter=Q(state=SessionCost.State.FINAL, invoice__isnull=True,
                                       customer__isnull=False)),
         no_tariff=Count("pk", filter=Q(state=SessionCost.State.NO_TARIFF)),
     )
-    visible = access.invoices_for(user)
+    visible = invoices_for(user)
     return _page(request, "index", {
         "counts": counts,
         "drafts": visible.filter(status=Invoice.Status.DRAFT).count(),
         "open_invoices": visible.filter(status=Invoice.Status.ISSUED).count(),
-        "sees_revenue": access.revenue_sites_for(user).exists(),
+        "sees_revenue": revenue_sites_for(user).exists(),
         "sees_invoices": visible.exists() or access.may_edit_billing(user),
     })
 
@@ -92,7 +94,7 @@ def tariff_list(request: HttpRequest) -> HttpResponse:
                 messages.info(request, f"Tariff {tariff} created; assign it to a site or "
                                        "station below.")
                 return redirect("billing:tariff", tariff.pk)
-    listed = (access.tariffs_for(request.user).select_related("issuer")
+    listed = (tariffs_for(request.user).select_related("issuer")
               .annotate(version_count=Count("versions", distinct=True),
                         places=Count("assignments", distinct=True)))
     return _page(request, "tariffs", {"tariffs": listed, "tariff_form": tariff_form,
@@ -103,7 +105,7 @@ def tariff_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @login_required
 def tariff_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    tariff = get_object_or_404(access.tariffs_for(request.user).select_related("issuer"), pk=pk)
+    tariff = get_object_or_404(tariffs_for(request.user).select_related("issuer"), pk=pk)
     versions = tariff.versions.prefetch_related("windows").order_by("-valid_from")
     latest = versions.first()
     initial = {name: getattr(latest, name) for name in forms.PRICE_FIELDS} if latest else {}
@@ -135,7 +137,7 @@ def tariff_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @editors_only
 def tariff_assign(request: HttpRequest, pk: int) -> HttpResponse:
-    tariff = get_object_or_404(access.tariffs_for(request.user), pk=pk)
+    tariff = get_object_or_404(tariffs_for(request.user), pk=pk)
     form = forms.AssignmentForm(request.POST)
     if form.is_valid():
         try:
@@ -151,7 +153,7 @@ def tariff_assign(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @editors_only
 def tariff_unassign(request: HttpRequest, pk: int, assignment: int) -> HttpResponse:
-    tariff = get_object_or_404(access.tariffs_for(request.user), pk=pk)
+    tariff = get_object_or_404(tariffs_for(request.user), pk=pk)
     tariff.assignments.filter(pk=assignment).delete()
     messages.info(request, "Assignment removed; sessions already priced keep their price.")
     return redirect("billing:tariff", tariff.pk)
@@ -163,7 +165,7 @@ def tariff_unassign(request: HttpRequest, pk: int, assignment: int) -> HttpRespo
 @login_required
 def session_list(request: HttpRequest) -> HttpResponse:
     state = request.GET.get("state", "")
-    costs = (access.session_costs_for(request.user)
+    costs = (session_costs_for(request.user)
              .select_related("transaction__station__site", "customer", "invoice",
                              "tariff_version__tariff")
              .order_by("-transaction__started_at"))
@@ -179,7 +181,7 @@ def session_list(request: HttpRequest) -> HttpResponse:
 def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """pk is the transaction's (the session page of the dashboard links here)."""
     tx = get_object_or_404(
-        access.transactions_for(request.user).select_related("station__site", "id_token"),
+        transactions_for(request.user).select_related("station__site", "id_token"),
         pk=pk)
     if request.method == "POST":
         if not access.may_edit_billing(request.user):
@@ -197,7 +199,7 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def session_cost_fragment(request: HttpRequest, pk: int) -> HttpResponse:
     """The cost card alone: the session page polls it while the session runs."""
-    tx = get_object_or_404(access.transactions_for(request.user), pk=pk)
+    tx = get_object_or_404(transactions_for(request.user), pk=pk)
     return render(request, "billing/fragments/session_cost_card.html", {"tx": tx})
 
 
@@ -244,7 +246,7 @@ def invoice_list(request: HttpRequest) -> HttpResponse:
                               "Nothing to bill: no priced session is waiting for an invoice.")
             return redirect("billing:invoices")
     status = request.GET.get("status", "")
-    listed = access.invoices_for(request.user).select_related("customer", "issuer")
+    listed = invoices_for(request.user).select_related("customer", "issuer")
     if status in Invoice.Status.values:
         listed = listed.filter(status=status)
     page = fragments.page_of(listed.annotate(line_count=Count("lines"))
@@ -257,7 +259,7 @@ def invoice_list(request: HttpRequest) -> HttpResponse:
 
 def _invoice(request: HttpRequest, pk: int) -> Invoice:
     return get_object_or_404(
-        access.invoices_for(request.user).select_related("issuer", "customer", "corrects"),
+        invoices_for(request.user).select_related("issuer", "customer", "corrects"),
         pk=pk)
 
 
@@ -323,7 +325,7 @@ def invoices_csv(request: HttpRequest) -> HttpResponse:
         messages.error(request, "Choose a month.")
         return redirect("billing:invoices")
     start, end = form.period()
-    listed = (access.invoices_for(request.user)
+    listed = (invoices_for(request.user)
               .filter(period_start__gte=start, period_end__lte=end)
               .select_related("issuer", "customer").order_by("issuer", "sequence", "pk"))
     return exports.invoices_download(request.user, listed, start).response()
@@ -334,7 +336,7 @@ def invoices_csv(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def revenue(request: HttpRequest) -> HttpResponse:
-    sites = access.revenue_sites_for(request.user)
+    sites = revenue_sites_for(request.user)
     form = forms.PeriodForm(request.GET or None)
     today = timezone.now().date()
     start, end = form.period() if form.is_valid() else invoices.month(today.year, today.month)

@@ -5,7 +5,7 @@ channels-redis as shipped has two failure modes that cost a charging network its
   consumer ends, and the server closes the socket: every charger of the process is dropped. Here
   `receive()` waits for Redis to come back instead (one probe per process, not one per socket),
   and the sockets stay open. Messages sent meanwhile are lost, as the layer's contract allows:
-  commands are persisted as Call rows and end as timed out (stations/commands.py).
+  commands are persisted as Call rows and end as timed out (stations/services/commands.py).
 - redis-py's pool raises MaxConnectionsError the moment it is exhausted, so a burst of charger
   connects (each a group_add) fails some at once. Here the pool is a blocking one: a caller waits
   for a free connection, for a bounded time.

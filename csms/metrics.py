@@ -16,7 +16,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
-from csms.gateway import auth
+from csms.proxies import client_address
 
 CHARGERS = Gauge("csms_chargers_connected", "Charger sockets this process holds",
                  ["version"])
@@ -89,7 +89,7 @@ def time_collections() -> None:
 def metrics_view(request: HttpRequest) -> HttpResponse:
     # The same rule as for chargers: a configured proxy's X-Forwarded-For is believed.
     scope = getattr(request, "scope", None) or {"client": (request.META["REMOTE_ADDR"], 0)}
-    if auth.client_address(scope) not in settings.METRICS_ALLOWED:
+    if client_address(scope) not in settings.METRICS_ALLOWED:
         return HttpResponseForbidden("Metrics are served to the addresses in METRICS_ALLOWED.\n",
                                      content_type="text/plain")
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "accounts",
     "stations",
     "billing",
+    "csms.gateway",
 ]
 
 MIDDLEWARE = [
@@ -122,10 +123,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}{RUN_ID}"}
     # psycopg prepares a statement once it ran five times on a connection: the gateway's
-    # set-based writes (stations/bulk.py) then skip PostgreSQL's parsing and planning, 40 % of
-    # its CPU per batch. Only those raw statements: Django binds its own queries on the client,
-    # which are never prepared. Off for a pooler in transaction mode that cannot keep prepared
-    # statements (PgBouncer before 1.21, or without max_prepared_statements).
+    # set-based writes (stations/persistence.py) then skip PostgreSQL's parsing and planning,
+    # 40 % of its CPU per batch. Only those raw statements: Django binds its own queries on the
+    # client, which are never prepared. Off for a pooler in transaction mode that cannot keep
+    # prepared statements (PgBouncer before 1.21, or without max_prepared_statements).
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
         5 if envbool("DB_PREPARED_STATEMENTS", "true") else None)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -170,7 +171,7 @@ CELERY_TASK_DEFAULT_QUEUE = f"celery{RUN_ID}"
 CELERY_BEAT_SCHEDULE = {
     "expire-stale-calls": {"task": "stations.tasks.expire_stale_calls", "schedule": 60.0},
     # Local lists left out of step (an update's answer lost) are sent again.
-    "resync-local-lists": {"task": "accounts.tasks.resync_local_lists", "schedule": 300.0},
+    "resync-local-lists": {"task": "stations.tasks.resync_local_lists", "schedule": 300.0},
     # Stations whose server process died, transactions left open (csms/gateway/liveness.py).
     "sweep-liveness": {"task": "stations.tasks.sweep_liveness", "schedule": 60.0},
     "prune-message-log": {"task": "stations.tasks.prune_message_log", "schedule": 3600.0},
@@ -270,8 +271,8 @@ OCPP = {
     "PRESENCE_INTERVAL": envfloat("OCPP_PRESENCE_INTERVAL", 30),
     "SILENCE_LIMIT": envfloat("OCPP_SILENCE_LIMIT",
                               2 * envint("OCPP_HEARTBEAT_INTERVAL", 300)),
-    # Transactions left open (stations/services.py, transactions_close_abandoned): after a
-    # reboot that did not end them, and after a long silence of their station.
+    # Transactions left open (stations/services/transactions.py, transactions_close_abandoned):
+    # after a reboot that did not end them, and after a long silence of their station.
     "REBOOT_GRACE": envint("OCPP_REBOOT_GRACE", 900),
     "TRANSACTION_SILENCE": envint("OCPP_TRANSACTION_SILENCE", 86400),
     # Charger messages stored together in one database transaction, at most (group commit:

@@ -17,9 +17,8 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts import access
 from accounts.api import MayOperateStations
-from stations import commands
+from stations.access import stations_for, transactions_for
 from stations.models import Call, Evse, MeterSample, Station, Transaction
 from stations.serializers import (
     AvailabilitySerializer,
@@ -34,6 +33,7 @@ from stations.serializers import (
     TriggerSerializer,
     UnlockSerializer,
 )
+from stations.services import commands
 
 
 class CommandRefused(APIException):
@@ -102,7 +102,7 @@ class StationViewSet(viewsets.ModelViewSet):
     lookup_value_regex = r"[^/]+"
 
     def get_queryset(self) -> QuerySet[Station]:
-        return access.stations_for(self.request.user).prefetch_related(
+        return stations_for(self.request.user).prefetch_related(
             Prefetch("evses", queryset=Evse.objects.prefetch_related("connectors"))
         )
 
@@ -134,38 +134,40 @@ class StationViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"], url_path="remote-start")
     def remote_start(self, request: Request, pk: str) -> Response:
         station = self.get_object()
-        return _command(request, RemoteStartSerializer, lambda p: commands.remote_start(
-            station, evse=p["evse"], id_token=p["id_token"], user=request.user))
+        return _command(request, RemoteStartSerializer, lambda p: commands.send(
+            station, commands.RemoteStart(evse=p["evse"], id_token=p["id_token"]),
+            user=request.user))
 
     @_command_schema(ResetSerializer, "Reset the station")
     @action(detail=True, methods=["post"])
     def reset(self, request: Request, pk: str) -> Response:
         station = self.get_object()
-        return _command(request, ResetSerializer, lambda p: commands.reset(
-            station, hard=p["hard"], user=request.user))
+        return _command(request, ResetSerializer, lambda p: commands.send(
+            station, commands.Reset(hard=p["hard"]), user=request.user))
 
     @_command_schema(UnlockSerializer, "Unlock a connector")
     @action(detail=True, methods=["post"])
     def unlock(self, request: Request, pk: str) -> Response:
         station = self.get_object()
-        return _command(request, UnlockSerializer, lambda p: commands.unlock(
-            station, evse=p["evse"], connector=p["connector"], user=request.user))
+        return _command(request, UnlockSerializer, lambda p: commands.send(
+            station, commands.Unlock(evse=p["evse"], connector=p["connector"]),
+            user=request.user))
 
     @_command_schema(AvailabilitySerializer, "Make an EVSE (0: the station) (in)operative")
     @action(detail=True, methods=["post"])
     def availability(self, request: Request, pk: str) -> Response:
         station = self.get_object()
         return _command(request, AvailabilitySerializer,
-                        lambda p: commands.availability_change(
-                            station, evse=p["evse"], operative=p["operative"],
-                            user=request.user))
+                        lambda p: commands.send(station, commands.AvailabilityChange(
+                            evse=p["evse"], operative=p["operative"]), user=request.user))
 
     @_command_schema(TriggerSerializer, "Ask the station to send a message now")
     @action(detail=True, methods=["post"])
     def trigger(self, request: Request, pk: str) -> Response:
         station = self.get_object()
-        return _command(request, TriggerSerializer, lambda p: commands.message_trigger(
-            station, message=p["message"], evse=p["evse"], user=request.user))
+        return _command(request, TriggerSerializer, lambda p: commands.send(
+            station, commands.MessageTrigger(message=p["message"], evse=p["evse"]),
+            user=request.user))
 
 
 class TransactionFilterSerializer(serializers.Serializer):
@@ -190,7 +192,7 @@ class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [IsAuthenticated, MayOperateStations]
 
     def get_queryset(self) -> QuerySet[Transaction]:
-        queryset = access.transactions_for(self.request.user).select_related("evse", "connector")
+        queryset = transactions_for(self.request.user).select_related("evse", "connector")
         if self.action == "list":
             # Filters narrow the list only: a detail URL names its transaction already.
             filters = TransactionFilterSerializer(data=self.request.query_params)
@@ -225,5 +227,5 @@ class CallViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self) -> QuerySet[Call]:
         return Call.objects.filter(
-            station__in=access.stations_for(self.request.user)
+            station__in=stations_for(self.request.user)
         ).select_related("requested_by")

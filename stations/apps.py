@@ -6,9 +6,11 @@ class StationsConfig(AppConfig):
     verbose_name = "Sites, stations and transactions"
 
     def ready(self) -> None:
+        # Imported once the models are: the local lists' and the background work's receivers.
         from django.db.backends.signals import connection_created
 
-        from stations import bulk
+        from stations import persistence, tasks  # noqa: F401
+        from stations.services import local_lists  # noqa: F401
 
-        connection_created.connect(bulk.room_for_prepared_statements,
+        connection_created.connect(persistence.room_for_prepared_statements,
                                    dispatch_uid="stations.prepared_statements")

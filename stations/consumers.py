@@ -30,6 +30,7 @@ from django.core.exceptions import ObjectDoesNotExist
 
 from accounts import access
 from stations import events, fragments
+from stations.access import may_operate_station, stations_for
 from stations.models import Connector, Station, Transaction
 
 log = logging.getLogger(__name__)
@@ -175,9 +176,9 @@ class StationPage(LivePage):
 
     def __init__(self, user: AbstractBaseUser, params: dict[str, str]) -> None:
         super().__init__(user)
-        station = access.stations_for(user).get(pk=params.get("station", ""))
+        station = stations_for(user).get(pk=params.get("station", ""))
         self.station_id = station.pk
-        self.may_operate = access.may_operate_station(user, station)
+        self.may_operate = may_operate_station(user, station)
         self.groups = [events.station_group(self.station_id)]
 
     def initial(self) -> list[str]:
@@ -246,7 +247,7 @@ class SessionPage(LivePage):
         if tx is None:
             raise Transaction.DoesNotExist
         self.pk = tx.pk
-        self.may_operate = access.may_operate_station(user, tx.station)
+        self.may_operate = may_operate_station(user, tx.station)
         self.groups = [events.station_group(tx.station_id)]
 
     def initial(self) -> list[str]:
@@ -280,7 +281,7 @@ class PendingPage(LivePage):
     def update(self, batch: list[dict]) -> list[str]:
         decided = {event["station_id"] for event in batch
                    if event["event"] == "station.registration"}
-        stations = list(access.stations_for(self.user).filter(pk__in=decided)
+        stations = list(stations_for(self.user).filter(pk__in=decided)
                         .select_related("site")) if decided else []
         pending = Station.Registration.PENDING
         if (any(event["event"] in self.WATCHED for event in batch)

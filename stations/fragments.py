@@ -32,13 +32,14 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts import access
+from accounts.models import Site
 from stations import charts
+from stations.access import stations_for, transactions_for
 from stations.models import (
     Call,
     Connector,
     MessageLog,
     RefusedConnection,
-    Site,
     Station,
     StationEvent,
     StatusChange,
@@ -121,7 +122,7 @@ def counts(stations: QuerySet[Station], transactions: QuerySet[Transaction],
 
 
 def overview_counts(user: AbstractBaseUser) -> dict:
-    return counts(access.stations_for(user), access.transactions_for(user), user_zone(user))
+    return counts(stations_for(user), transactions_for(user), user_zone(user))
 
 
 def site_counts(site: Site) -> dict:
@@ -145,7 +146,7 @@ class Alert:
 
 def alerts(user: AbstractBaseUser, limit: int = RECENT) -> list[Alert]:
     """Latest faults, refused connections and security events, newest first."""
-    stations = access.stations_for(user)
+    stations = stations_for(user)
     found = [
         Alert(change.timestamp, "fault", change.station_id,
               f"{_where(change)} faulted" + (f": {change.error_code}"
@@ -232,7 +233,7 @@ def station_rows(stations: QuerySet[Station], number: str | int | None) -> Page:
 
 def station_row(user: AbstractBaseUser, station_id: str) -> Station | None:
     """One station with its site, its local list's state and its connectors: three queries."""
-    station = (access.stations_for(user).select_related("site", "local_list")
+    station = (stations_for(user).select_related("site", "local_list")
                .filter(pk=station_id).first())
     return with_connectors([station])[0] if station else None
 
@@ -355,13 +356,13 @@ def _midnight(day: date, tz: ZoneInfo) -> datetime:
 
 
 def sessions(user: AbstractBaseUser, session_filter: SessionFilter) -> QuerySet[Transaction]:
-    return session_filter.apply(access.transactions_for(user)).select_related(
+    return session_filter.apply(transactions_for(user)).select_related(
         "station__site", "evse", "connector"
     )
 
 
 def session(user: AbstractBaseUser, pk: int) -> Transaction | None:
-    return (access.transactions_for(user)
+    return (transactions_for(user)
             .select_related("station__site", "evse", "connector", "id_token")
             .filter(pk=pk).first())
 
@@ -399,5 +400,5 @@ def _curve(tx: Transaction) -> charts.Curve:
 # --- onboarding -----------------------------------------------------------------------------
 
 def pending_stations(user: AbstractBaseUser) -> QuerySet[Station]:
-    return (access.stations_for(user).filter(registration=Station.Registration.PENDING)
+    return (stations_for(user).filter(registration=Station.Registration.PENDING)
             .select_related("site").order_by("-created_at"))

@@ -1,7 +1,7 @@
 """The charging network as the domain sees it, whatever OCPP version a charger speaks.
 
 Version-specific words (idTag, seqNo, TransactionEvent) stay in csms/gateway/; here a thing is
-named for what it is. Writers are in stations/services.py, never in views.
+named for what it is. Writers are in stations/services/, never in views.
 """
 
 import json
@@ -14,7 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import IdToken, Organization
+from accounts.models import IdToken, Site
 
 # OCPP identifierString: the id is the last segment of the charger's URL, so no "/" and no ":"
 # (it is the Basic auth user name), at most 48 characters.
@@ -32,19 +32,6 @@ class NumberEncoder(json.JSONEncoder):
         if isinstance(o, Decimal):
             return int(o) if o == o.to_integral_value() else float(o)
         return super().default(o)
-
-
-class Site(models.Model):
-    name = models.CharField(max_length=200)
-    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="sites")
-    address = models.CharField(max_length=300, blank=True)
-    time_zone = models.CharField(max_length=64, default="UTC")
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class Station(models.Model):
@@ -345,11 +332,19 @@ class MessageLog(models.Model):
         IN = "in", "charger → CSMS"
         OUT = "out", "CSMS → charger"
 
+    class MessageType(models.IntegerChoices):
+        """OCPP-J's message type numbers; UNREADABLE: a frame that could not be read as one."""
+
+        UNREADABLE = 0, "unreadable frame"
+        CALL = 2
+        CALLRESULT = 3
+        CALLERROR = 4
+
     # (station, -created_at) below serves lookups by station (see StatusChange.station).
     station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="messages",
                                 db_index=False, db_constraint=False)
     direction = models.CharField(max_length=3, choices=Direction.choices)
-    message_type = models.PositiveSmallIntegerField()  # 2 CALL, 3 CALLRESULT, 4 CALLERROR
+    message_type = models.PositiveSmallIntegerField(choices=MessageType.choices)
     message_id = models.CharField(max_length=100, blank=True)
     action = models.CharField(max_length=50, blank=True)
     payload = models.JSONField(null=True, encoder=NumberEncoder)
@@ -414,3 +409,70 @@ class DeviceVariable(models.Model):
     class Meta:
         ordering = ["component", "variable"]
         indexes = [models.Index(fields=["station", "component", "variable"])]
+
+
+class LocalListState(models.Model):
+    """What a station's local authorization list holds, as far as the charger acknowledged."""
+
+    class Sync(models.TextChoices):
+        IN_SYNC = "in_sync", "in sync"
+        OUT_OF_SYNC = "out_of_sync", "out of sync"
+        SENDING = "sending"
+        TOO_LARGE = "too_large", "too large for the charger"
+        FAILED = "failed"
+        NOT_SUPPORTED = "not_supported", "not supported by the charger"
+
+    station = models.OneToOneField(
+        Station, primary_key=True, on_delete=models.CASCADE, related_name="local_list"
+    )
+    # Whether we keep a list on this charger at all (an operator turns it on per station).
+    enabled = models.BooleanField(default=True)
+    sync = models.CharField(max_length=15, choices=Sync.choices, default=Sync.OUT_OF_SYNC)
+    # The version the charger last accepted, and the highest one we sent.
+    version = models.PositiveIntegerField(default=0)
+    version_sent = models.PositiveIntegerField(default=0)
+    # What the charger answered to GetLocalListVersion, and when.
+    version_reported = models.IntegerField(null=True, blank=True)
+    version_reported_at = models.DateTimeField(null=True, blank=True)
+    wanted = models.PositiveIntegerField(default=0)  # entries the list should hold
+    # When we last asked the charger for its list size limits.
+    limits_read_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=300, blank=True)
+    changed_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.station_id}: {self.get_sync_display()} (v{self.version})"
+
+
+class LocalListEntry(models.Model):
+    """One token as the charger holds it in its local list (after it accepted the update)."""
+
+    station = models.ForeignKey(
+        Station, on_delete=models.CASCADE, related_name="local_list_entries"
+    )
+    value = models.CharField(max_length=36)
+    token_type = models.CharField(max_length=20, blank=True)
+    status = models.CharField(max_length=10)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    group = models.CharField(max_length=36, blank=True)
+
+    class Meta:
+        ordering = ["value"]
+        constraints = [
+            models.UniqueConstraint(fields=["station", "value"], name="local_list_entry_unique")
+        ]
+
+
+class LocalListPush(models.Model):
+    """One SendLocalList we sent: the entries it carried, in the domain's words, so that an
+    accepted update can be applied to LocalListEntry without reading a version's payload."""
+
+    call = models.OneToOneField(Call, on_delete=models.CASCADE, related_name="+")
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="+")
+    version = models.PositiveIntegerField()
+    full = models.BooleanField()
+    # {"value": {"status", "expires_at", "group", "type"} or null for a removal}
+    entries = models.JSONField(default=dict)
+    # The last message of its batch: when it is accepted the list is complete.
+    last = models.BooleanField(default=True)

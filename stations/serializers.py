@@ -7,8 +7,8 @@ with no float rounding on the way to an invoice.
 from django.db import IntegrityError, transaction
 from rest_framework import serializers
 
-from accounts import access, people
-from stations import services
+from accounts import access
+from stations.access import may_operate_station
 from stations.models import (
     Call,
     Connector,
@@ -19,6 +19,10 @@ from stations.models import (
     station_id_validator,
 )
 from stations.passwords import validate_charger_password
+from stations.services.registration import (
+    station_credentials_changed,
+    station_registration_decide,
+)
 
 # Basic auth (profiles 1 and 2) is what a password is for; profile 3 uses client certificates.
 PASSWORD_PROFILES = (Station.SecurityProfile.BASIC, Station.SecurityProfile.TLS_BASIC)
@@ -93,7 +97,7 @@ class StationSerializer(serializers.ModelSerializer):
         site = attrs.get("site", self.instance.site if self.instance else None)
         # The user must still operate the station after the write: on no site, only operator
         # admins do (the field itself offers only the user's own sites).
-        if not access.may_operate_station(user, Station(site=site)):
+        if not may_operate_station(user, Station(site=site)):
             raise serializers.ValidationError({"site": ["Choose one of your sites."]})
         profile = attrs.get(
             "security_profile",
@@ -118,7 +122,7 @@ class StationSerializer(serializers.ModelSerializer):
             with transaction.atomic():
                 station.save(force_insert=True)
                 if password is not None:
-                    people.station_credentials_changed(self.context["request"].user, station,
+                    station_credentials_changed(self.context["request"].user, station,
                                                        "password set")
         except IntegrityError:
             raise serializers.ValidationError(
@@ -142,11 +146,11 @@ class StationSerializer(serializers.ModelSerializer):
             if fields:
                 instance.save(update_fields=fields)
             if password is not None or instance.security_profile != profile_before:
-                people.station_credentials_changed(
+                station_credentials_changed(
                     user, instance,
                     "password changed" if password is not None else "security profile set")
             if registration is not None:
-                services.station_registration_decide(instance, registration, user=user)
+                station_registration_decide(instance, registration, user=user)
         if registration is not None:  # whoever decided, the answer says what holds now
             instance.refresh_from_db(fields=["registration"])
         return instance

@@ -13,7 +13,8 @@ from django.dispatch import Signal
 transaction_changed = Signal()
 
 # sender=Transaction, pks=[<Transaction pk>, ...]: new readings of these transactions, stored
-# for many chargers at once (stations/bulk.py); billing prices the running sessions now and then.
+# for many chargers at once (stations/services/batch.py); billing prices the running sessions
+# now and then.
 transactions_updated = Signal()
 
 # sender=Connector, changes=[(<Connector pk>, status, <datetime>), ...]: status reports, stored
@@ -28,3 +29,8 @@ call_completed = Signal()
 # sender=Station, station=<Station>; a charger's connection was admitted (what waited for it,
 # such as a local list update, may go out now).
 station_connected = Signal()
+
+# sender=LocalListState, station_ids=[...] or None for every managed station, countdown=seconds
+# or None; these stations' local lists are out of step: their push is scheduled after commit
+# (stations.tasks).
+local_lists_stale = Signal()

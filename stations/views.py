@@ -1,8 +1,9 @@
 """The operator dashboard: server-rendered pages, htmx for the pieces, the socket for live data.
 
 Reading is in stations/fragments.py (shared with the live socket); writing goes through
-stations/commands.py, the same version-neutral commands the API uses. Who sees what is decided
-by accounts.access: a station another tenant owns is a 404, an action without the right is 403.
+stations/services/commands.py, the same version-neutral commands the API uses. Who sees what is
+decided by accounts.access and stations.access: a station another tenant owns is a 404, an
+action without the right is 403.
 """
 
 from collections.abc import Callable
@@ -19,9 +20,12 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from accounts import access
-from stations import commands, fragments, services
+from stations import fragments
+from stations.access import may_operate_station, stations_for
 from stations.consumers import live_url
 from stations.models import Call, Station, Transaction
+from stations.services import commands
+from stations.services.registration import station_registration_decide
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -93,7 +97,7 @@ def station_detail(request: HtmxHttpRequest, station_id: str) -> HttpResponse:
     if wants_fragment(request, "message-log"):
         return render(request, "dashboard/fragments/message_log.html",
                       {"station": station, **log})
-    operate = access.may_operate_station(request.user, station)
+    operate = may_operate_station(request.user, station)
     context = {
         "station": station,
         "may_operate": operate,
@@ -130,7 +134,7 @@ def session_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if tx is None:
         raise Http404("No such session")
     context = fragments.session_detail(tx)
-    context["may_operate"] = access.may_operate_station(request.user, tx.station)
+    context["may_operate"] = may_operate_station(request.user, tx.station)
     return _page(request, "session", context,
                  live={"page": "session", "tx": str(tx.pk)})
 
@@ -170,8 +174,8 @@ def _remote_start(request: HttpRequest, station: Station) -> Call:
     token = request.POST.get("id_token", "").strip()
     if not token or len(token) > 36:
         raise commands.CommandError("Give the ID token to start with (at most 36 characters).")
-    return commands.remote_start(station, evse=_number(request, "evse"), id_token=token,
-                                 user=request.user)
+    command = commands.RemoteStart(evse=_number(request, "evse"), id_token=token)
+    return commands.send(station, command, user=request.user)
 
 
 def _remote_stop(request: HttpRequest, station: Station) -> Call:
@@ -183,21 +187,23 @@ def _remote_stop(request: HttpRequest, station: Station) -> Call:
 
 
 def _reset(request: HttpRequest, station: Station) -> Call:
-    return commands.reset(station, hard=_choice(request, "kind", {"soft": False, "hard": True}),
-                          user=request.user)
+    hard = _choice(request, "kind", {"soft": False, "hard": True})
+    return commands.send(station, commands.Reset(hard=hard), user=request.user)
 
 
 def _unlock(request: HttpRequest, station: Station) -> Call:
     evse, _, connector = request.POST.get("target", "").partition(".")
     if not (evse.isdigit() and connector.isdigit()):
         raise BadInput("target must be EVSE.connector, e.g. 1.1")
-    return commands.unlock(station, evse=int(evse), connector=int(connector), user=request.user)
+    command = commands.Unlock(evse=int(evse), connector=int(connector))
+    return commands.send(station, command, user=request.user)
 
 
 def _availability(request: HttpRequest, station: Station) -> Call:
     operative = _choice(request, "operative", {"yes": True, "no": False})
-    return commands.availability_change(station, evse=_number(request, "evse", default=0),
-                                        operative=operative, user=request.user)
+    command = commands.AvailabilityChange(evse=_number(request, "evse", default=0),
+                                          operative=operative)
+    return commands.send(station, command, user=request.user)
 
 
 TRIGGERS = ["BootNotification", "Heartbeat", "StatusNotification", "MeterValues",
@@ -207,8 +213,8 @@ TRIGGERS = ["BootNotification", "Heartbeat", "StatusNotification", "MeterValues"
 def _trigger(request: HttpRequest, station: Station) -> Call:
     message = _choice(request, "message", {name: name for name in TRIGGERS})
     evse = _number(request, "evse", default=0)
-    return commands.message_trigger(station, message=message, evse=evse or None,
-                                    user=request.user)
+    command = commands.MessageTrigger(message=message, evse=evse or None)
+    return commands.send(station, command, user=request.user)
 
 
 ACTIONS: dict[str, Callable[[HttpRequest, Station], Call]] = {
@@ -229,10 +235,10 @@ def station_action(request: HtmxHttpRequest, station_id: str, action: str) -> Ht
     The command blocks until the charger answers or the call times out; htmx shows "waiting for
     the charger" meanwhile, and the call.outcome event updates every other open page.
     """
-    station = get_object_or_404(access.stations_for(request.user), pk=station_id)
+    station = get_object_or_404(stations_for(request.user), pk=station_id)
     if action not in ACTIONS:
         raise Http404("No such action")
-    if not access.may_operate_station(request.user, station):
+    if not may_operate_station(request.user, station):
         raise PermissionDenied
     try:
         call, problem = ACTIONS[action](request, station), ""
@@ -257,17 +263,17 @@ def pending_decide(request: HtmxHttpRequest, station_id: str, decision: str) -> 
     Of two people deciding at once the first decision stands, and the second is told so."""
     # Any station the user sees: one decided meanwhile (a double click, a colleague) is answered
     # with what holds now rather than a 404.
-    station = get_object_or_404(access.stations_for(request.user), pk=station_id)
+    station = get_object_or_404(stations_for(request.user), pk=station_id)
     registration = {"approve": Station.Registration.ACCEPTED,
                     "reject": Station.Registration.REJECTED}.get(decision)
     if registration is None:
         raise Http404("No such decision")
-    if not access.may_operate_station(request.user, station):
+    if not may_operate_station(request.user, station):
         raise PermissionDenied
     site = None
     if request.POST.get("site"):
         site = get_object_or_404(access.sites_for(request.user), pk=request.POST["site"])
-    decided = services.station_registration_decide(
+    decided = station_registration_decide(
         station, registration, user=request.user, site=site, was=Station.Registration.PENDING)
     station.refresh_from_db()
     if request.htmx:

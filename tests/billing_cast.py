@@ -9,8 +9,9 @@ from django.db import transaction
 from accounts.models import IdToken, Organization
 from billing import tariffs
 from billing.models import CustomerAccount, Issuer, Tariff
-from stations import services
+from stations import records
 from stations.models import Connector, Station, StatusChange, Transaction, TransactionMessage
+from stations.services import batch, transactions
 from tests.personas import Personas
 
 D = Decimal
@@ -72,17 +73,17 @@ def charge(station: Station, token: IdToken | None, *, start: datetime,
     first_wh = readings[0][1]
     status(station, "Occupied", start, evse)
     with transaction.atomic():
-        tx, _ = services.transaction_report(station, services.TransactionReport(
+        tx, _ = transactions.transaction_report(station, records.TransactionReport(
             kind=TransactionMessage.Kind.START, timestamp=start, evse=evse, connector=1,
             id_token=token.value if token else None, meter_wh=D(first_wh)))
     for minutes, wh in readings[1:]:
         with transaction.atomic():
-            services.meter_values_record(station, evse=evse, transaction_id=tx.transaction_id,
-                                         samples=[services.Sample(
+            batch.meter_values_record(station, evse=evse, transaction_id=tx.transaction_id,
+                                         samples=[records.Sample(
                                              start + timedelta(minutes=minutes), D(wh))])
     if stop is not None:
         with transaction.atomic():
-            tx, _ = services.transaction_report(station, services.TransactionReport(
+            tx, _ = transactions.transaction_report(station, records.TransactionReport(
                 kind=TransactionMessage.Kind.END, timestamp=start + timedelta(minutes=stop),
                 transaction_id=tx.transaction_id, meter_wh=D(readings[-1][1]),
                 stop_reason=reason))
@@ -96,7 +97,7 @@ def charge(station: Station, token: IdToken | None, *, start: datetime,
 
 def status(station: Station, state: str, at: datetime, evse: int = 1) -> None:
     with transaction.atomic():
-        services.status_record(station, evse=evse, connector=1, status=state, timestamp=at)
+        batch.status_record(station, evse=evse, connector=1, status=state, timestamp=at)
 
 
 def fleet_sessions(personas: Personas, days: tuple[int, ...] = (3, 10)) -> list[Transaction]:

@@ -14,9 +14,10 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.models import Site
 from billing.models import Issuer, Tariff
 from csms.gateway import auth
-from stations.models import Site, Station
+from stations.models import Station
 from tests import personas as cast
 from tests.billing_cast import billing_cast
 from tests.personas import Personas

@@ -25,9 +25,10 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import IdToken, Membership, Organization
-from stations import services
-from stations.models import Site, Station, Transaction, TransactionMessage
+from accounts.models import IdToken, Membership, Organization, Site
+from stations import records
+from stations.models import Station, Transaction, TransactionMessage
+from stations.services import batch, transactions
 
 PASSWORD = "persona-password"
 CHARGER_PASSWORD = "persona-charger-password"
@@ -101,7 +102,7 @@ def make_station(station_id: str, site: Site | None, *, evses: int = 1,
     )
     with transaction.atomic():
         for number in range(1, evses + 1):
-            services.status_record(station, evse=number, connector=1, status="Available")
+            batch.status_record(station, evse=number, connector=1, status="Available")
     return station
 
 
@@ -112,12 +113,12 @@ def make_transaction(station: Station, token: IdToken | None = None, *, evse: in
     when stop_wh is given."""
     started_at = started_at or timezone.now() - timedelta(hours=1)
     with transaction.atomic():
-        tx, _ = services.transaction_report(station, services.TransactionReport(
+        tx, _ = transactions.transaction_report(station, records.TransactionReport(
             kind=TransactionMessage.Kind.START, timestamp=started_at, evse=evse, connector=1,
             id_token=token.value if token else None, meter_wh=start_wh,
         ))
         if stop_wh is not None:
-            tx, _ = services.transaction_report(station, services.TransactionReport(
+            tx, _ = transactions.transaction_report(station, records.TransactionReport(
                 kind=TransactionMessage.Kind.END, timestamp=started_at + timedelta(minutes=30),
                 transaction_id=tx.transaction_id, meter_wh=stop_wh, stop_reason="Local",
             ))

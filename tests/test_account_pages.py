@@ -6,8 +6,10 @@ import io
 import pytest
 from django.contrib.auth.models import User
 
-from accounts import audit, local_lists
-from accounts.models import AuditEntry, CardImport, IdToken, LocalListState, Membership
+from accounts import audit
+from accounts.models import AuditEntry, CardImport, IdToken, Membership
+from stations.models import LocalListState
+from stations.services import local_lists
 from tests.personas import PASSWORD, make_station
 
 pytestmark = pytest.mark.django_db

@@ -18,8 +18,9 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts.models import IdToken
-from stations import services
+from stations import records
 from stations.models import Call, MessageLog, MeterSample, Station, StatusChange
+from stations.services import batch, connectors
 from tests.personas import make_station, make_transaction
 
 pytestmark = pytest.mark.django_db
@@ -64,7 +65,7 @@ def test_operator_creates_station_and_no_response_holds_its_password(api, operat
 
 
 def test_station_shows_its_evses_and_connectors(api, manager, station_a):
-    services.status_record(station_a, evse=2, connector=1, status="Faulted", error_code="X")
+    batch.status_record(station_a, evse=2, connector=1, status="Faulted", error_code="X")
     body = api(manager).get(station_url(station_a.pk)).json()
     assert body["site"] == station_a.site_id and body["security_profile"] == 1
     assert body["connected"] is False and body["ocpp_version"] == ""
@@ -183,7 +184,7 @@ def test_delete_station_keeps_billing_records(api, operator, station_a, station_
 def test_deleting_a_station_deletes_what_it_sent(api, operator, station_b):
     """The tables every message adds rows to have no foreign-key constraints in the database
     (stations/models.py): Django's own cascade must leave nothing behind."""
-    connector = services.connector_get(station_b, 1, 1)
+    connector = connectors.connector_get(station_b, 1, 1)
     MessageLog.objects.create(station=station_b, direction="in", message_type=2,
                               message_id="1", action="Heartbeat", payload={})
     StatusChange.objects.create(station=station_b, connector=connector, status="Available",
@@ -350,8 +351,8 @@ def test_transaction_scoping_by_site_and_by_fleet_token(api, manager, fleet, per
 def test_samples_are_paginated_oldest_first(api, manager, station_a):
     tx = make_transaction(station_a)
     base = tx.started_at
-    services.meter_values_record(station_a, evse=1, transaction_id=tx.transaction_id, samples=[
-        services.Sample(base.replace(second=s), Decimal(1000 + s)) for s in (30, 10, 20)
+    batch.meter_values_record(station_a, evse=1, transaction_id=tx.transaction_id, samples=[
+        records.Sample(base.replace(second=s), Decimal(1000 + s)) for s in (30, 10, 20)
     ])
     response = api(manager).get(f"{TRANSACTIONS}{tx.pk}/samples/", {"page_size": 2})
     assert response.status_code == 200

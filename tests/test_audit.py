@@ -6,9 +6,9 @@ import io
 
 import pytest
 
-from accounts import audit, local_lists, people
+from accounts import audit, people
 from accounts.models import AuditEntry, Membership
-from stations import commands
+from stations.services import commands, local_lists
 from tests.personas import make_station
 
 pytestmark = pytest.mark.django_db

@@ -4,20 +4,21 @@ from decimal import Decimal
 
 import pytest
 
-from csms.gateway import v16, v201
 from csms.gateway.frames import CALL, validate
-from stations import commands
+from csms.gateway.table import TABLE, VersionProtocol
 from stations.models import Call
+from stations.services import commands
 from tests.personas import make_station, make_transaction
 
 
 def test_builders_speak_each_version():
-    action, payload = v201.commands.cost_update("tx-1", Decimal("12.34"))
+    action, payload = VersionProtocol(TABLE, "2.0.1").build(
+        commands.CostUpdate("tx-1", Decimal("12.34")))
     assert (action, payload) == ("CostUpdated", {"totalCost": Decimal("12.34"),
                                                  "transactionId": "tx-1"})
     validate(CALL, action, payload, "2.0.1")
-    with pytest.raises(ValueError, match=r"1\.6 has no message"):
-        v16.commands.cost_update("1", Decimal("1"))
+    with pytest.raises(commands.CommandError, match=r"1\.6 has no message"):
+        VersionProtocol(TABLE, "1.6").build(commands.CostUpdate("1", Decimal("1")))
 
 
 def test_cost_update_is_none_for_16_and_stored_for_201(personas):

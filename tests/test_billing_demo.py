@@ -11,8 +11,9 @@ from django.utils import timezone
 from accounts.models import IdToken
 from billing import invoices, pdf
 from billing.models import Invoice, SessionCost
-from stations import services
+from stations import records
 from stations.models import Station, TransactionMessage
+from stations.services import transactions
 
 pytestmark = pytest.mark.django_db
 
@@ -28,10 +29,10 @@ def test_demo_sessions_are_priced_and_invoiced(settings):
     start = timezone.now().replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(
         days=1)
     with transaction.atomic():
-        tx, _ = services.transaction_report(station, services.TransactionReport(
+        tx, _ = transactions.transaction_report(station, records.TransactionReport(
             kind=TransactionMessage.Kind.START, timestamp=start, transaction_id="demo-1",
             evse=1, connector=1, id_token=card.value, meter_wh=Decimal(0)))
-        services.transaction_report(station, services.TransactionReport(
+        transactions.transaction_report(station, records.TransactionReport(
             kind=TransactionMessage.Kind.END, timestamp=start + timedelta(hours=1),
             transaction_id="demo-1", meter_wh=Decimal(10000), stop_reason="EVDisconnected"))
     cost = SessionCost.objects.get(transaction=tx)

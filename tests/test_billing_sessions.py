@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from billing import services, tariffs
 from billing.models import SessionCost, TariffAssignment, TariffVersion
-from stations import services as domain
+from stations import records
 from stations.models import StatusChange, Transaction, TransactionMessage
+from stations.services import transactions
 from tests.billing_cast import at, charge, make_tariff, status
 
 State = SessionCost.State
@@ -129,10 +130,10 @@ def test_idle_fee_within_the_session_when_the_car_is_full(personas, cast):
 
 def test_missing_energy_is_flagged_for_review_not_priced(personas, cast):
     with transaction.atomic():
-        tx, _ = domain.transaction_report(personas.station_a, domain.TransactionReport(
+        tx, _ = transactions.transaction_report(personas.station_a, records.TransactionReport(
             kind=TransactionMessage.Kind.START, timestamp=at("2026-11-02T10:00"), evse=1,
             connector=1, id_token=personas.fleet_token.value))
-        tx, _ = domain.transaction_report(personas.station_a, domain.TransactionReport(
+        tx, _ = transactions.transaction_report(personas.station_a, records.TransactionReport(
             kind=TransactionMessage.Kind.END, timestamp=at("2026-11-02T11:00"),
             transaction_id=tx.transaction_id, stop_reason="Local"))
     cost = SessionCost.objects.get(transaction=tx)

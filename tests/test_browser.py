@@ -23,18 +23,19 @@ from django.db import connections, transaction
 from django.utils import timezone
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
+from accounts.models import Site
 from csms.simulator import ChargerConfig, VirtualCharger
-from stations import services
+from stations import records
 from stations.models import (
     Call,
     MessageLog,
     RefusedConnection,
-    Site,
     Station,
     StationEvent,
     Transaction,
     TransactionMessage,
 )
+from stations.services import batch, device, presence, registration, transactions
 from tests.personas import CHARGER_PASSWORD, PASSWORD, Personas, make_station
 from tests.servers import ROOT, free_port, server_env, wait_for_port
 
@@ -356,19 +357,20 @@ def showcase(cast: Personas) -> dict:
         vendor, model = models[n % len(models)]
         with transaction.atomic():
             if n != 6:  # one station is offline
-                services.station_connected(station, "1.6" if n % 2 else "2.0.1")
-            services.boot_record(station, vendor=vendor, model=model,
+                presence.station_connected(station, "1.6" if n % 2 else "2.0.1")
+            registration.boot_record(station, vendor=vendor, model=model,
                                  serial_number=f"SN{4400 + n}", firmware_version="2.4.1")
         stations.append(station)
     for station_id in ("RIVER-01", "RIVER-02"):
         station = make_station(station_id, riverside)
         with transaction.atomic():
-            services.station_connected(station, "2.0.1")
-            services.boot_record(station, vendor="ABB", model="Terra AC", firmware_version="1.8")
+            presence.station_connected(station, "2.0.1")
+            registration.boot_record(station, vendor="ABB", model="Terra AC",
+                                     firmware_version="1.8")
 
     def status(station, evse, value, error=""):
         with transaction.atomic():
-            services.status_record(station, evse=evse, connector=1, status=value,
+            batch.status_record(station, evse=evse, connector=1, status=value,
                                    error_code=error)
 
     status(stations[1], 1, "Occupied")
@@ -409,7 +411,7 @@ def showcase(cast: Personas) -> dict:
     RefusedConnection.objects.create(station_id="CP-UNKNOWN-77", remote_addr="198.51.100.23",
                                      reason="unknown_station")
     with transaction.atomic():
-        services.station_event_record(stations[2], StationEvent.Kind.SECURITY,
+        device.station_event_record(stations[2], StationEvent.Kind.SECURITY,
                                       "InvalidCentralSystemCertificate", {},
                                       now - timedelta(hours=2))
     newcomer = Station.objects.create(pk="NEWCOMER-01", registration=Station.Registration.PENDING,
@@ -423,7 +425,7 @@ def session(station, token, started, *, minutes: int, evse: int = 1, stop: bool 
     """A session with a meter value every two minutes: power ramps up, holds, then tapers."""
     start_wh = Decimal(100_000)
     with transaction.atomic():
-        tx, _ = services.transaction_report(station, services.TransactionReport(
+        tx, _ = transactions.transaction_report(station, records.TransactionReport(
             kind=TransactionMessage.Kind.START, timestamp=started, evse=evse, connector=1,
             id_token=token.value, meter_wh=start_wh))
     energy = float(start_wh)
@@ -432,16 +434,16 @@ def session(station, token, started, *, minutes: int, evse: int = 1, stop: bool 
         energy += watts * 2 / 60
         at = started + timedelta(minutes=minute)
         with transaction.atomic():
-            services.meter_values_record(station, evse=evse, transaction_id=tx.transaction_id,
+            batch.meter_values_record(station, evse=evse, transaction_id=tx.transaction_id,
                                          samples=[
-                                             services.Sample(at, Decimal(round(energy))),
-                                             services.Sample(at, Decimal(watts),
+                                             records.Sample(at, Decimal(round(energy))),
+                                             records.Sample(at, Decimal(watts),
                                                              measurand="Power.Active.Import",
                                                              unit="W"),
                                          ])
     if stop:
         with transaction.atomic():
-            tx, _ = services.transaction_report(station, services.TransactionReport(
+            tx, _ = transactions.transaction_report(station, records.TransactionReport(
                 kind=TransactionMessage.Kind.END, timestamp=started + timedelta(minutes=minutes),
                 transaction_id=tx.transaction_id, meter_wh=Decimal(round(energy)),
                 stop_reason="EVDisconnected"))

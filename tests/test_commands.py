@@ -5,8 +5,8 @@ import asyncio
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 
-from stations import commands
 from stations.models import Call, MessageLog, Station, Transaction
+from stations.services import commands
 from tests.charger_socket import ChargerSocket, make_station
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,7 +39,7 @@ def test_remote_start_is_translated_and_accepted(version, action, payload):
 
     async def flow():
         cp, station = await connected("RS", version)
-        pending = in_thread(commands.remote_start, station, evse=2, id_token="CARD-9")
+        pending = in_thread(commands.send, station, commands.RemoteStart(evse=2, id_token="CARD-9"))
         frame = await cp.receive()
         await cp.answer(frame, {"status": "Accepted"})
         call = await pending
@@ -65,7 +65,7 @@ def test_rejections_and_errors_are_recorded(answer, status, code):
 
     async def flow():
         cp, station = await connected("RJ", "1.6")
-        pending = in_thread(commands.reset, station, hard=False)
+        pending = in_thread(commands.send, station, commands.Reset(hard=False))
         frame = await cp.receive()
         assert frame[2:] == ["Reset", {"type": "Soft"}]
         await cp.communicator.send_json_to([answer[0], frame[1], *answer[1:]])
@@ -82,7 +82,7 @@ def test_unanswered_call_times_out_and_a_late_answer_does_not_accept_it(short_ti
 
     async def flow():
         cp, station = await connected("SILENT", "2.0.1")
-        call = await in_thread(commands.unlock, station, evse=1, connector=1)
+        call = await in_thread(commands.send, station, commands.Unlock(evse=1, connector=1))
         frame = await cp.receive()
         await cp.answer(frame, {"status": "Unlocked"})  # too late
         assert (await cp.ok("Heartbeat", {}))["currentTime"]
@@ -97,11 +97,11 @@ def test_unanswered_call_times_out_and_a_late_answer_does_not_accept_it(short_ti
 
 def test_station_not_connected():
     station = make_station("AWAY", ocpp_version="2.0.1")
-    call = commands.availability_change(station, evse=0, operative=False)
+    call = commands.send(station, commands.AvailabilityChange(evse=0, operative=False))
     assert call.status == Call.Status.NOT_CONNECTED
     never = make_station("NEVER")
     with pytest.raises(commands.CommandError, match="never connected"):
-        commands.reset(never, hard=True)
+        commands.send(never, commands.Reset(hard=True))
 
 
 def test_generic_call_is_validated_against_the_negotiated_version():
@@ -142,8 +142,8 @@ def test_disconnect_ends_the_outstanding_call_as_timed_out():
 
     async def flow():
         cp, station = await connected("DROP", "1.6")
-        pending = in_thread(commands.message_trigger, station, message="StatusNotification",
-                            evse=1)
+        pending = in_thread(commands.send, station,
+                            commands.MessageTrigger(message="StatusNotification", evse=1))
         frame = await cp.receive()
         assert frame[2:] == ["TriggerMessage", {"requestedMessage": "StatusNotification",
                                                 "connectorId": 1}]
@@ -203,7 +203,7 @@ def test_calls_whose_route_was_lost_expire_as_timed_out():
 def test_commands_the_version_cannot_express_are_refused_readably():
     station = make_station("V16", ocpp_version="1.6", connected=True)
     with pytest.raises(commands.CommandError, match="at most 20 characters"):
-        commands.remote_start(station, evse=1, id_token="X" * 21)
+        commands.send(station, commands.RemoteStart(evse=1, id_token="X" * 21))
     with pytest.raises(commands.CommandError, match="has no action"):
         commands.call_send(station, "../../v201/schemas/Reset", {})
     assert not Call.objects.exists()

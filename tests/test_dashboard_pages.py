@@ -12,19 +12,20 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import LocalListState, Membership
-from stations import charts, commands, services
+from accounts.models import Membership, Site
+from stations import charts, records
 from stations.models import (
     Call,
     Connector,
     Evse,
+    LocalListState,
     MessageLog,
     RefusedConnection,
-    Site,
     Station,
     StationEvent,
     Transaction,
 )
+from stations.services import batch, commands, device, presence, registration
 from tests.personas import Personas, make_station, make_transaction, make_user
 
 pytestmark = pytest.mark.django_db
@@ -43,23 +44,23 @@ def text(response) -> str:
 
 def connect(station: Station, version: str = "1.6") -> None:
     with transaction.atomic():
-        services.station_connected(station, version)
+        presence.station_connected(station, version)
     station.refresh_from_db()
 
 
 def status(station: Station, value: str, evse: int = 1) -> None:
     with transaction.atomic():
-        services.status_record(station, evse=evse, connector=1, status=value)
+        batch.status_record(station, evse=evse, connector=1, status=value)
 
 
 def sample(tx: Transaction, minutes: int, wh: str, watts: str) -> None:
     """An energy register and a power reading of a running session."""
     at = tx.started_at + timedelta(minutes=minutes)
     with transaction.atomic():
-        services.meter_values_record(tx.station, evse=1, transaction_id=tx.transaction_id,
+        batch.meter_values_record(tx.station, evse=1, transaction_id=tx.transaction_id,
                                      samples=[
-                                         services.Sample(at, Decimal(wh)),
-                                         services.Sample(at, Decimal(watts),
+                                         records.Sample(at, Decimal(wh)),
+                                         records.Sample(at, Decimal(watts),
                                                          measurand="Power.Active.Import",
                                                          unit="W"),
                                      ])
@@ -164,7 +165,7 @@ def test_overview_lists_recent_alerts_in_the_sites_time_zone(client, personas: P
     connect(personas.station_a)
     status(personas.station_a, "Faulted")
     with transaction.atomic():
-        services.station_event_record(personas.station_b, StationEvent.Kind.SECURITY,
+        device.station_event_record(personas.station_b, StationEvent.Kind.SECURITY,
                                       "InvalidFirmwareSignature", {},
                                       datetime(2026, 7, 1, 10, 0, tzinfo=UTC))
     RefusedConnection.objects.create(station_id="SCANNER-1", remote_addr="203.0.113.9",
@@ -269,7 +270,7 @@ def test_station_page_shows_identity_connectors_session_transactions_and_calls(
     station = personas.station_a
     connect(station, "2.0.1")
     with transaction.atomic():
-        services.boot_record(station, vendor="Acme", model="Wallbox 22", serial_number="SN-42",
+        registration.boot_record(station, vendor="Acme", model="Wallbox 22", serial_number="SN-42",
                              firmware_version="3.1.4")
     status(station, "Occupied")
     tx = make_transaction(station, personas.token)
@@ -579,14 +580,14 @@ def test_the_command_goes_through_stations_commands(client, personas: Personas, 
     """The dashboard uses the API's version-neutral commands, never a socket of its own."""
     seen = []
 
-    def fake_reset(station, *, hard, user=None):
-        seen.append((station.pk, hard, user))
+    def fake_send(station, command, *, user=None):
+        seen.append((station.pk, command, user))
         return Call.objects.create(station=station, action="Reset", status="accepted")
 
-    monkeypatch.setattr(commands, "reset", fake_reset)
+    monkeypatch.setattr(commands, "send", fake_send)
     client.force_login(personas.operator)
     body = text(client.post("/stations/STATION-A/actions/reset/", {"kind": "hard"}, **HTMX))
-    assert seen == [("STATION-A", True, personas.operator)]
+    assert seen == [("STATION-A", commands.Reset(hard=True), personas.operator)]
     assert 'class="outcome ok"' in body and "Reset</strong>: Accepted" in body
 
 

@@ -18,8 +18,9 @@ from django.db import transaction
 from django.test import Client
 
 from csms.asgi import application
-from stations import events, services
+from stations import events, records
 from stations.models import Call, Station
+from stations.services import batch, presence, registration
 from tests.personas import Personas, make_transaction
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -50,14 +51,14 @@ def run(scenario) -> None:
 def set_status(station_id: str, status: str, evse: int = 1) -> None:
     station = Station.objects.get(pk=station_id)
     with transaction.atomic():
-        services.status_record(station, evse=evse, connector=1, status=status)
+        batch.status_record(station, evse=evse, connector=1, status=status)
 
 
 @database_sync_to_async
 def set_connected(station_id: str) -> None:
     station = Station.objects.get(pk=station_id)
     with transaction.atomic():
-        services.station_connected(station, "1.6")
+        presence.station_connected(station, "1.6")
 
 
 @database_sync_to_async
@@ -238,7 +239,7 @@ def test_a_burst_of_events_is_folded_into_one_message(personas: Personas):
             station = Station.objects.get(pk="STATION-A")
             for status in ("Occupied", "Faulted", "Unavailable", "Available", "Occupied"):
                 with transaction.atomic():
-                    services.status_record(station, evse=1, connector=1, status=status)
+                    batch.status_record(station, evse=1, connector=1, status=status)
 
         await burst()
         [update] = await receive(communicator)
@@ -299,8 +300,8 @@ def test_sessions_appear_and_update_live(personas: Personas):
         @database_sync_to_async
         def metered():
             with transaction.atomic():
-                services.meter_values_record(tx.station, evse=1, transaction_id=tx.transaction_id,
-                                             samples=[services.Sample(tx.started_at,
+                batch.meter_values_record(tx.station, evse=1, transaction_id=tx.transaction_id,
+                                             samples=[records.Sample(tx.started_at,
                                                                       Decimal("3500"))])
 
         await metered()
@@ -322,8 +323,8 @@ def test_a_session_page_follows_its_meter_values(personas: Personas):
         @database_sync_to_async
         def metered():
             with transaction.atomic():
-                services.meter_values_record(tx.station, evse=1, transaction_id=tx.transaction_id,
-                                             samples=[services.Sample(tx.started_at,
+                batch.meter_values_record(tx.station, evse=1, transaction_id=tx.transaction_id,
+                                             samples=[records.Sample(tx.started_at,
                                                                       Decimal("1800"))])
 
         await metered()
@@ -344,8 +345,8 @@ def test_a_station_awaiting_approval_appears_on_the_pending_page(personas: Perso
         @database_sync_to_async
         def arrives():
             with transaction.atomic():
-                station = services.station_onboard("NEWCOMER-7")
-                services.station_connected(station, "2.0.1")
+                station = registration.station_onboard("NEWCOMER-7")
+                presence.station_connected(station, "2.0.1")
 
         await arrives()
         [update] = await receive(communicator)

@@ -23,10 +23,10 @@ import pytest
 from django.conf import settings
 from rest_framework.authtoken.models import Token
 
-from accounts.models import AuditEntry, IdToken, LocalListState, Membership, Organization
+from accounts.models import AuditEntry, IdToken, Membership, Organization, Site
 from csms.bench import stop_process_group
 from csms.simulator import ChargerConfig, VirtualCharger
-from stations.models import Site, Transaction
+from stations.models import LocalListState, Transaction
 from tests.charger_socket import PASSWORD, make_station
 from tests.personas import make_user
 from tests.servers import ROOT, daphne, server_env

@@ -1,5 +1,5 @@
 """Group commit (csms/gateway/writer.py): many chargers' messages stored in one database
-transaction, set-based (stations/bulk.py), and one bad message never costs the others."""
+transaction, set-based (stations/persistence.py), and one bad message never costs the others."""
 
 import asyncio
 import json
@@ -16,8 +16,9 @@ from django.test.utils import CaptureQueriesContext
 from prometheus_client import REGISTRY
 from psycopg import pq
 
-from csms.gateway import frames, v16, v201, writer
+from csms.gateway import frames, writer
 from csms.gateway.frames import FrameError
+from csms.gateway.table import TABLE
 from stations import events
 from stations.models import (
     Connector,
@@ -42,10 +43,10 @@ def meter_value(at: str, wh: int) -> dict:
 
 
 def job(station: Station, version: str, action: str, payload: dict, n: int) -> writer.Job:
-    adapter = v16 if version == "1.6" else v201
     # Parsed from its text, as the consumer does: with the payload's JSON for the log.
     call = frames.parse(json.dumps([2, str(n), action, payload]))
-    return writer.Job(station, version, adapter.HANDLERS[action], call, future=None)
+    return writer.Job(station, version, TABLE.inbound(version)[action].handler, call,
+                      future=None)
 
 
 def day_of_traffic(stations: list[Station], txs: list[Transaction], at: str) -> list:
@@ -94,7 +95,7 @@ def test_a_batch_costs_the_same_statements_for_5_or_40_chargers(
     assert all(isinstance(reply, str) and reply.startswith("[3,") for reply in replies)
     # Statements per batch, not per message. On SQLite Django sees them all (an executemany
     # is one); on PostgreSQL only its own (the transaction, billing's look at the sessions'
-    # costs), not stations/bulk.py's raw cursors: the round-trip test below counts those.
+    # costs), not stations/persistence.py's raw cursors: the round-trip test below counts those.
     bound = 4 if connection.vendor == "postgresql" else 14
     assert len(queries) <= bound, [q["sql"][:40] for q in queries]
     assert MessageLog.objects.count() == 2 * len(jobs)
@@ -113,7 +114,7 @@ def test_a_batch_costs_the_same_statements_for_5_or_40_chargers(
 @pytest.mark.parametrize("chargers", [5, 40])
 def test_a_batch_on_postgresql_is_four_round_trips(chargers):
     """Reads together, writes together (pipeline mode), billing's look, COMMIT: each round
-    trip costs the ORM thread a wait for the GIL beside a busy thread (stations/bulk.py)."""
+    trip costs the ORM thread a wait for the GIL beside a busy thread (stations/persistence.py)."""
     stations = [make_station(f"GC-RT-{n}") for n in range(chargers)]
     txs = [make_transaction(station) for station in stations]
     jobs = day_of_traffic(stations, txs, T0)
@@ -125,7 +126,7 @@ def test_a_batch_on_postgresql_is_four_round_trips(chargers):
     # a pipeline sends its statements and one Sync (psycopg adds one after BEGIN): reads,
     # writes, billing's look and COMMIT are five, where one statement at a time were eleven.
     exchanges = sent.count("Sync") + sent.count("Query")
-    # Rows go in chunks of powers of two (stations/bulk.py's _chunks): a table's statements
+    # Rows go in chunks of powers of two (stations/persistence.py's _chunks): a table's statements
     # grow with the logarithm of its rows, not with them.
     assert statements <= 6 + 8 * (2 * len(jobs)).bit_length(), sent
     assert exchanges <= 5, [message for message in sent if message in ("Query", "Sync")]
@@ -383,7 +384,8 @@ def test_a_session_start_and_end_cost_a_bounded_number_of_round_trips(personas, 
     assert len(at_end) <= end_bound, "\n".join(at_end)
     if connection.vendor == "postgresql":
         # What Django itself builds, which costs the ORM thread about a millisecond each;
-        # stations/bulk.py's raw cursors bypass it. Before: 12-16 at a start, 12-18 at an end.
+        # stations/persistence.py's raw cursors bypass it. Before: 12-16 at a start, 12-18 at an
+        # end.
         built = {("1.6", False): (7, 7), ("2.0.1", False): (6, 8),
                  ("1.6", True): (8, 7), ("2.0.1", True): (7, 8)}[version, tariff]
         for queries, bound in zip((built_at_start, built_at_end), built, strict=True):

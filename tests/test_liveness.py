@@ -18,8 +18,9 @@ from django.utils import timezone
 from accounts.models import IdToken
 from csms import logs, metrics
 from csms.gateway.frames import utc_timestamp
-from stations import services, tasks
+from stations import tasks
 from stations.models import MessageLog, Station, Transaction, TransactionMessage
+from stations.services import presence, retention, transactions
 from tests.charger_socket import PASSWORD, ChargerSocket, make_station
 from tests.servers import daphnes, kill
 
@@ -132,7 +133,7 @@ def test_presence_revives_a_swept_station_but_not_one_that_just_disconnected():
     old = timezone.now() - timedelta(minutes=5)
     make_station("SWEPT", connected=False, last_seen=old)
     make_station("JUST-LEFT", connected=False, last_seen=timezone.now())
-    services.stations_present(["SWEPT", "JUST-LEFT"], stale_after=90)
+    presence.stations_present(["SWEPT", "JUST-LEFT"], stale_after=90)
     assert connected("SWEPT") and not connected("JUST-LEFT")
 
 
@@ -158,13 +159,13 @@ def test_a_transaction_left_open_by_a_reboot_is_closed_after_the_grace_and_flagg
     booted = timezone.now() - timedelta(minutes=5)
     Station.objects.filter(pk="REBOOTED").update(last_boot_at=booted)
 
-    assert services.transactions_close_abandoned() == []  # its stop may still be queued
-    assert services.transactions_close_abandoned(now=timezone.now() + timedelta(minutes=6)) == [
+    assert transactions.transactions_close_abandoned() == []  # its stop may still be queued
+    assert transactions.transactions_close_abandoned(now=timezone.now() + timedelta(minutes=6)) == [
         tx.pk]
 
     tx.refresh_from_db()
     assert (tx.state, tx.stop_reason, tx.meter_stop_wh, tx.energy_wh) == (
-        "completed", services.CLOSED_BY_CSMS, Decimal(4500), Decimal(3500))
+        "completed", transactions.CLOSED_BY_CSMS, Decimal(4500), Decimal(3500))
     assert tx.needs_review and "rebooted" in tx.review_note
 
 
@@ -175,7 +176,7 @@ def test_the_chargers_own_end_arriving_late_replaces_ours(settings, version):
     IdToken.objects.create(value="CARD")
     tx = open_transaction("LATE-END", 60, 1000, 4500, sequence=0 if version == "2.0.1" else None)
     Station.objects.filter(pk="LATE-END").update(last_boot_at=timezone.now())
-    assert services.transactions_close_abandoned(now=timezone.now() + timedelta(seconds=1))
+    assert transactions.transactions_close_abandoned(now=timezone.now() + timedelta(seconds=1))
     stopped = utc_timestamp(timezone.now() - timedelta(minutes=30))
     if version == "1.6":
         action, payload = "StopTransaction", {"transactionId": 77, "meterStop": 6000,
@@ -207,7 +208,7 @@ def test_a_transaction_of_a_station_silent_for_a_day_is_closed_but_not_one_still
     gone = open_transaction("GONE", 30 * 60, 0, 12000)
     here = open_transaction("HERE", 30 * 60, 0, 12000)  # a long session, station online
 
-    assert services.transactions_close_abandoned() == [gone.pk]
+    assert transactions.transactions_close_abandoned() == [gone.pk]
     gone.refresh_from_db()
     here.refresh_from_db()
     assert gone.state == "completed" and "nothing heard" in gone.review_note
@@ -289,7 +290,7 @@ def test_retention_deletes_old_frames_in_batches_and_keeps_the_rest():
         + [MessageLog(station=station, direction="in", message_type=2, created_at=new)
            for _ in range(5)])
     with CaptureQueriesContext(connection) as queries:
-        assert services.message_log_prune(90, batch=10) == 25
+        assert retention.message_log_prune(90, batch=10) == 25
     assert MessageLog.objects.count() == 5
     # Per batch of 10: one read of the oldest ids, one DELETE; the third batch finds new frames.
     statements = [q["sql"].split()[0] for q in queries.captured_queries]

@@ -6,15 +6,11 @@ for the charger reported and never truncated, and an offline station caught up o
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 
-from accounts import cards, local_lists, tasks
-from accounts.models import (
-    AuditEntry,
-    IdToken,
-    LocalListEntry,
-    LocalListPush,
-    LocalListState,
-)
-from stations.models import Call, Station
+from accounts import cards
+from accounts.models import AuditEntry, IdToken
+from stations import tasks
+from stations.models import Call, LocalListEntry, LocalListPush, LocalListState, Station
+from stations.services import local_lists
 from tests.charger_socket import ChargerSocket, make_station
 
 pytestmark = pytest.mark.django_db(transaction=True)

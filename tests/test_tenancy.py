@@ -27,21 +27,15 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from accounts import access
-from accounts.models import (
-    AuditEntry,
-    CardImport,
-    IdToken,
-    LocalListEntry,
-    LocalListState,
-    Membership,
-    Organization,
-)
+from accounts.models import AuditEntry, CardImport, IdToken, Membership, Organization, Site
 from stations import consumers, events
+from stations.access import stations_for, transactions_for
 from stations.models import (
     Call,
     Evse,
+    LocalListEntry,
+    LocalListState,
     MeterSample,
-    Site,
     Station,
     StationEvent,
     Transaction,
@@ -267,8 +261,8 @@ def test_admin_refuses_every_persona(client, worlds):
 def test_scoping_decisions_come_from_one_place(worlds):
     """What the matrix checks is what accounts.access says: each person sees their world."""
     a = worlds["A"]
-    assert list(access.stations_for(a["manager"])) == [a["station"]]
-    assert list(access.transactions_for(a["fleet"])) == [a["tx"]]
+    assert list(stations_for(a["manager"])) == [a["station"]]
+    assert list(transactions_for(a["fleet"])) == [a["tx"]]
     assert set(access.id_tokens_for(a["fleet"]).values_list("value", flat=True)) == {
         "TOK-MARK-A", "TOK2-MARK-A"}
     assert not access.id_tokens_for(a["manager"]).exists()

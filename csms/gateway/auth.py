@@ -14,8 +14,9 @@ from functools import cache
 from django.conf import settings
 from django.core.cache import BaseCache, caches
 
-from stations import services
+from csms.proxies import from_trusted_proxy, header
 from stations.models import STATION_ID_PATTERN, Station
+from stations.services import presence, registration
 
 STATION_ID_RE = re.compile(STATION_ID_PATTERN)
 
@@ -26,30 +27,8 @@ class Refusal(Exception):
     detail: str = ""
 
 
-def client_address(scope: dict) -> str:
-    """The peer's address; a configured proxy's X-Forwarded-For is believed, nobody else's."""
-    host = (scope.get("client") or ("", 0))[0] or ""
-    if host in settings.TRUSTED_PROXIES:
-        forwarded = _header(scope, b"x-forwarded-for")
-        if forwarded:
-            return forwarded.split(",")[-1].strip()
-    return host
-
-
-def _header(scope: dict, name: bytes) -> str:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return ""
-
-
-def _from_trusted_proxy(scope: dict) -> bool:
-    return ((scope.get("client") or ("", 0))[0] or "") in settings.TRUSTED_PROXIES
-
-
 def basic_credentials(scope: dict) -> tuple[str, str] | None:
-    header = _header(scope, b"authorization")
-    scheme, _, encoded = header.partition(" ")
+    scheme, _, encoded = header(scope, b"authorization").partition(" ")
     if scheme.lower() != "basic" or not encoded:
         return None
     try:
@@ -94,7 +73,7 @@ def _count_failure(address: str) -> None:
 def refuse(station_id: str, address: str, reason: str, detail: str = "",
            failure: bool = False) -> Refusal:
     """Record a refusal (and, for a failed credential, count it against the address)."""
-    services.connection_refused(station_id, address, reason, detail)
+    presence.connection_refused(station_id, address, reason, detail)
     if failure:
         _count_failure(address)
     return Refusal(reason, detail)
@@ -110,7 +89,7 @@ def station_for(raw_id: str, address: str) -> Station:
     if station is None:
         if not settings.OCPP["ONBOARDING"]:
             raise refuse(raw_id, address, "unknown_station", failure=True)
-        station = services.station_onboard(raw_id)
+        station = registration.station_onboard(raw_id)
     if station.registration == Station.Registration.REJECTED:
         raise refuse(raw_id, address, "rejected", "an operator rejected this station")
     return station
@@ -120,12 +99,12 @@ def check_transport(station: Station, scope: dict, address: str) -> None:
     """Profiles 2 and 3 need TLS, which a proxy in front of us terminates and vouches for."""
     if station.security_profile < Station.SecurityProfile.TLS_BASIC:
         return
-    if not _from_trusted_proxy(scope) or _header(scope, b"x-forwarded-proto") != "https":
+    if not from_trusted_proxy(scope) or header(scope, b"x-forwarded-proto") != "https":
         raise refuse(station.pk, address, "tls_required",
                      f"security profile {station.security_profile} needs TLS via a trusted proxy")
     if station.security_profile == Station.SecurityProfile.TLS_CLIENT_CERT:
-        verified = _header(scope, b"x-ssl-client-verify") == "SUCCESS"
-        subject = _header(scope, b"x-ssl-client-s-dn")
+        verified = header(scope, b"x-ssl-client-verify") == "SUCCESS"
+        subject = header(scope, b"x-ssl-client-s-dn")
         common_name = dict(
             part.strip().split("=", 1) for part in subject.split(",") if "=" in part
         ).get("CN")

@@ -19,7 +19,6 @@ import asyncio
 import functools
 import logging
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
@@ -32,23 +31,20 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
-from csms import gateway, logs, metrics
+from csms import logs, metrics, proxies
 from csms.gateway import auth, frames, liveness
 from csms.gateway.frames import CALLRESULT, Call, CallError, CallResult, FrameError
 from csms.gateway.orm import in_db_thread, write_and_publish
+from csms.gateway.table import TABLE, ReplyContext, status_reader
 from csms.gateway.writer import writer
-from stations import events, services, signals
+from stations import events
 from stations.models import Call as CallRow
 from stations.models import MessageLog, Station
+from stations.services import commands, message_log, presence
+from stations.services.commands import Reply
 
 log = logging.getLogger(__name__)
-
-# Reply statuses that mean "the charger will do it" (Reset "Scheduled", Unlock "Unlocked", ...).
-_ACCEPTED = {"Accepted", "Unlocked", "Scheduled", "RebootRequired"}
-# While a station is not accepted it may only register itself (OCPP 2.0.1 B02/B03, 1.6 §4.2).
-_ALLOWED_UNREGISTERED = {"BootNotification", "Heartbeat"}
 
 
 @dataclass(slots=True)
@@ -126,7 +122,7 @@ class ChargerConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.station_id = self.scope["url_route"]["kwargs"]["station_id"]
         logs.station.set(self.station_id[:60])
-        self.address = auth.client_address(self.scope)
+        self.address = proxies.client_address(self.scope)
         self.admitted = False
         self.displaced = False
         self.closing_reason = ""
@@ -157,13 +153,13 @@ class ChargerConsumer(AsyncWebsocketConsumer):
                 await self.close()  # before accept: the server answers HTTP 403
             return
         self.station, self.version = station, version
-        self.adapter = gateway.adapter_for(version)
+        self.inbound = TABLE.inbound(version)
         self.group = events.charger_group(station.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         # Admitted: now, and only now, an older connection of this station steps aside.
         await self.channel_layer.group_send(self.group,
                                             {"type": "ocpp.displace", "by": self.channel_name})
-        await write_and_publish(services.station_connected, station, version)
+        await write_and_publish(presence.station_connected, station, version)
         self.admitted = True
         liveness.register(self)
         metrics.CONNECTIONS.labels("admitted").inc()
@@ -196,13 +192,13 @@ class ChargerConsumer(AsyncWebsocketConsumer):
             log.warning("could not leave %s's group", self.station.pk)
         if self.outstanding is not None:
             self.outstanding.timer.cancel()
-            await self._call_end(self.outstanding, CallRow.Status.TIMEOUT, None, None)
+            await self._call_end(self.outstanding, Reply(CallRow.Status.TIMEOUT))
         while self.queue:
             call_id, reply_to = self.queue.popleft()
-            await self._write(self._call_not_sent, call_id)
+            await self._write(commands.call_not_sent, call_id)
             await self._notify(reply_to, call_id)
         if not self.displaced:
-            await write_and_publish(services.station_disconnected, self.station.pk,
+            await write_and_publish(presence.station_disconnected, self.station.pk,
                                     self.station.site_id)
         log.info("disconnected %s (code %s)", self.station.pk, code)
 
@@ -212,7 +208,7 @@ class ChargerConsumer(AsyncWebsocketConsumer):
             await self.close(code=1000)
 
     async def ocpp_registration(self, message: dict) -> None:
-        """A person decided the station's registration (services.station_registration_decide):
+        """A person decided the station's registration (registration.station_registration_decide):
         what it may send changes now, not at its next boot. Rejected, it is shut out: the
         socket closes, and the handshake refuses its next connection."""
         self.station.registration = message["registration"]
@@ -253,21 +249,22 @@ class ChargerConsumer(AsyncWebsocketConsumer):
     async def _handle_call(self, call: Call) -> None:
         started = time.perf_counter()
         try:
-            if call.action not in frames.known_actions(self.version):
-                raise FrameError("not_implemented", f"Unknown action {call.action[:50]}")
-            handler = self.adapter.HANDLERS.get(call.action)
-            if handler is None:
+            entry = self.inbound.get(call.action)
+            if entry is None or entry.handler is None:
+                if call.action not in frames.known_actions(self.version):
+                    raise FrameError("not_implemented", f"Unknown action {call.action[:50]}")
                 raise FrameError("not_supported", f"{call.action} is not supported")
             frames.validate(frames.CALL, call.action, call.payload, self.version)
+            # While a station is not accepted it may only register itself.
             if (self.station.registration != Station.Registration.ACCEPTED
-                    and call.action not in _ALLOWED_UNREGISTERED):
+                    and not entry.before_acceptance):
                 raise FrameError("security", "Station is not accepted yet")
         except FrameError as error:
             error.message_id = call.message_id
             await self._send_error(error, logged=call)
             return
         try:
-            reply = await writer().store(self.station, self.version, handler, call)
+            reply = await writer().store(self.station, self.version, entry.handler, call)
         except FrameError as error:  # a value the schema allows but the domain cannot read
             error.message_id = call.message_id
             await self._send_error(error, logged=call)
@@ -298,19 +295,12 @@ class ChargerConsumer(AsyncWebsocketConsumer):
             log.warning("could not log a CALLERROR for %s", self.station_id[:60], exc_info=True)
 
     def _log_error(self, logged: object, message_id: str, code: str, description: str) -> None:
-        rows = []
+        received = None
         if isinstance(logged, Call):
-            rows.append(MessageLog(station=self.station, direction=MessageLog.Direction.IN,
-                                   message_type=frames.CALL, message_id=message_id,
-                                   action=logged.action[:50], payload=logged.payload))
+            received = (MessageLog.MessageType.CALL, logged.action, logged.payload)
         elif logged is not None:
-            rows.append(MessageLog(station=self.station, direction=MessageLog.Direction.IN,
-                                   message_type=0, message_id=message_id[:100],
-                                   payload=str(logged)))
-        rows.append(MessageLog(station=self.station, direction=MessageLog.Direction.OUT,
-                               message_type=frames.CALLERROR, message_id=message_id[:100],
-                               payload=[code, description]))
-        MessageLog.objects.bulk_create(rows)
+            received = (MessageLog.MessageType.UNREADABLE, "", str(logged))
+        message_log.error_record(self.station, message_id, (code, description), received)
 
     # --- commands to the charger --------------------------------------------------------------
 
@@ -323,7 +313,7 @@ class ChargerConsumer(AsyncWebsocketConsumer):
         # At most one outstanding CALL per direction (OCPP-J §4.1.1): the rest wait in order.
         while self.outstanding is None and self.queue:
             call_id, reply_to = self.queue.popleft()
-            row = await self._write(self._call_claim, call_id)
+            row = await self._write(commands.call_claim, self.station, call_id)
             if row is None:  # ended already (timed out while queued) or taken by another socket
                 await self._notify(reply_to, call_id)
                 continue
@@ -332,28 +322,11 @@ class ChargerConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=frames.call_frame(row.message_id, row.action,
                                                         row.payload))
 
-    def _call_claim(self, call_id: int) -> CallRow | None:
-        with transaction.atomic():
-            claimed = CallRow.objects.filter(pk=call_id, station=self.station,
-                                             status=CallRow.Status.PENDING)
-            if not claimed.update(status=CallRow.Status.SENT, sent_at=timezone.now()):
-                return None
-            row = CallRow.objects.get(pk=call_id)
-            row.message_id = row.message_id or str(uuid.uuid4())
-            MessageLog.objects.create(station=self.station, direction=MessageLog.Direction.OUT,
-                                      message_type=frames.CALL, message_id=row.message_id,
-                                      action=row.action, payload=row.payload)
-        return row
-
-    def _call_not_sent(self, call_id: int) -> None:
-        CallRow.objects.filter(pk=call_id, status=CallRow.Status.PENDING).update(
-            status=CallRow.Status.NOT_CONNECTED, completed_at=timezone.now())
-
     async def _expire(self, call_id: int) -> None:
         await asyncio.sleep(settings.OCPP["CALL_TIMEOUT"])
         if self.outstanding is not None and self.outstanding.call_id == call_id:
             outstanding, self.outstanding = self.outstanding, None
-            await self._call_end(outstanding, CallRow.Status.TIMEOUT, None, None)
+            await self._call_end(outstanding, Reply(CallRow.Status.TIMEOUT))
             await self._send_next()
 
     async def _handle_reply(self, reply: CallResult | CallError) -> None:
@@ -365,57 +338,61 @@ class ChargerConsumer(AsyncWebsocketConsumer):
         self.outstanding = None
         outstanding.timer.cancel()
         if isinstance(reply, CallError):
-            await self._call_end(outstanding, CallRow.Status.ERROR, None, reply)
+            ended = Reply(CallRow.Status.ERROR, error=(reply.code, reply.description))
         else:
             try:
                 frames.validate(CALLRESULT, outstanding.action, reply.payload, self.version)
-                status = (CallRow.Status.ACCEPTED
-                          if reply.payload.get("status", "Accepted") in _ACCEPTED
-                          else CallRow.Status.REJECTED)
-                await self._call_end(outstanding, status, reply, None)
+                ended = None  # its block's reader says what came of it (_call_record)
             except FrameError as error:
-                invalid = CallError(reply.message_id, "InvalidResponse", error.description)
-                await self._call_end(outstanding, CallRow.Status.ERROR, reply, invalid)
+                ended = Reply(CallRow.Status.ERROR, response=reply.payload,
+                              error=("InvalidResponse", error.description))
+        await self._call_end(outstanding, ended, reply)
         await self._send_next()
 
-    async def _call_end(self, outstanding: Outstanding, status: str,
-                        result: CallResult | None, error: CallError | None) -> None:
+    async def _call_end(self, outstanding: Outstanding, ended: Reply | None,
+                        reply: CallResult | CallError | None = None) -> None:
+        """Store how a call ended (`ended` None: a valid result, read by its block) and tell
+        whoever waits for it."""
+        status, published = await self._write(self._call_record, outstanding, ended, reply)
         metrics.CALLS.labels(outstanding.action, status).inc()
-        published = await self._write(self._call_record, outstanding, status, result, error)
         await self._notify(outstanding.reply_to, outstanding.call_id)
         await events.asend(published)
 
-    def _call_record(self, outstanding: Outstanding, status: str, result: CallResult | None,
-                     error: CallError | None) -> list[dict]:
+    def _call_record(self, outstanding: Outstanding, ended: Reply | None,
+                     reply: CallResult | CallError | None) -> tuple[str, list[dict]]:
+        """On the ORM thread: the reply frame logged, the outcome stored, in one transaction
+        with what the block's reader writes. Returns the outcome and the events to send."""
         with events.collected() as published, transaction.atomic():
-            fields = {"status": status, "completed_at": timezone.now()}
-            if result is not None:
-                fields["response"] = result.payload
-                self._log_reply(result, outstanding.action)
-            if error is not None:
-                fields["error_code"] = error.code[:50]
-                fields["error_description"] = error.description[:255]
-                if error.code != "InvalidResponse":
-                    self._log_reply(error, outstanding.action)
-            # Only an open call ends here: one that ended as timed out stays timed out.
-            ended = CallRow.objects.filter(pk=outstanding.call_id,
-                                           status__in=CallRow.OPEN).update(**fields)
-            if ended:
-                signals.call_completed.send(CallRow, call=CallRow.objects.get(
-                    pk=outstanding.call_id))
-                events.publish("call.outcome", self.station.pk, self.station.site_id,
-                               call=outstanding.call_id, status=status)
-        return published
+            if reply is not None:
+                self._log_reply(reply, outstanding.action)
+            if ended is None:
+                ended = self._read(outstanding, reply.payload)
+            commands.call_end(self.station, outstanding.call_id, ended)
+        return ended.status, published
+
+    def _read(self, outstanding: Outstanding, payload: dict) -> Reply:
+        """A valid result, as its block reads it; a reader that fails ends the call as an
+        error and writes nothing (its savepoint is rolled back)."""
+        entry = TABLE.outbound(self.version, outstanding.action)
+        read = entry.read if entry is not None else status_reader
+        try:
+            with transaction.atomic():
+                status = read(ReplyContext(self.station, self.version, outstanding.call_id),
+                              payload)
+        except Exception:
+            log.exception("reading the answer to %s failed", outstanding.action)
+            return Reply(CallRow.Status.ERROR, response=payload,
+                         error=("InternalError", "The answer could not be read"))
+        return Reply(status, response=payload)
 
     def _log_reply(self, reply: CallResult | CallError, action: str) -> None:
         if isinstance(reply, CallResult):
-            message_type, payload = CALLRESULT, reply.payload
+            message_type, payload = MessageLog.MessageType.CALLRESULT, reply.payload
         else:
-            message_type = frames.CALLERROR
+            message_type = MessageLog.MessageType.CALLERROR
             payload = [reply.code, reply.description, reply.details]
-        MessageLog.objects.create(station=self.station, direction=MessageLog.Direction.IN,
-                                  message_type=message_type, message_id=reply.message_id,
-                                  action=action, payload=payload)
+        message_log.frame_record(self.station, MessageLog.Direction.IN, message_type,
+                                 reply.message_id, action, payload)
 
     async def _notify(self, reply_to: str | None, call_id: int) -> None:
         if reply_to:

@@ -235,7 +235,7 @@ def _no_remote(uri: str) -> Any:
     raise ValueError(f"OCPP schemas refer to themselves only, not to {uri}")
 
 
-def _schema_path(message_type: int, action: str, version: str) -> Path:
+def schema_path(message_type: int, action: str, version: str) -> Path:
     """The schema file `ocpp.messages.get_validator` reads for this message."""
     suffix = {CALL: "Request" if version != "1.6" else "", CALLRESULT: "Response"}[message_type]
     return (Path(ocpp.__file__).parent / ("v" + version.replace(".", "")) / "schemas"
@@ -245,7 +245,7 @@ def _schema_path(message_type: int, action: str, version: str) -> Path:
 def _compile(message_type: int, action: str, version: str) -> Callable[[Any], Any]:
     """Validation code for one schema; raises when a schema uses what it does not mirror."""
     parse_float = decimal.Decimal if (version, message_type, action) in _DECIMAL_SCHEMAS else float
-    text = _schema_path(message_type, action, version).read_text(encoding="utf-8-sig")
+    text = schema_path(message_type, action, version).read_text(encoding="utf-8-sig")
     schema = json.loads(text, parse_float=parse_float)
     resolver = RefResolver.from_schema(schema, handlers=dict.fromkeys(
         ("http", "https", "file", "urn", ""), _no_remote), store={})
@@ -337,6 +337,11 @@ def utc_timestamp(moment: datetime) -> str:
     """UTC with a Z and milliseconds: the form every charger's validator accepts."""
     moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def utc_now() -> str:
+    """The current time as chargers are told it (utc_timestamp)."""
+    return utc_timestamp(datetime.now(UTC))
 
 
 def parse_timestamp(text: str) -> datetime:

@@ -8,7 +8,8 @@ Every OCPP_PRESENCE_INTERVAL seconds the task of a process
 2. refreshes `last_seen` of every station whose socket it holds (one UPDATE per 500 stations);
 3. sweeps: stations marked connected that no process has refreshed for three intervals are
    marked offline (their process was killed: no disconnect handler ran), and transactions left
-   open by a reboot or a long silence are closed by the policy in stations/services.py;
+   open by a reboot or a long silence are closed by the policy in
+   stations/services/transactions.py;
 4. with Redis, re-joins the command groups of its sockets when Redis has lost them (a restart)
    or before channels-redis lets them expire (group_expiry): otherwise commands for a charger
    connected for a day, or across a Redis restart, would silently go nowhere.
@@ -22,27 +23,41 @@ import contextvars
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from django.conf import settings
 
 from csms import metrics
 from csms.gateway.orm import write_and_publish
-from stations import services
-
-if TYPE_CHECKING:
-    from csms.gateway.consumer import ChargerConsumer
+from stations.models import Station
+from stations.services import presence, transactions
 
 log = logging.getLogger(__name__)
+
+
+
+class HeldSocket(Protocol):
+    """What liveness needs of a charger's connection (the consumer holding its socket)."""
+
+    station: Station
+    heard_at: float  # time.monotonic() of its last frame
+    closing_reason: str
+    displaced: bool
+    group: str
+    channel_name: str
+    channel_layer: Any
+
+    async def close_silent(self) -> None: ...
+
 
 PROCESS_KEY = f"csms{settings.RUN_ID}:process:{uuid.uuid4().hex}"
 _CHUNK = 500
 # Per event loop (the test suite runs several loops in one process; a server runs one).
-_held: dict[asyncio.AbstractEventLoop, set["ChargerConsumer"]] = {}
+_held: dict[asyncio.AbstractEventLoop, set[HeldSocket]] = {}
 _tasks: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
 
 
-def register(consumer: "ChargerConsumer") -> None:
+def register(consumer: HeldSocket) -> None:
     loop = asyncio.get_running_loop()
     _held.setdefault(loop, set()).add(consumer)
     if loop not in _tasks:
@@ -51,7 +66,7 @@ def register(consumer: "ChargerConsumer") -> None:
                                         context=contextvars.Context())
 
 
-def unregister(consumer: "ChargerConsumer") -> None:
+def unregister(consumer: HeldSocket) -> None:
     loop = asyncio.get_running_loop()
     held = _held.get(loop, set())
     held.discard(consumer)
@@ -63,7 +78,7 @@ def unregister(consumer: "ChargerConsumer") -> None:
             task.cancel()
 
 
-def held() -> list["ChargerConsumer"]:
+def held() -> list[HeldSocket]:
     return list(_held.get(asyncio.get_running_loop(), ()))
 
 
@@ -93,7 +108,7 @@ async def tick(redis=None) -> None:
     stale_after = 3 * settings.OCPP["PRESENCE_INTERVAL"]
     present = [c.station.pk for c in consumers if not c.displaced and not c.closing_reason]
     for start in range(0, len(present), _CHUNK):
-        await write_and_publish(services.stations_present, present[start:start + _CHUNK],
+        await write_and_publish(presence.stations_present, present[start:start + _CHUNK],
                                 stale_after)
     await write_and_publish(_sweep, stale_after)
     if redis is not None:
@@ -101,8 +116,8 @@ async def tick(redis=None) -> None:
 
 
 def _sweep(stale_after: float) -> None:
-    metrics.SWEPT.inc(len(services.stations_sweep(stale_after)))
-    services.transactions_close_abandoned()
+    metrics.SWEPT.inc(len(presence.stations_sweep(stale_after)))
+    transactions.transactions_close_abandoned()
 
 
 def _group_refresh_seconds() -> int:
@@ -118,7 +133,7 @@ def _redis():
     return aioredis.from_url(settings.REDIS_URL)
 
 
-async def _rejoin_groups(redis, consumers: list["ChargerConsumer"]) -> None:
+async def _rejoin_groups(redis, consumers: list[HeldSocket]) -> None:
     """Groups live in Redis: a key of ours that vanished means Redis lost them, or is about to
     expire them. Either way every socket of this process joins its group again."""
     if await redis.set(PROCESS_KEY, 1, ex=_group_refresh_seconds(), nx=True) is None:

@@ -3,7 +3,7 @@
 A consumer hands its charger's CALL to the writer of its event loop and awaits the reply. The
 writer takes every CALL waiting (up to OCPP_BATCH_LIMIT) to the ORM thread, runs their handlers
 in one transaction (the messages every charger sends all day only add records to a
-stations.bulk.Batch, stored set-based at the end with the log rows of all their frames),
+stations.services.batch.Batch, stored set-based at the end with the log rows of all their frames),
 commits, and only then hands each consumer its reply: commit, then answer. While one batch is
 being stored the next one gathers, so under load a batch holds what arrived meanwhile, and when
 idle a message is stored alone at once: no timer, no added latency.
@@ -30,11 +30,12 @@ from django.utils import timezone
 from csms import metrics
 from csms.gateway import frames
 from csms.gateway.frames import CALLRESULT, Call
-from csms.gateway.handlers import Context, Handler
 from csms.gateway.orm import drop_if_broken, in_db_thread
+from csms.gateway.table import Context, Handler
 from stations import events
-from stations.bulk import Batch, JsonText
 from stations.models import MessageLog, Station
+from stations.persistence import JsonText
+from stations.services.batch import Batch
 
 log = logging.getLogger(__name__)
 
@@ -160,5 +161,5 @@ def _store(jobs: list[Job]) -> tuple[list[str | Exception], list[dict]]:
                            call.action, JsonText(call.payload_json), now),
                           (job.station.pk, MessageLog.Direction.OUT, CALLRESULT, call.message_id,
                            call.action, JsonText(reply), now)]
-        batch.flush()  # the message log with the rest (stations.bulk.LOG_FIELDS)
+        batch.flush()  # the message log with the rest (stations.persistence.LOG_FIELDS)
     return replies, published

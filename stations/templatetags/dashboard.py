@@ -9,8 +9,8 @@ from django.utils import dateformat, timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from accounts.models import Site
 from stations import fragments
-from stations.models import Site
 
 register = template.Library()
 

@@ -12,10 +12,10 @@ from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-from accounts.models import IdToken, Membership, Organization
+from accounts.models import IdToken, Membership, Organization, Site
 from billing.models import CustomerAccount, Issuer, Tariff
 from billing.tariffs import WindowSpec, assign, create_tariff
-from stations.models import Site, Station
+from stations.models import Station
 
 Kind = Organization.Kind
 Role = Membership.Role

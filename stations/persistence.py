@@ -1,19 +1,23 @@
-"""Set-based writers for what every charger sends all day: heartbeats, status reports, meter
-readings and transaction updates, and the message log of every CALL.
+"""The charging domain's written-out SQL: the one module that writes statements by hand.
 
-The gateway stores the messages of many chargers in one database transaction (group commit:
-csms/gateway/writer.py). Their handlers add records to a `Batch`, and `Batch.flush()` stores them
-all with a few statements per table instead of a few per message, inside the caller's
-transaction. stations/services.py's station_seen, status_record, meter_values_record and
-transaction_report (for an update) are the same writes: without a batch, a batch of one.
+What every charger sends all day (heartbeats, status reports, meter readings, transaction
+updates, and the message log of every frame) is stored set-based: the gateway stores the
+messages of many chargers in one database transaction (group commit), their records gather in
+a stations.services.batch.Batch, and a flush reads what it needs once (read_for_batch), computes
+every row, then writes them all (BatchRows.write). A single message outside the gateway's
+writer is a batch of one, through the same reads, rows and writes, so the two paths cannot
+disagree. The few per-message reads of a session's start and end (connector_row,
+token_with_checks, transaction_by_key, message_sequences) are written out here too: built by
+the ORM, their compilation cost the single ORM thread more than running them.
 
-A flush reads what it needs once (the connectors and transactions its records name), computes
-every row, then writes them all. On PostgreSQL the reads go out together and so do the writes
-(psycopg's pipeline mode): two round trips, not one per statement. Each round trip costs more
-than the statement: the ORM thread waits for a core and then for the event loop to hand back the
-GIL (up to the switch interval, csms/asgi.py): with Python's 5 ms, a 60-message batch of fifteen
-statements took 21 ms alone and 187 ms beside a CPU-busy thread, 15 and 90 ms in four. Rows
-are written in primary-key order, so two processes' batches take row locks in the same order.
+On PostgreSQL the reads go out together and so do the writes (psycopg's pipeline mode): two
+round trips, not one per statement. Each round trip costs more than the statement: the ORM
+thread waits for a core and then for the event loop to hand back the GIL (up to the switch
+interval set in csms/asgi.py). Rows are written in primary-key order, so two processes' batches
+take row locks in the same order.
+
+Every table and column name comes from the models' metadata and is quoted by the backend;
+values are always parameters.
 """
 
 from collections.abc import Iterator, Sequence
@@ -22,15 +26,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
-from django.utils import timezone
 
-from stations import events, signals
+from accounts.models import IdToken, Organization, Site
 from stations.models import (
     Connector,
     Evse,
@@ -41,71 +44,52 @@ from stations.models import (
     Transaction,
     TransactionMessage,
 )
+from stations.records import Sample, TransactionReport
 
-if TYPE_CHECKING:
-    from stations.services import Sample, TransactionReport
-
-ENERGY_REGISTER = "Energy.Active.Import.Register"
 LOG_FIELDS = ["station", "direction", "message_type", "message_id", "action", "payload",
               "created_at"]
 SAMPLE_FIELDS = ["station", "evse_number", "transaction", "timestamp", "measurand", "phase",
                  "location", "context", "unit", "value"]
 MESSAGE_FIELDS = ["transaction", "kind", "sequence", "timestamp", "trigger", "offline",
                   "received_at"]
+STATUS_CHANGE_FIELDS = ["station", "connector", "status", "status_detail", "error_code", "info",
+                        "timestamp", "received_at"]
 
 
-@dataclass(slots=True)
-class StatusReport:
-    station: Station
-    evse: int
-    connector: int | None
-    status: str
-    detail: str
-    error_code: str
-    info: str
-    timestamp: datetime
+def message_row(tx_pk: int, report: TransactionReport, received_at: datetime) -> tuple:
+    """A TransactionMessage row in MESSAGE_FIELDS order, for insert_rows."""
+    return (tx_pk, report.kind, report.sequence, report.timestamp, report.trigger[:50],
+            report.offline, received_at)
 
 
-@dataclass(slots=True)
-class Readings:
-    """Samples outside a transaction message: of the transaction named, or of the EVSE's
-    active one, or of no transaction."""
-
-    station: Station
-    evse: int
-    transaction_id: str | None
-    samples: list["Sample"]
+def sample_rows(station: Station, evse: int, tx_pk: int | None,
+                samples: list[Sample]) -> list[tuple]:
+    """Rows of MeterSample in SAMPLE_FIELDS order, for insert_rows."""
+    return [(station.pk, evse, tx_pk, s.timestamp, s.measurand, s.phase, s.location, s.context,
+             s.unit, s.value) for s in samples]
 
 
-@dataclass(slots=True)
-class Batch:
-    seen: list[Station] = field(default_factory=list)
-    statuses: list[StatusReport] = field(default_factory=list)
-    readings: list[Readings] = field(default_factory=list)
-    updates: list[tuple[Station, "TransactionReport"]] = field(default_factory=list)
-    # Message-log rows (LOG_FIELDS order): the gateway logs every frame of the batch.
-    log: list[tuple] = field(default_factory=list)
+def _table(model: type[Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
 
-    def flush(self) -> None:
-        """Store everything added, inside the caller's transaction; the batch is empty after."""
-        now = timezone.now()
-        found = _Found.read(self)
-        rows = _Rows(log=self.log)
-        rows.seen = {station.pk: (now,) for station in self.seen}
-        status_changes = _statuses(self.statuses, found, rows)
-        changed = _transactions(self.readings, self.updates, found, rows, now)
-        rows.write()
-        # Receivers read what was just written.
-        if status_changes:
-            signals.connector_status_changed.send(Connector, changes=status_changes)
-        if changed:
-            signals.transactions_updated.send(Transaction, pks=sorted(changed))
-        for records in (self.seen, self.statuses, self.readings, self.updates, self.log):
-            records.clear()
 
+def _column(alias: str, model: type[Model], name: str) -> str:
+    return f"{alias}.{connection.ops.quote_name(model._meta.get_field(name).column)}"
+
+
+def _namer(alias: str, model: type[Model]):
+    """name → the quoted column of `model`'s field `name`, qualified by the table's alias."""
+    return lambda name: _column(alias, model, name)
+
+
+def _fields(model: type[Model], *names: str) -> tuple[Field, ...]:
+    return tuple(model._meta.get_field(name) for name in names)
+
+
+# --- what a batch reads -----------------------------------------------------------------------
 
 @dataclass(slots=True)
-class _Tx:
+class TransactionRow:
     """What a batch reads and changes of a transaction (cheaper than a model instance)."""
 
     pk: int
@@ -120,21 +104,22 @@ class _Tx:
 
 
 @dataclass(slots=True)
-class _Connector:
+class ConnectorRow:
     pk: int
     status_at: datetime | None
 
 
-_TX_SELECT = ("SELECT t.id, t.station_id, t.transaction_id, t.state, e.number, t.id_token_value,"
-              " t.meter_last_wh, t.offline, t.started_at FROM stations_transaction t"
-              " LEFT JOIN stations_evse e ON e.id = t.evse_id WHERE ")
+@dataclass(slots=True)
+class BatchReads:
+    """What a batch's records name, read in one round trip on PostgreSQL (read_for_batch)."""
+
+    connectors: dict[tuple[str, int, int], ConnectorRow] = field(default_factory=dict)
+    by_id: dict[tuple[str, str], TransactionRow] = field(default_factory=dict)
+    active: dict[tuple[str, int], TransactionRow] = field(default_factory=dict)
+    recorded: set[tuple[str, str, int]] = field(default_factory=set)
 
 
-def _fields(model: type[Model], *names: str) -> tuple[Field, ...]:
-    return tuple(model._meta.get_field(name) for name in names)
-
-
-# The model field of each column of the raw reads below (select_all types their values).
+# The model field of each column of the batch's reads (select_all types their values).
 _CONNECTOR_TYPES = (*_fields(Connector, "id"), *_fields(Evse, "station", "number"),
                     *_fields(Connector, "number", "status_at"))
 _SEQUENCE_TYPES = (*_fields(Transaction, "station", "transaction_id"),
@@ -144,95 +129,99 @@ _TX_TYPES = (*_fields(Transaction, "id", "station", "transaction_id", "state"),
              *_fields(Transaction, "id_token_value", "meter_last_wh", "offline", "started_at"))
 
 
-@dataclass(slots=True)
-class _Found:
-    """What a flush reads before it writes: one round trip on PostgreSQL (select_all)."""
-
-    connectors: dict[tuple[str, int, int], _Connector] = field(default_factory=dict)
-    by_id: dict[tuple[str, str], _Tx] = field(default_factory=dict)
-    active: dict[tuple[str, int], _Tx] = field(default_factory=dict)
-    recorded: set[tuple[str, str, int]] = field(default_factory=set)
-
-    @classmethod
-    def read(cls, batch: Batch) -> "_Found":
-        connectors = {(r.station.pk, r.evse, r.connector) for r in batch.statuses
-                      if not _of_station(r)}
-        ids = ({(r.station.pk, r.transaction_id) for r in batch.readings
-                if r.transaction_id is not None}
-               | {(station.pk, report.transaction_id) for station, report in batch.updates})
-        evses = {(r.station.pk, r.evse) for r in batch.readings
-                 if r.transaction_id is None and r.evse}
-        sequences = {(station.pk, report.transaction_id, report.sequence)
-                     for station, report in batch.updates if report.sequence is not None}
-        # Some conditions (stations and numbers apart) take more than the keys wanted; the rows
-        # are matched to them below.
-        queries: dict[str, tuple[str, list, tuple[Field, ...]]] = {}
-        if connectors:
-            where, params = sql_in("e.station_id", {key[0] for key in connectors})
-            queries["connectors"] = (
-                "SELECT c.id, e.station_id, e.number, c.number, c.status_at FROM"
-                " stations_connector c JOIN stations_evse e ON e.id = c.evse_id WHERE " + where,
-                params, _CONNECTOR_TYPES)
-        if ids:
-            pairs, params = _in_pairs(ids)
-            queries["by_id"] = (_TX_SELECT + pairs, params, _TX_TYPES)
-        if evses:
-            stations, params = sql_in("t.station_id", {s for s, _ in evses})
-            numbers, more = sql_in("e.number", {e for _, e in evses})
-            queries["active"] = (_TX_SELECT + f"{stations} AND {numbers} AND t.state = %s"
-                                 " ORDER BY t.started_at DESC",
-                                 params + more + [Transaction.State.ACTIVE], _TX_TYPES)
-        if sequences:
-            pairs, params = _in_pairs({(s, t) for s, t, _ in sequences})
-            seqs, more = sql_in("m.sequence", {n for _, _, n in sequences})
-            queries["recorded"] = (
-                "SELECT t.station_id, t.transaction_id, m.sequence FROM"
-                " stations_transactionmessage m JOIN stations_transaction t"
-                f" ON t.id = m.transaction_id WHERE {pairs} AND {seqs}",
-                params + more, _SEQUENCE_TYPES)
-        results = dict(zip(queries, select_all(list(queries.values())), strict=True))
-
-        found = cls()
-        for pk, station_id, evse, number, status_at in results.get("connectors", []):
-            found.connectors[(station_id, evse, number)] = _Connector(pk, status_at)
-        for tx in (_Tx(*row) for row in results.get("by_id", [])):
-            if (tx.station_id, tx.transaction_id) in ids:
-                found.by_id[(tx.station_id, tx.transaction_id)] = tx
-        for tx in (_Tx(*row) for row in results.get("active", [])):
-            # Newest first: an EVSE's most recent active transaction wins.
-            if (tx.station_id, tx.evse_number) in evses:
-                found.active.setdefault((tx.station_id, tx.evse_number), tx)
-        found.recorded = {row for row in results.get("recorded", []) if row in sequences}
-        # A connector named for the first time: created now (the ORM's get-or-creates).
-        missing = sorted(connectors - found.connectors.keys())
-        if missing:
-            from stations.services import connector_get
-
-            stations_by_id = {r.station.pk: r.station for r in batch.statuses}
-            for station_id, evse, number in missing:
-                connector = connector_get(stations_by_id[station_id], evse, number)
-                found.connectors[(station_id, evse, number)] = _Connector(
-                    connector.pk, connector.status_at)
-        return found
+@lru_cache(maxsize=2)
+def _batch_sql(vendor: str) -> dict[str, str]:
+    """The fixed parts of the batch's reads, each followed by its conditions."""
+    t, e = _namer("t", Transaction), _namer("e", Evse)
+    c, m = _namer("c", Connector), _namer("m", TransactionMessage)
+    return {
+        "transactions": (
+            f"SELECT {t('id')}, {t('station')}, {t('transaction_id')}, {t('state')},"
+            f" {e('number')}, {t('id_token_value')}, {t('meter_last_wh')}, {t('offline')},"
+            f" {t('started_at')} FROM {_table(Transaction)} t"
+            f" LEFT JOIN {_table(Evse)} e ON {e('id')} = {t('evse')} WHERE "),
+        "connectors": (
+            f"SELECT {c('id')}, {e('station')}, {e('number')}, {c('number')}, {c('status_at')}"
+            f" FROM {_table(Connector)} c JOIN {_table(Evse)} e ON {e('id')} = {c('evse')}"
+            " WHERE "),
+        "recorded": (
+            f"SELECT {t('station')}, {t('transaction_id')}, {m('sequence')}"
+            f" FROM {_table(TransactionMessage)} m JOIN {_table(Transaction)} t"
+            f" ON {t('id')} = {m('transaction')} WHERE "),
+        "station": _column("t", Transaction, "station"),
+        "tx_id": _column("t", Transaction, "transaction_id"),
+        "state": _column("t", Transaction, "state"),
+        "started": _column("t", Transaction, "started_at"),
+        "evse_station": _column("e", Evse, "station"),
+        "evse_number": _column("e", Evse, "number"),
+        "sequence": _column("m", TransactionMessage, "sequence"),
+    }
 
 
-def _in_pairs(keys: set[tuple[str, str]]) -> tuple[str, list]:
+def read_for_batch(connectors: set[tuple[str, int, int]], ids: set[tuple[str, str]],
+                   evses: set[tuple[str, int]],
+                   sequences: set[tuple[str, str, int]]) -> BatchReads:
+    """The connectors (station, EVSE number, connector number), the transactions by (station,
+    transaction id), the active transactions of (station, EVSE number), and which (station,
+    transaction id, sequence number) messages are stored already. Connectors not found are
+    missing from the result. Some conditions (stations and numbers apart) take more rows than
+    the keys wanted; the rows are matched to the keys here."""
+    sql = _batch_sql(connection.vendor)
+    queries: dict[str, tuple[str, list, tuple[Field, ...]]] = {}
+    if connectors:
+        where, params = sql_in(sql["evse_station"], {key[0] for key in connectors})
+        queries["connectors"] = (sql["connectors"] + where, params, _CONNECTOR_TYPES)
+    if ids:
+        pairs, params = _in_pairs(sql["station"], sql["tx_id"], ids)
+        queries["by_id"] = (sql["transactions"] + pairs, params, _TX_TYPES)
+    if evses:
+        stations, params = sql_in(sql["station"], {s for s, _ in evses})
+        numbers, more = sql_in(sql["evse_number"], {e for _, e in evses})
+        queries["active"] = (sql["transactions"] + f"{stations} AND {numbers}"
+                             f" AND {sql['state']} = %s ORDER BY {sql['started']} DESC",
+                             params + more + [Transaction.State.ACTIVE], _TX_TYPES)
+    if sequences:
+        pairs, params = _in_pairs(sql["station"], sql["tx_id"], {(s, t) for s, t, _ in sequences})
+        seqs, more = sql_in(sql["sequence"], {n for _, _, n in sequences})
+        queries["recorded"] = (sql["recorded"] + f"{pairs} AND {seqs}", params + more,
+                               _SEQUENCE_TYPES)
+    results = dict(zip(queries, select_all(list(queries.values())), strict=True))
+
+    found = BatchReads()
+    for pk, station_id, evse, number, status_at in results.get("connectors", []):
+        if (station_id, evse, number) in connectors:
+            found.connectors[(station_id, evse, number)] = ConnectorRow(pk, status_at)
+    for tx in (TransactionRow(*row) for row in results.get("by_id", [])):
+        if (tx.station_id, tx.transaction_id) in ids:
+            found.by_id[(tx.station_id, tx.transaction_id)] = tx
+    for tx in (TransactionRow(*row) for row in results.get("active", [])):
+        # Newest first: an EVSE's most recent active transaction wins.
+        if (tx.station_id, tx.evse_number) in evses:
+            found.active.setdefault((tx.station_id, tx.evse_number), tx)
+    found.recorded = {row for row in results.get("recorded", []) if row in sequences}
+    return found
+
+
+def _in_pairs(station_column: str, id_column: str, keys: set[tuple[str, str]]
+              ) -> tuple[str, list]:
     """The condition on transactions named by (station, transaction id), pair by pair. Not
     `station IN (…) AND id IN (…)`: that reads every transaction of the stations named, their
-    whole history (40 keys at 100 transactions a station: 2.2 to 2.9 ms; pair by pair 0.3 to
-    0.45 ms). On PostgreSQL two array parameters, so the statement's text is the same however
-    many."""
+    whole history. On PostgreSQL two array parameters, so the statement's text is the same
+    however many."""
     pairs = sorted(keys)
     if connection.vendor == "postgresql":
-        return ("(t.station_id, t.transaction_id) IN"
+        return (f"({station_column}, {id_column}) IN"
                 " (SELECT * FROM unnest(%s::varchar[], %s::varchar[]))",
                 [[s for s, _ in pairs], [t for _, t in pairs]])
-    return (f"(t.station_id, t.transaction_id) IN (VALUES {', '.join(['(%s, %s)'] * len(pairs))})",
+    return (f"({station_column}, {id_column}) IN"
+            f" (VALUES {', '.join(['(%s, %s)'] * len(pairs))})",
             [value for pair in pairs for value in pair])
 
 
+# --- what a batch writes ----------------------------------------------------------------------
+
 @dataclass(slots=True)
-class _Rows:
+class BatchRows:
     """Everything a flush writes, computed before any of it is sent (write)."""
 
     log: list[tuple]
@@ -250,114 +239,143 @@ class _Rows:
             _update_each(Station, ["status", "error_code"], self.station_status)
             _update_each(Connector, ["status", "status_detail", "error_code", "status_at"],
                          self.connectors)
-            insert_rows(StatusChange, ["station", "connector", "status", "status_detail",
-                                       "error_code", "info", "timestamp", "received_at"],
-                        self.status_changes)
+            insert_rows(StatusChange, STATUS_CHANGE_FIELDS, self.status_changes)
             insert_rows(TransactionMessage, MESSAGE_FIELDS, self.tx_messages)
             # A retried message's samples collide with the constraint and are skipped.
             insert_rows(MeterSample, SAMPLE_FIELDS, self.samples, ignore_conflicts=True)
-            # updated_at: the transaction is alive (services.transactions_close_abandoned).
+            # updated_at: the transaction is alive (abandoned transactions are closed by it).
             _update_each(Transaction, ["meter_last_wh", "offline", "started_at", "updated_at"],
                          self.transactions)
             insert_rows(MessageLog, LOG_FIELDS, self.log)
 
 
-# --- status ---------------------------------------------------------------------------------
+# --- what one message reads -------------------------------------------------------------------
 
-def _of_station(report: StatusReport) -> bool:  # evse 0 or no connector: the whole station
-    return report.evse == 0 or report.connector is None
-
-
-def _statuses(reports: list[StatusReport], found: _Found,
-              rows: _Rows) -> list[tuple[int, str, datetime]]:
-    """Rows of the reports; returns the connectors' changes (signals.connector_status_changed)."""
-    changes = []
-    received = timezone.now()
-    for report in reports:
-        target = None
-        if _of_station(report):
-            rows.station_status[report.station.pk] = (report.status, report.error_code)
-        else:
-            target = found.connectors[(report.station.pk, report.evse, report.connector)]
-            # A late (offline) report must not overwrite a newer one.
-            if target.status_at is None or target.status_at <= report.timestamp:
-                target.status_at = report.timestamp
-                rows.connectors[target.pk] = (report.status, report.detail, report.error_code,
-                                              report.timestamp)
-            changes.append((target.pk, report.status, report.timestamp))
-        rows.status_changes.append((
-            report.station.pk, target.pk if target else None, report.status, report.detail,
-            report.error_code, report.info[:100], report.timestamp, received))
-        events.publish("connector.status", report.station.pk, report.station.site_id,
-                       evse=report.evse, connector=report.connector, status=report.status)
-    return changes
+def connector_row(station_id: str, evse_number: int, connector_number: int
+                  ) -> tuple[Connector, Evse] | None:
+    """A station's connector by EVSE and connector number, with its EVSE."""
+    sql, types = _connector_sql(connection.vendor)
+    [rows] = select_all([(sql, [station_id, evse_number, connector_number], types)])
+    if not rows:
+        return None
+    connector, evse = instances((Connector, Evse), rows[0])
+    return connector, evse
 
 
-# --- meter readings and transaction updates -------------------------------------------------
-
-def _transactions(readings: list[Readings], updates: list[tuple[Station, "TransactionReport"]],
-                  found: _Found, rows: _Rows, now: datetime) -> dict[int, _Tx]:
-    """Rows of the readings and updates; returns the transactions they changed."""
-    from stations.services import transaction_report
-
-    changed: dict[int, _Tx] = {}
-    announced = {}
-    for r in readings:
-        tx = (found.by_id.get((r.station.pk, r.transaction_id)) if r.transaction_id is not None
-              else found.active.get((r.station.pk, r.evse)))
-        rows.samples += sample_rows(r.station, r.evse, tx.pk if tx else None, r.samples)
-        if tx is None:
-            continue
-        register = _register(r.samples)
-        if register is not None and tx.state == Transaction.State.ACTIVE:
-            tx.meter_last_wh = register
-            changed[tx.pk] = tx
-        announced[tx.pk] = (r.station, tx)
-    for station, report in updates:
-        tx = found.by_id.get((station.pk, report.transaction_id))
-        if tx is None or (report.evse and tx.evse_number is None) or (
-                report.id_token and not tx.id_token_value):
-            # What a first message or a late detail brings is the one-message writer's work.
-            transaction_report(station, report)
-            continue
-        key = (station.pk, report.transaction_id, report.sequence)
-        if key in found.recorded:
-            continue  # a retry: stored already
-        found.recorded.add(key)
-        rows.tx_messages.append(message_row(tx.pk, report, now))
-        rows.samples += sample_rows(station, report.evse or tx.evse_number or 0, tx.pk,
-                                    report.samples)
-        register = _register(report.samples)
-        tx.meter_last_wh = register if register is not None else (
-            report.meter_wh if report.meter_wh is not None else tx.meter_last_wh)
-        tx.offline = tx.offline or report.offline
-        tx.started_at = min(tx.started_at, report.timestamp)
-        changed[tx.pk] = tx
-        announced[tx.pk] = (station, tx)
-    rows.transactions = {pk: (tx.meter_last_wh, tx.offline, tx.started_at, now)
-                         for pk, tx in changed.items()}
-    for station, tx in announced.values():
-        events.publish("transaction.update", station.pk, station.site_id, transaction=tx.pk,
-                       transaction_id=tx.transaction_id)
-    return changed
+@lru_cache(maxsize=2)
+def _connector_sql(vendor: str) -> tuple[str, tuple]:
+    c, e = _namer("c", Connector), _namer("e", Evse)
+    columns, fields = columns_of(("c", Connector), ("e", Evse))
+    sql = f"""
+        SELECT {columns} FROM {_table(Connector)} c
+        JOIN {_table(Evse)} e ON {e("id")} = {c("evse")}
+        WHERE {e("station")} = %s AND {e("number")} = %s AND {c("number")} = %s"""
+    return sql, fields
 
 
-def _register(samples: list["Sample"]) -> Decimal | None:
-    register = [s.value for s in samples if s.measurand == ENERGY_REGISTER and not s.phase]
-    return register[-1] if register else None
+@dataclass(frozen=True, slots=True)
+class TokenChecks:
+    """A card with its organization, and what authorizing it at a station depends on."""
+
+    token: IdToken
+    limited_to_sites: bool
+    allowed_here: bool
+    charging_elsewhere: bool
 
 
-def message_row(tx_pk: int, report: "TransactionReport", received_at: datetime) -> tuple:
-    """A TransactionMessage row in MESSAGE_FIELDS order, for insert_rows."""
-    return (tx_pk, report.kind, report.sequence, report.timestamp, report.trigger[:50],
-            report.offline, received_at)
+def token_with_checks(site_id: int | None, station_id: str, value: str) -> TokenChecks | None:
+    """The card of `value` with three checks the database computes with it: is it limited to
+    some sites; is this station's site one of them; is the card, or another of its group
+    ("" is no group), in an active transaction at another station."""
+    sql, types = _authorize_sql(connection.vendor)
+    [rows] = select_all([(sql, [site_id, Transaction.State.ACTIVE, station_id, value], types)])
+    if not rows:
+        return None
+    *card, limited_to_sites, allowed_here, charging_elsewhere = rows[0]
+    token, organization = instances((IdToken, Organization), card)
+    token.organization = organization  # None for a card of no organization
+    return TokenChecks(token, bool(limited_to_sites), bool(allowed_here),
+                       bool(charging_elsewhere))
 
 
-def sample_rows(station: Station, evse: int, tx_pk: int | None,
-                samples: list["Sample"]) -> list[tuple]:
-    """Rows of MeterSample in SAMPLE_FIELDS order, for insert_rows."""
-    return [(station.pk, evse, tx_pk, s.timestamp, s.measurand, s.phase, s.location, s.context,
-             s.unit, s.value) for s in samples]
+@lru_cache(maxsize=2)
+def _authorize_sql(vendor: str) -> tuple[str, tuple]:
+    """Parameters: the station's site, the active state, the station, the card's value."""
+    sites = IdToken.allowed_sites.through
+    s, t, g = _namer("s", sites), _namer("t", IdToken), _namer("g", IdToken)
+    x, o = _namer("x", Transaction), _namer("o", Organization)
+    columns, fields = columns_of(("t", IdToken), ("o", Organization))
+    sql = f"""
+        SELECT {columns},
+          EXISTS (SELECT 1 FROM {_table(sites)} s WHERE {s("idtoken")} = {t("id")}),
+          EXISTS (SELECT 1 FROM {_table(sites)} s
+                  WHERE {s("idtoken")} = {t("id")} AND {s("site")} = %s),
+          EXISTS (SELECT 1 FROM {_table(Transaction)} x
+                  JOIN {_table(IdToken)} g ON {g("id")} = {x("id_token")}
+                  WHERE {x("state")} = %s AND {x("station")} <> %s
+                    AND ({x("id_token")} = {t("id")}
+                         OR ({t("group")} <> '' AND {g("group")} = {t("group")})))
+        FROM {_table(IdToken)} t
+        LEFT JOIN {_table(Organization)} o ON {o("id")} = {t("organization")}
+        WHERE {t("value")} = %s"""
+    return sql, (*fields, None, None, None)
+
+
+def transaction_by_key(station_id: str, key: str, value: str, sequence: int | None,
+                       related: bool) -> tuple[Transaction, bool] | None:
+    """A station's transaction by `key` (transaction_id or start_key), and whether a message of
+    `sequence` is stored for it already. With `related`, what pricing reads comes with it: the
+    EVSE, the station and its site, the card and its organization."""
+    sql, models, types = _transaction_sql(connection.vendor, key, related)
+    [rows] = select_all([(sql, [sequence, station_id, value], types)])
+    if not rows:
+        return None
+    *values, sequence_seen = rows[0]
+    tx, *joined = instances(models, values)
+    if related:
+        evse, station, site, token, organization = joined
+        station.site = site
+        if token is not None:
+            token.organization = organization
+        tx.evse, tx.station, tx.id_token = evse, station, token
+    return tx, bool(sequence_seen)
+
+
+@lru_cache(maxsize=8)
+def _transaction_sql(vendor: str, key: str, related: bool) -> tuple[str, tuple, tuple]:
+    """Parameters: the sequence number (None: false), the station, the key's value. Returns
+    the SQL, the models whose columns it selects, in order, and each column's field."""
+    x, m = _namer("x", Transaction), _namer("m", TransactionMessage)
+    models: tuple = (Transaction,)
+    joins = ""
+    if related:
+        models = (Transaction, Evse, Station, Site, IdToken, Organization)
+        s, t = _namer("s", Station), _namer("t", IdToken)
+        joins = f"""
+        LEFT JOIN {_table(Evse)} e ON {_column("e", Evse, "id")} = {x("evse")}
+        JOIN {_table(Station)} s ON {s("id")} = {x("station")}
+        LEFT JOIN {_table(Site)} si ON {_column("si", Site, "id")} = {s("site")}
+        LEFT JOIN {_table(IdToken)} t ON {t("id")} = {x("id_token")}
+        LEFT JOIN {_table(Organization)} o ON {_column("o", Organization, "id")} = {
+            t("organization")}"""
+    columns, fields = columns_of(*zip(("x", "e", "s", "si", "t", "o"), models, strict=False))
+    sql = f"""
+        SELECT {columns},
+          EXISTS (SELECT 1 FROM {_table(TransactionMessage)} m
+                  WHERE {m("transaction")} = {x("id")} AND {m("sequence")} = %s)
+        FROM {_table(Transaction)} x{joins}
+        WHERE {x("station")} = %s AND {x(key)} = %s"""
+    return sql, models, (*fields, None)
+
+
+def message_sequences(tx_pk: int) -> list[tuple[int | None, str]]:
+    """(sequence number, kind) of every message stored for a transaction."""
+    m = _namer("m", TransactionMessage)
+    [rows] = select_all([(
+        f"SELECT {m('sequence')}, {m('kind')} FROM {_table(TransactionMessage)} m"
+        f" WHERE {m('transaction')} = %s",
+        [tx_pk], _fields(TransactionMessage, "sequence", "kind"))])
+    return rows
 
 
 # --- statements -----------------------------------------------------------------------------

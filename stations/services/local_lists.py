@@ -2,12 +2,13 @@
 charger acknowledged holding, and the updates that bring the two together.
 
 Version-neutral. The 1.6 / 2.0.1 shapes of SendLocalList, GetLocalListVersion and ClearCache,
-and the names of the charger's size limits, live in the gateway's adapters; here an entry is a
-token value with its status, expiry and group.
+and the names of the charger's size limits, live in the gateway's local_list block (it says the
+commands below in each version's words); here an entry is a token value with its status, expiry
+and group.
 
 How a list gets to a charger:
-- a card change (or a station connecting, or a person's button) calls schedule(), which runs
-  accounts.tasks.push_local_list after commit (in Celery; eagerly in the embedded setup);
+- a card change (or a station connecting, or a person's button) calls schedule(), whose signal
+  has stations.tasks.push_local_list run after commit (in Celery; eagerly in the embedded setup);
 - sync() compares what the station should hold with what it acknowledged and sends the
   difference with commands.call_enqueue (never blocking): a full update when the charger's
   list is unknown or out of step, differential updates otherwise, split into as many messages
@@ -16,12 +17,15 @@ How a list gets to a charger:
   silently truncated;
 - when the charger answers, record_outcome() (on stations.signals.call_completed, inside the
   transaction storing the answer) applies an accepted update to the acknowledged entries and
-  decides whether the station is in sync.
+  decides whether the station is in sync; the list version a charger reports is
+  version_reported()'s.
 """
 
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -31,10 +35,18 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts import audit
-from accounts.models import AuditEntry, IdToken, LocalListEntry, LocalListPush, LocalListState
-from csms import gateway
-from stations import commands, services, signals
-from stations.models import Call, DeviceVariable, Station
+from accounts.models import AuditEntry, IdToken
+from accounts.signals import id_tokens_changed
+from stations import signals
+from stations.models import (
+    Call,
+    DeviceVariable,
+    LocalListEntry,
+    LocalListPush,
+    LocalListState,
+    Station,
+)
+from stations.services import commands
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +59,34 @@ LIMITS_RETRY = timedelta(minutes=10)
 # Updates sent in a row without one being accepted before automatic updates pause (until the
 # station reconnects or a person pushes): a charger that refuses every list is not flooded.
 MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class LocalListSend(commands.Command):
+    """One update of the charger's list: `entries` maps a token value to its Entry, or to None
+    to remove it."""
+
+    description: ClassVar[str] = "a local list update"
+    version: int
+    full: bool
+    entries: dict[str, Entry | None]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalListVersionQuery(commands.Command):
+    description: ClassVar[str] = "a question for the local list's version"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheClear(commands.Command):
+    description: ClassVar[str] = "clearing the authorization cache"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalListLimitsQuery(commands.Command):
+    """Ask the charger how large a list it holds, and how many entries a message may carry."""
+
+    description: ClassVar[str] = "a question for the local list's limits"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +115,7 @@ def wanted(station: Station) -> dict[str, Entry]:
     ).distinct().order_by("value")
     # A token longer than the station's version can present (1.6: 20 characters) can never be
     # shown to it: it has no place on its list.
-    longest = gateway.adapter_for(station.ocpp_version).ID_TOKEN_MAX_LENGTH
+    longest = commands.protocol_of(station).id_token_max_length
     now = timezone.now()
     return {token.value: entry_of(token, now) for token in tokens if len(token.value) <= longest}
 
@@ -110,7 +150,7 @@ def difference(want: dict[str, Entry], have: dict[str, Entry]) -> dict[str, Entr
 
 def limits(station: Station) -> Limits:
     """The maxima the charger reported (its configuration or device model, as stored)."""
-    names = gateway.adapter_for(station.ocpp_version).LOCAL_LIST_LIMITS
+    names = commands.protocol_of(station).local_list_limits
     found: dict[str, int | None] = {}
     for limit, (component, variable, attribute) in names.items():
         value = DeviceVariable.objects.filter(
@@ -143,7 +183,7 @@ def _set(state: LocalListState, sync: str, note: str = "", **fields) -> None:
 
 def _pushes_open(station: Station) -> bool:
     """An update (or the question of the charger's limits) is on its way."""
-    query = gateway.adapter_for(station.ocpp_version).commands.local_list_limits_query()[0]
+    query, _ = commands.protocol_of(station).build(LocalListLimitsQuery())
     return LocalListPush.objects.filter(station=station, call__status__in=Call.OPEN).exists() or (
         Call.objects.filter(station=station, action=query, status__in=Call.OPEN,
                             requested_by=None).exists())
@@ -178,10 +218,9 @@ def sync(station: Station, *, full: bool = False, user: AbstractBaseUser | None 
         _set(state, Sync.FAILED, f"{state.attempts} updates in a row were not accepted; "
              "automatic updates resume when the station reconnects", wanted=len(want))
         return "gave up for now"
-    adapter = gateway.adapter_for(station.ocpp_version)
+    protocol = commands.protocol_of(station)
     if _needs_limits(station, state):
-        action, payload = adapter.commands.local_list_limits_query()
-        commands.call_enqueue(station, action, payload)
+        commands.send_later(station, LocalListLimitsQuery())
         _set(state, Sync.SENDING, "asking the charger how many entries its list holds",
              wanted=len(want), limits_read_at=timezone.now())
         return "asking for the charger's limits"
@@ -205,7 +244,7 @@ def sync(station: Station, *, full: bool = False, user: AbstractBaseUser | None 
     for number, chunk in enumerate(chunks):
         version += 1
         is_full = full and number == 0
-        action, payload = adapter.commands.local_list_send(version, is_full, chunk)
+        action, payload = protocol.build(LocalListSend(version, is_full, chunk))
         call = commands.call_enqueue(station, action, payload, user=user)
         LocalListPush.objects.create(call=call, station=station, version=version, full=is_full,
                                      entries=chunk, last=number == len(chunks) - 1)
@@ -239,19 +278,13 @@ def set_enabled(user: AbstractBaseUser, station: Station, enabled: bool) -> None
 
 
 def schedule(station_ids: list[str] | None = None, *, countdown: float | None = None) -> None:
-    """After commit, sync these stations (None: every managed station) in the background."""
-    from accounts import tasks
-
-    def enqueue() -> None:
-        ids = station_ids if station_ids is not None else list(
-            managed_stations().values_list("pk", flat=True))
-        for station_id in ids:
-            tasks.push_local_list.apply_async((station_id,), countdown=countdown)
-
-    transaction.on_commit(enqueue)
+    """After commit, sync these stations (None: every managed station) in the background
+    (stations.tasks receives the signal: the background work is above this module)."""
+    signals.local_lists_stale.send(LocalListState, station_ids=station_ids, countdown=countdown)
 
 
-def cards_changed() -> None:
+@receiver(id_tokens_changed, dispatch_uid="local_lists.id_tokens_changed")
+def id_tokens_change(sender, **kwargs) -> None:
     """Some card changed: every station's list may have to follow."""
     schedule(None)
 
@@ -268,21 +301,17 @@ def stale_station_ids() -> list[str]:
 
 def get_version(station: Station, user: AbstractBaseUser | None = None) -> Call:
     """Ask the charger which list version it holds; the answer lands in LocalListState."""
-    return _send(station, "local_list_version_get", user)
+    return _send(station, LocalListVersionQuery(), user)
 
 
 def clear_cache(station: Station, user: AbstractBaseUser | None = None) -> Call:
     """Empty the charger's authorization cache (the local list stays)."""
-    return _send(station, "cache_clear", user)
+    return _send(station, CacheClear(), user)
 
 
-def _send(station: Station, name: str, user: AbstractBaseUser | None) -> Call:
+def _send(station: Station, command: commands.Command, user: AbstractBaseUser | None) -> Call:
     station = Station.objects.get(pk=station.pk)  # connected now, not when it was read
-    if not station.ocpp_version:
-        raise commands.CommandError(
-            f"{station.pk} has never connected: its OCPP version is not known yet")
-    action, payload = getattr(gateway.adapter_for(station.ocpp_version).commands, name)()
-    return commands.call_enqueue(station, action, payload, user=user)
+    return commands.send_later(station, command, user=user)
 
 
 # --- answers --------------------------------------------------------------------------------
@@ -303,67 +332,80 @@ def _apply(push: LocalListPush) -> None:
     ])
 
 
+class PushAnswer(StrEnum):
+    """A charger's answer to a list update, in the domain's words."""
+
+    ACCEPTED = "accepted"
+    FAILED = "failed"
+    NOT_SUPPORTED = "not_supported"
+    VERSION_MISMATCH = "version_mismatch"
+
+
+def push_answered(call_id: int, answer: PushAnswer) -> None:
+    """A charger answered one of our list updates (the gateway's reply reader, inside the
+    transaction storing the answer)."""
+    push = LocalListPush.objects.filter(call_id=call_id).select_related("station").first()
+    if push is None:
+        return
+    with transaction.atomic():
+        _lock(push.station_id)
+        state = state_of(push.station)
+        if answer == PushAnswer.ACCEPTED:
+            _apply(push)
+            state.version = push.version
+            LocalListState.objects.filter(pk=state.pk).update(version=push.version,
+                                                              version_reported=push.version)
+            if not push.last:
+                return
+            if difference(wanted(push.station), held(push.station)):
+                _set(state, Sync.OUT_OF_SYNC, "cards changed while the update travelled")
+                schedule([push.station_id])
+            else:
+                _set(state, Sync.IN_SYNC, attempts=0)
+        elif answer == PushAnswer.VERSION_MISMATCH:
+            # The charger's list is not the one we think: replace it whole.
+            _set(state, Sync.OUT_OF_SYNC, "the charger's list version differs; sending it whole",
+                 version=0)
+            schedule([push.station_id])
+        elif answer == PushAnswer.NOT_SUPPORTED:
+            _set(state, Sync.NOT_SUPPORTED, "the charger does not support local lists")
+        else:
+            held_now = LocalListEntry.objects.filter(station=push.station).count()
+            _set(state, Sync.FAILED, f"the charger could not store update v{push.version}; it "
+                 f"holds {held_now} cards now (its list may be full: it did not report its size)")
+
+
+def version_reported(station: Station, version: int) -> None:
+    """The charger said which list version it holds (its answer to LocalListVersionQuery)."""
+    with transaction.atomic():
+        _lock(station.pk)
+        LocalListState.objects.get_or_create(station=station)
+        LocalListState.objects.filter(pk=station.pk).update(
+            version_reported=version, version_reported_at=timezone.now())
+        if version != state_of(station).version:
+            schedule([station.pk])
+
+
 @receiver(signals.call_completed, dispatch_uid="local_lists.record_outcome")
 def record_outcome(sender, call: Call, **kwargs) -> None:
-    """A charger answered (or did not) one of our list commands or limit queries."""
+    """One of our limit queries ended (answered or not: the next sync decides what follows), or
+    one of our list updates ended without an answer (offline, timed out, CALLERROR): it is
+    tried again later. Answers to updates are push_answered()'s."""
     station = call.station
     if not station.ocpp_version:
         return
-    adapter = gateway.adapter_for(station.ocpp_version)
-    if call.status == Call.Status.ACCEPTED and call.response is not None:
-        reported = adapter.replies.variables(call.action, call.response)
-        if reported:
-            services.device_variables_record(station, reported)
-        version = adapter.replies.local_list_version(call.action, call.response)
-        if version is not None:
-            with transaction.atomic():
-                _lock(station.pk)
-                LocalListState.objects.get_or_create(station=station)
-                LocalListState.objects.filter(pk=station.pk).update(
-                    version_reported=version, version_reported_at=timezone.now())
-                if version != state_of(station).version:
-                    schedule([station.pk])
-            return
-    if call.action == adapter.commands.local_list_limits_query()[0]:
+    limits_query, _ = commands.protocol_of(station).build(LocalListLimitsQuery())
+    if call.action == limits_query:
         schedule([station.pk])
+        return
+    if call.status in (Call.Status.ACCEPTED, Call.Status.REJECTED):
         return
     push = LocalListPush.objects.filter(call=call).select_related("station").first()
     if push is None:
         return
     with transaction.atomic():
         _lock(station.pk)
-        _push_outcome(push, call)
-
-
-def _push_outcome(push: LocalListPush, call: Call) -> None:
-    state = state_of(push.station)
-    answer = (call.response or {}).get("status", "")
-    if call.status == Call.Status.ACCEPTED:
-        _apply(push)
-        state.version = push.version
-        LocalListState.objects.filter(pk=state.pk).update(version=push.version,
-                                                          version_reported=push.version)
-        if push.last:
-            if difference(wanted(push.station), held(push.station)):
-                _set(state, Sync.OUT_OF_SYNC, "cards changed while the update travelled")
-                schedule([push.station_id])
-            else:
-                _set(state, Sync.IN_SYNC, attempts=0)
-        return
-    if answer == "VersionMismatch":
-        # The charger's list is not the one we think: replace it whole.
-        _set(state, Sync.OUT_OF_SYNC, "the charger's list version differs; sending it whole",
-             version=0)
-        schedule([push.station_id])
-    elif answer == "NotSupported":
-        _set(state, Sync.NOT_SUPPORTED, "the charger does not support local lists")
-    elif answer == "Failed":
-        held_now = LocalListEntry.objects.filter(station=push.station).count()
-        _set(state, Sync.FAILED, f"the charger could not store update v{push.version}; it "
-             f"holds {held_now} cards now (its list may be full: it did not report its size)")
-    else:
-        # Not delivered (offline, timed out, CALLERROR): tried again later.
-        _set(state, Sync.OUT_OF_SYNC,
+        _set(state_of(push.station), Sync.OUT_OF_SYNC,
              f"update v{push.version} {call.get_status_display()}"
              + (f": {call.error_code}" if call.error_code else ""))
 

@@ -1,0 +1,8 @@
+"""News from accounts for the apps above it, sent inside the writer's database transaction
+(receivers schedule their own work after commit)."""
+
+from django.dispatch import Signal
+
+# sender=IdToken; some ID tokens were issued, changed, blocked, expired or deleted: the local
+# authorization lists kept on chargers may have to follow.
+id_tokens_changed = Signal()

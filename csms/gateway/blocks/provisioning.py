@@ -1,0 +1,113 @@
+"""Provisioning (1.6 Core: BootNotification, Reset, configuration; 2.0.1 B: booting, the device
+model, resets, network profiles): who a station is, what it reports of itself, restarting it."""
+
+from django.conf import settings
+from ocpp.v16.enums import Action as V16
+from ocpp.v16.enums import ResetType as ResetType16
+from ocpp.v201.enums import Action as V201
+from ocpp.v201.enums import ResetEnumType as ResetType201
+
+from csms.gateway.frames import utc_now
+from csms.gateway.table import (
+    TABLE,
+    V201_AND_V21,
+    Context,
+    Direction,
+    ReplyContext,
+    Version,
+)
+from stations.models import Call
+from stations.records import VariableReport
+from stations.services import commands, device, registration
+
+DEVICE_MODEL = "configuration and device model management: GetConfiguration for a person, " \
+    "ChangeConfiguration, base reports and variables"
+
+
+@TABLE.handles(Version.V16, V16.boot_notification, before_acceptance=True)
+def boot_notification_16(ctx: Context, payload: dict) -> dict:
+    status = registration.boot_record(
+        ctx.station, vendor=payload["chargePointVendor"], model=payload["chargePointModel"],
+        serial_number=payload.get("chargePointSerialNumber")
+        or payload.get("chargeBoxSerialNumber", ""),
+        firmware_version=payload.get("firmwareVersion", ""),
+    )
+    return {"status": status, "currentTime": utc_now(),
+            "interval": settings.OCPP["HEARTBEAT_INTERVAL"]}
+
+
+@TABLE.handles(Version.V201, V201.boot_notification, before_acceptance=True)
+def boot_notification_201(ctx: Context, payload: dict) -> dict:
+    station = payload["chargingStation"]
+    status = registration.boot_record(
+        ctx.station, vendor=station["vendorName"], model=station["model"],
+        serial_number=station.get("serialNumber", ""),
+        firmware_version=station.get("firmwareVersion", ""), reason=payload["reason"],
+    )
+    return {"status": status, "currentTime": utc_now(),
+            "interval": settings.OCPP["HEARTBEAT_INTERVAL"]}
+
+
+@TABLE.builds(Version.V16, V16.reset, commands.Reset)
+def reset_16(command: commands.Reset) -> dict:
+    return {"type": ResetType16.hard if command.hard else ResetType16.soft}
+
+
+@TABLE.builds(Version.V201, V201.reset, commands.Reset)
+def reset_201(command: commands.Reset) -> dict:
+    return {"type": ResetType201.immediate if command.hard else ResetType201.on_idle}
+
+
+@TABLE.reads(Version.V16, V16.get_configuration)
+def configuration_read_16(ctx: ReplyContext, payload: dict) -> str:
+    """The configuration keys a charger reported, kept as its device variables."""
+    device.device_variables_record(ctx.station, [
+        VariableReport(component="", variable=item["key"], value=item.get("value", ""),
+                       mutability="ReadOnly" if item.get("readonly") else "ReadWrite")
+        for item in payload.get("configurationKey", [])])
+    return Call.Status.ACCEPTED
+
+
+@TABLE.reads(Version.V201, V201.get_variables)
+def variables_read_201(ctx: ReplyContext, payload: dict) -> str:
+    """The variables a charger reported (those it could read), kept as its device model."""
+    device.device_variables_record(ctx.station, [
+        VariableReport(component=item["component"]["name"],
+                       component_instance=item["component"].get("instance", ""),
+                       variable=item["variable"]["name"],
+                       variable_instance=item["variable"].get("instance", ""),
+                       attribute_type=item.get("attributeType", "Actual"),
+                       value=item.get("attributeValue", ""))
+        for item in payload.get("getVariableResult", [])
+        if item["attributeStatus"] == "Accepted"])
+    return Call.Status.ACCEPTED
+
+
+@TABLE.handles(Version.V201, V201.notify_report)
+def notify_report_201(ctx: Context, payload: dict) -> dict:
+    reports = []
+    for item in payload.get("reportData", []):
+        component, variable = item["component"], item["variable"]
+        evse = component.get("evse", {})
+        where = {"component": component["name"],
+                 "component_instance": component.get("instance", ""),
+                 "evse": evse.get("id"), "connector": evse.get("connectorId"),
+                 "variable": variable["name"], "variable_instance": variable.get("instance", "")}
+        for attribute in item["variableAttribute"]:
+            reports.append(VariableReport(
+                **where, attribute_type=attribute.get("type", "Actual"),
+                value=attribute.get("value", ""), mutability=attribute.get("mutability", "")))
+        # A limit the charger declares (e.g. how many entries its local list holds).
+        limit = item.get("variableCharacteristics", {}).get("maxLimit")
+        if limit is not None:
+            reports.append(VariableReport(**where, attribute_type="MaxLimit", value=str(limit)))
+    device.device_variables_record(ctx.station, reports)
+    return {}
+
+
+TABLE.unsupported(Version.V16, Direction.TO_CHARGER, V16.change_configuration,
+                  block=__name__, note=DEVICE_MODEL)
+TABLE.unsupported(V201_AND_V21, Direction.TO_CHARGER, V201.set_variables, V201.get_base_report,
+                  V201.get_report, V201.set_network_profile, block=__name__, note=DEVICE_MODEL)
+
+TABLE.not_offered(Version.V21, like=Version.V201, block=__name__)

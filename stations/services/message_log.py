@@ -1,0 +1,34 @@
+"""Frames the message log keeps outside a batch of charger messages: what we answered with a
+CALLERROR, our calls to chargers, and their replies. (A batch logs its own frames with its
+other rows: stations/services/batch.py.)"""
+
+from typing import Any
+
+from stations.models import MessageLog, Station
+
+Direction = MessageLog.Direction
+MessageType = MessageLog.MessageType
+
+
+def error_record(station: Station, message_id: str, error: tuple[str, str],
+                 received: tuple[int, str, Any] | None = None) -> None:
+    """A CALLERROR (code, description) we answered a charger with, after the frame it answers
+    when there is one to keep: (message type, action, payload); UNREADABLE with the frame's
+    text for a frame that could not be read as one."""
+    rows = []
+    if received is not None:
+        message_type, action, payload = received
+        rows.append(MessageLog(station=station, direction=Direction.IN,
+                               message_type=message_type, message_id=message_id[:100],
+                               action=action[:50], payload=payload))
+    rows.append(MessageLog(station=station, direction=Direction.OUT,
+                           message_type=MessageType.CALLERROR, message_id=message_id[:100],
+                           payload=list(error)))
+    MessageLog.objects.bulk_create(rows)
+
+
+def frame_record(station: Station, direction: str, message_type: int, message_id: str,
+                 action: str, payload: Any) -> None:
+    """One frame: a call we sent, or a charger's reply to one."""
+    MessageLog.objects.create(station=station, direction=direction, message_type=message_type,
+                              message_id=message_id, action=action, payload=payload)

@@ -1,0 +1,70 @@
+"""Which stations are connected, and to which process: connections, refusals, and the sweep
+that finds stations whose process died (csms/gateway/liveness.py runs it in every process)."""
+
+import logging
+from datetime import timedelta
+
+from django.utils import timezone
+
+from stations import events, signals
+from stations.models import RefusedConnection, Station
+
+log = logging.getLogger(__name__)
+
+
+def station_connected(station: Station, version: str) -> None:
+    now = timezone.now()
+    Station.objects.filter(pk=station.pk).update(
+        connected=True, connected_at=now, last_seen=now, ocpp_version=version
+    )
+    signals.station_connected.send(Station, station=station)
+    events.publish("station.connected", station.pk, station.site_id)
+
+
+def station_disconnected(station_id: str, site_id: int | None) -> None:
+    Station.objects.filter(pk=station_id).update(connected=False, last_seen=timezone.now())
+    events.publish("station.disconnected", station_id, site_id)
+
+
+
+def connection_refused(station_id: str, remote_addr: str, reason: str, detail: str = "") -> None:
+    RefusedConnection.objects.create(
+        station_id=station_id[:200], remote_addr=remote_addr[:64], reason=reason,
+        detail=detail[:200],
+    )
+
+
+
+def stations_present(station_ids: list[str], stale_after: float) -> None:
+    """A server process holds these stations' sockets now (csms/gateway/liveness.py).
+
+    A station the sweep marked offline meanwhile (its process could not refresh it, e.g. while
+    the database was down) is connected again; one that disconnected just now (last_seen fresh)
+    is not: its socket closed while this list was being made.
+    """
+    now = timezone.now()
+    revived = list(Station.objects.filter(
+        pk__in=station_ids, connected=False, last_seen__lt=now - timedelta(seconds=stale_after),
+    ).values_list("pk", "site_id"))
+    if revived:
+        Station.objects.filter(pk__in=[pk for pk, _ in revived]).update(connected=True)
+        for pk, site_id in revived:
+            events.publish("station.connected", pk, site_id)
+    Station.objects.filter(pk__in=station_ids).update(last_seen=now)
+
+
+def stations_sweep(stale_after: float) -> list[str]:
+    """Stations marked connected that no live process has refreshed for `stale_after` seconds:
+    their process died without running its disconnect handler. Marked offline."""
+    cutoff = timezone.now() - timedelta(seconds=stale_after)
+    stale = Station.objects.filter(connected=True, last_seen__lt=cutoff)
+    rows = list(stale.values_list("pk", "site_id"))
+    if rows:
+        stale.filter(pk__in=[pk for pk, _ in rows]).update(connected=False)
+        log.warning("marked %d stations offline: no process holds them (e.g. %s)", len(rows),
+                    rows[0][0])
+        for pk, site_id in rows:
+            events.publish("station.disconnected", pk, site_id)
+    return [pk for pk, _ in rows]
+
+
