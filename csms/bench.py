@@ -269,7 +269,7 @@ def card(n: int) -> str:
 # --- load -------------------------------------------------------------------------------------
 
 def make_chargers(ports: list[int], numbers: range, **config):
-    from csms.simulator import ChargerConfig, VirtualCharger
+    from tools.simulator import ChargerConfig, VirtualCharger
 
     return [VirtualCharger(ChargerConfig(
         station_id=station_id(n), version="1.6" if n % 2 == 0 else "2.0.1",

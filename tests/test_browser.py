@@ -23,7 +23,6 @@ from django.db import connections, transaction
 from django.utils import timezone
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from csms.simulator import ChargerConfig, VirtualCharger
 from stations import services
 from stations.models import (
     Call,
@@ -37,6 +36,7 @@ from stations.models import (
 )
 from tests.personas import CHARGER_PASSWORD, PASSWORD, Personas, make_station
 from tests.servers import ROOT, free_port, server_env, wait_for_port
+from tools.simulator import ChargerConfig, VirtualCharger
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -1,4 +1,4 @@
-"""The charger simulator (csms.simulator): every frame it builds against the official OCPP JSON
+"""The charger simulator (tools.simulator): every frame it builds against the official OCPP JSON
 schemas shipped in the ocpp library, and its behaviour against a small CSMS written here with the
 websockets library. No Django and no database: these tests only need 127.0.0.1."""
 
@@ -20,7 +20,7 @@ import ocpp
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from csms.simulator import (
+from tools.simulator import (
     CallError,
     ChargerConfig,
     FleetSummary,

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from csms.simulator import ChargerConfig, FleetSummary, OcppVersion, VirtualCharger, run_many
+from tools.simulator import ChargerConfig, FleetSummary, OcppVersion, VirtualCharger, run_many
 
 VERSIONS: dict[str, OcppVersion] = {"1.6": "1.6", "2.0.1": "2.0.1"}
 
