@@ -49,7 +49,7 @@ test: venv browser lint check
 screenshots: venv browser
 	CSMS_RUN_ID=$${CSMS_RUN_ID:-$$$$} UPDATE_SCREENSHOTS=1 $(VENV)/bin/pytest tests/test_browser.py -k screenshots
 
-# Load benchmark (csms/bench.py) against PostgreSQL and Redis on 127.0.0.1 (started as .ci/run does).
+# Load benchmark (tools/bench.py) against PostgreSQL and Redis on 127.0.0.1 (started as .ci/run does).
 # Figures and how to read them: README, Operations. BENCH_ARGS="--servers 2 --profile" etc.
 BENCH_CHARGERS ?= 10000
 bench: venv
@@ -58,7 +58,7 @@ bench: venv
 	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || \
 	  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} \
-	  $(PY) -m csms.bench --chargers $(BENCH_CHARGERS) $(BENCH_ARGS)
+	  $(PY) -m tools.bench --chargers $(BENCH_CHARGERS) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache

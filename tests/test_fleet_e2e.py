@@ -24,11 +24,11 @@ from django.conf import settings
 from rest_framework.authtoken.models import Token
 
 from accounts.models import AuditEntry, IdToken, LocalListState, Membership, Organization
-from csms.bench import stop_process_group
 from stations.models import Site, Transaction
 from tests.charger_socket import PASSWORD, make_station
 from tests.personas import make_user
 from tests.servers import ROOT, daphne, server_env
+from tools.bench import stop_process_group
 from tools.simulator import ChargerConfig, VirtualCharger
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.multiprocess]
