@@ -30,12 +30,12 @@ check: venv
 	$(PY) manage.py makemigrations --check --dry-run
 
 # Migrate, load the demo (site, stations of both versions, cards, admin), serve with daphne on
-# HOST:PORT and run a few simulated chargers against it until Ctrl-C.
+# HOST:PORT and run a few simulated chargers (python -m tools.simulator) against it until Ctrl-C.
 run: venv
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py demo_data
 	@echo "Dashboard: http://$(HOST):$(PORT)/  (demo login: admin / demo-admin-password)"
-	@$(PY) manage.py simulate --url ws://$(HOST):$(PORT)/ocpp/ --count $(SIM_COUNT) --version mix \
+	@$(PY) -m tools.simulator --url ws://$(HOST):$(PORT)/ocpp/ --count $(SIM_COUNT) --version mix \
 	    --prefix DEMO --password demo-charger-password --tokens DEMO-CARD-1,DEMO-CARD-2,DEMO-CARD-3 \
 	    --meter-interval 10 --session-every 45 --session-length 90 --duration 0 & \
 	  sim=$$!; trap "kill $$sim 2>/dev/null" EXIT INT TERM; \
