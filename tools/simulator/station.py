@@ -41,7 +41,10 @@ logger = logging.getLogger(__name__)
 OcppVersion = Literal["1.6", "2.0.1"]
 Payload = dict[str, Any]
 FollowUp = Callable[[], Coroutine[Any, Any, object]]
-Handler = Callable[[Payload], tuple[Payload, FollowUp | None]]
+# A handler's answer to a CALL of the CSMS: the CALLRESULT payload, and what the charger does
+# once that answer is sent (a remote start's session, a triggered message), if anything.
+Answer = tuple[Payload, FollowUp | None]
+Handler = Callable[[Payload], Answer]
 CallHook = Callable[[Payload], Payload | Awaitable[Payload | None] | None]
 StateHook = Callable[["VirtualCharger", str], None]
 # (measurand, value, unit, location) of one sampled value, before a version gives it its shape.
@@ -330,9 +333,28 @@ class VirtualCharger(ABC):
     def _initial_settings(config: ChargerConfig) -> dict[str, Setting]:
         """The configuration store, under this version's key names."""
 
-    @abstractmethod
     def _handler_table(self) -> dict[str, Handler]:
-        """The CSMS's CALLs this version answers, by action."""
+        """The CSMS's CALLs this version answers, by action: here those both versions name
+        alike; a version adds its own."""
+        return {
+            "Reset": self._on_reset,
+            "UnlockConnector": self._on_unlock,
+            "ChangeAvailability": self._on_change_availability,
+            "TriggerMessage": self._on_trigger,
+            "SendLocalList": self._on_send_local_list,
+            "GetLocalListVersion": self._on_get_local_list_version,
+            "ClearCache": self._on_clear_cache,
+            "DataTransfer": self._on_data_transfer,
+        }
+
+    @abstractmethod
+    def _on_unlock(self, p: Payload) -> Answer: ...
+
+    @abstractmethod
+    def _on_change_availability(self, p: Payload) -> Answer: ...
+
+    @abstractmethod
+    def _on_trigger(self, p: Payload) -> Answer: ...
 
     @abstractmethod
     def _boot_payload(self, serial: str) -> Payload: ...
@@ -884,13 +906,13 @@ class VirtualCharger(ABC):
 
     # The handlers both versions share; a version's table (_handler_table) names them.
 
-    def _on_remote_stop(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_remote_stop(self, p: Payload) -> Answer:
         session = self._session_by_transaction(p["transactionId"])
         if session is None:
             return {"status": "Rejected"}, None
         return {"status": "Accepted"}, lambda: self.stop_session(session.connector, "Remote")
 
-    def _on_reset(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_reset(self, p: Payload) -> Answer:
         reason = "SoftReset" if p["type"] == "Soft" else "HardReset"
         return {"status": "Accepted"}, lambda: self._reset(reason)
 
@@ -906,7 +928,7 @@ class VirtualCharger(ABC):
 
     def _change_availability(
         self, target: int, operative: bool
-    ) -> tuple[Payload, FollowUp | None]:
+    ) -> Answer:
         """ChangeAvailability of one connector, or of all for ``target`` 0."""
         if target != 0 and target not in self.connector_status:
             return {"status": "Rejected"}, None
@@ -926,6 +948,24 @@ class VirtualCharger(ABC):
 
         return {"status": status}, announce
 
+    def _answer_trigger(
+        self, requested: str, connectors: list[int], senders: dict[str, FollowUp]
+    ) -> Answer:
+        """TriggerMessage's answer for the messages both versions send on request, and for
+        ``senders``, a version's own."""
+        senders = {
+            "Heartbeat": self.heartbeat,
+            "StatusNotification": lambda: self._send_statuses(connectors),
+            "MeterValues": lambda: self._send_triggered_meters(connectors),
+            "FirmwareStatusNotification": lambda: self.call(
+                "FirmwareStatusNotification", {"status": "Idle"}
+            ),
+            **senders,
+        }
+        if requested not in senders:
+            return {"status": "NotImplemented"}, None
+        return {"status": "Accepted"}, senders[requested]
+
     async def _send_statuses(self, connectors: Iterable[int]) -> None:
         for connector in connectors:
             await self.status(connector, self.connector_status[connector])
@@ -934,7 +974,7 @@ class VirtualCharger(ABC):
         for connector in connectors:
             await self.send_meter_values(connector, context="Trigger")
 
-    def _on_send_local_list(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_send_local_list(self, p: Payload) -> Answer:
         version = p[self.LIST_VERSION_KEY]
         entries = p.get("localAuthorizationList", [])
         if p["updateType"] == "Differential" and version <= self.local_list_version:
@@ -952,13 +992,13 @@ class VirtualCharger(ABC):
         self.local_list, self.local_list_version = updated, version
         return {"status": "Accepted"}, None
 
-    def _on_get_local_list_version(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_get_local_list_version(self, p: Payload) -> Answer:
         return {self.LIST_VERSION_KEY: self.local_list_version}, None
 
-    def _on_clear_cache(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_clear_cache(self, p: Payload) -> Answer:
         return {"status": "Accepted"}, None  # the simulator keeps no authorization cache
 
-    def _on_data_transfer(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_data_transfer(self, p: Payload) -> Answer:
         return {"status": "UnknownVendorId"}, None  # no vendor extensions are simulated
 
     # ------------------------------------------------------------------ run

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from .station import (
     LOCAL_LIST_MAX,
+    Answer,
     ChargerConfig,
-    FollowUp,
     Handler,
     Payload,
     Reading,
@@ -57,18 +57,11 @@ class Charger16(VirtualCharger):
 
     def _handler_table(self) -> dict[str, Handler]:
         return {
+            **super()._handler_table(),
             "RemoteStartTransaction": self._on_remote_start,
             "RemoteStopTransaction": self._on_remote_stop,
-            "Reset": self._on_reset,
-            "UnlockConnector": self._on_unlock,
-            "ChangeAvailability": self._on_change_availability,
-            "TriggerMessage": self._on_trigger,
             "GetConfiguration": self._on_get_configuration,
             "ChangeConfiguration": self._on_change_configuration,
-            "SendLocalList": self._on_send_local_list,
-            "GetLocalListVersion": self._on_get_local_list_version,
-            "ClearCache": self._on_clear_cache,
-            "DataTransfer": self._on_data_transfer,
         }
 
     # ------------------------------------------------------ charger messages
@@ -162,7 +155,7 @@ class Charger16(VirtualCharger):
 
     # ----------------------------------------------------- answering the CSMS
 
-    def _on_remote_start(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_remote_start(self, p: Payload) -> Answer:
         connector = self._free_connector(p.get("connectorId"))
         token = p["idTag"]
         if connector is None:
@@ -172,7 +165,7 @@ class Charger16(VirtualCharger):
             connector, token, "ISO14443", None
         )
 
-    def _on_unlock(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_unlock(self, p: Payload) -> Answer:
         connector = p["connectorId"]
         if connector not in self.connector_status:
             return {"status": "NotSupported"}, None
@@ -180,31 +173,22 @@ class Charger16(VirtualCharger):
             return {"status": "Unlocked"}, lambda: self.stop_session(connector, "UnlockCommand")
         return {"status": "Unlocked"}, None
 
-    def _on_change_availability(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_change_availability(self, p: Payload) -> Answer:
         return self._change_availability(p["connectorId"], p["type"] == "Operative")
 
-    def _on_trigger(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_trigger(self, p: Payload) -> Answer:
         requested, connector = p["requestedMessage"], p.get("connectorId")
         if connector is not None and connector != 0 and connector not in self.connector_status:
             return {"status": "Rejected"}, None
         connectors = [connector] if connector else list(self._connectors())
-        senders: dict[str, FollowUp] = {
+        return self._answer_trigger(requested, connectors, {
             "BootNotification": self.boot,
-            "Heartbeat": self.heartbeat,
-            "StatusNotification": lambda: self._send_statuses(connectors),
-            "MeterValues": lambda: self._send_triggered_meters(connectors),
             "DiagnosticsStatusNotification": lambda: self.call(
                 "DiagnosticsStatusNotification", {"status": "Idle"}
             ),
-            "FirmwareStatusNotification": lambda: self.call(
-                "FirmwareStatusNotification", {"status": "Idle"}
-            ),
-        }
-        if requested not in senders:
-            return {"status": "NotImplemented"}, None
-        return {"status": "Accepted"}, senders[requested]
+        })
 
-    def _on_get_configuration(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_get_configuration(self, p: Payload) -> Answer:
         keys = p.get("key") or list(self.settings)
         known = [
             {"key": k, "readonly": self.settings[k].readonly, "value": self.settings[k].value}
@@ -217,7 +201,7 @@ class Charger16(VirtualCharger):
             result["unknownKey"] = unknown
         return result, None
 
-    def _on_change_configuration(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_change_configuration(self, p: Payload) -> Answer:
         setting, value = self.settings.get(p["key"]), p["value"]
         if setting is None:
             return {"status": "NotSupported"}, None

@@ -12,8 +12,8 @@ from typing import Literal
 
 from .station import (
     LOCAL_LIST_MAX,
+    Answer,
     ChargerConfig,
-    FollowUp,
     Handler,
     Payload,
     Reading,
@@ -72,18 +72,11 @@ class Charger201(VirtualCharger):
 
     def _handler_table(self) -> dict[str, Handler]:
         return {
+            **super()._handler_table(),
             "RequestStartTransaction": self._on_remote_start,
             "RequestStopTransaction": self._on_remote_stop,
-            "Reset": self._on_reset,
-            "UnlockConnector": self._on_unlock,
-            "ChangeAvailability": self._on_change_availability,
-            "TriggerMessage": self._on_trigger,
             "GetVariables": self._on_get_variables,
             "SetVariables": self._on_set_variables,
-            "SendLocalList": self._on_send_local_list,
-            "GetLocalListVersion": self._on_get_local_list_version,
-            "ClearCache": self._on_clear_cache,
-            "DataTransfer": self._on_data_transfer,
             "CostUpdated": self._on_cost_updated,
         }
 
@@ -201,7 +194,7 @@ class Charger201(VirtualCharger):
 
     # ----------------------------------------------------- answering the CSMS
 
-    def _on_remote_start(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_remote_start(self, p: Payload) -> Answer:
         connector = self._free_connector(p.get("evseId"))
         token, remote_start_id = p["idToken"], p["remoteStartId"]
         if connector is None:
@@ -211,13 +204,13 @@ class Charger201(VirtualCharger):
             connector, token["idToken"], token["type"], remote_start_id
         )
 
-    def _on_reset(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_reset(self, p: Payload) -> Answer:
         accepted = super()._on_reset(p)  # first, so a Reset without its type is refused as such
         if p.get("evseId") is not None:
             return {"status": "Rejected"}, None  # resetting a single EVSE is not simulated
         return accepted
 
-    def _on_unlock(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_unlock(self, p: Payload) -> Answer:
         evse, connector = p["evseId"], p["connectorId"]
         if evse not in self.connector_status or connector != 1:
             return {"status": "UnknownConnector"}, None
@@ -225,12 +218,12 @@ class Charger201(VirtualCharger):
             return {"status": "OngoingAuthorizedTransaction"}, None
         return {"status": "Unlocked"}, None
 
-    def _on_change_availability(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_change_availability(self, p: Payload) -> Answer:
         return self._change_availability(
             p.get("evse", {}).get("id", 0), p["operationalStatus"] == "Operative"
         )
 
-    def _on_trigger(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_trigger(self, p: Payload) -> Answer:
         requested, evse = p["requestedMessage"], p.get("evse", {}).get("id")
         if evse is not None and evse not in self.connector_status:
             return {"status": "Rejected"}, None
@@ -251,20 +244,11 @@ class Charger201(VirtualCharger):
                 event = self._transaction_event(session, "Updated", "Trigger", [sample])
                 await self._send_tx("TransactionEvent", event, session)
 
-        senders: dict[str, FollowUp] = {
+        return self._answer_trigger(requested, connectors, {
             "BootNotification": boot,
-            "Heartbeat": self.heartbeat,
-            "StatusNotification": lambda: self._send_statuses(connectors),
-            "MeterValues": lambda: self._send_triggered_meters(connectors),
             "TransactionEvent": transaction_events,
-            "FirmwareStatusNotification": lambda: self.call(
-                "FirmwareStatusNotification", {"status": "Idle"}
-            ),
             "LogStatusNotification": lambda: self.call("LogStatusNotification", {"status": "Idle"}),
-        }
-        if requested not in senders:
-            return {"status": "NotImplemented"}, None
-        return {"status": "Accepted"}, senders[requested]
+        })
 
     def _variable_status(self, item: Payload, writing: bool) -> tuple[str, Setting | None]:
         component, variable = item["component"]["name"], item["variable"]["name"]
@@ -278,7 +262,7 @@ class Charger201(VirtualCharger):
             return "Rejected", None
         return "Accepted", setting
 
-    def _on_get_variables(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_get_variables(self, p: Payload) -> Answer:
         results = []
         for item in p["getVariableData"]:
             status, setting = self._variable_status(item, writing=False)
@@ -290,7 +274,7 @@ class Charger201(VirtualCharger):
             results.append(result)
         return {"getVariableResult": results}, None
 
-    def _on_set_variables(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_set_variables(self, p: Payload) -> Answer:
         results = []
         for item in p["setVariableData"]:
             status, setting = self._variable_status(item, writing=True)
@@ -306,7 +290,7 @@ class Charger201(VirtualCharger):
             )
         return {"setVariableResult": results}, None
 
-    def _on_cost_updated(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_cost_updated(self, p: Payload) -> Answer:
         total, transaction_id = p["totalCost"], p["transactionId"]
         if isinstance(total, bool) or not isinstance(total, int | float):
             raise TypeError("totalCost must be a number")
