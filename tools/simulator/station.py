@@ -279,7 +279,8 @@ class VirtualCharger(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        VirtualCharger._classes[cls.version] = cls
+        if "version" in cls.__dict__:  # a subclass of a version's class must not replace it
+            VirtualCharger._classes[cls.version] = cls
 
     def __new__(cls, config: ChargerConfig, on_state: StateHook | None = None) -> VirtualCharger:
         if cls is VirtualCharger:
