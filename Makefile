@@ -30,12 +30,12 @@ check: venv
 	$(PY) manage.py makemigrations --check --dry-run
 
 # Migrate, load the demo (site, stations of both versions, cards, admin), serve with daphne on
-# HOST:PORT and run a few simulated chargers against it until Ctrl-C.
+# HOST:PORT and run a few simulated chargers (python -m tools.simulator) against it until Ctrl-C.
 run: venv
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py demo_data
 	@echo "Dashboard: http://$(HOST):$(PORT)/  (demo login: admin / demo-admin-password)"
-	@$(PY) manage.py simulate --url ws://$(HOST):$(PORT)/ocpp/ --count $(SIM_COUNT) --version mix \
+	@$(PY) -m tools.simulator --url ws://$(HOST):$(PORT)/ocpp/ --count $(SIM_COUNT) --version mix \
 	    --prefix DEMO --password demo-charger-password --tokens DEMO-CARD-1,DEMO-CARD-2,DEMO-CARD-3 \
 	    --meter-interval 10 --session-every 45 --session-length 90 --duration 0 & \
 	  sim=$$!; trap "kill $$sim 2>/dev/null" EXIT INT TERM; \
@@ -49,7 +49,7 @@ test: venv browser lint check
 screenshots: venv browser
 	CSMS_RUN_ID=$${CSMS_RUN_ID:-$$$$} UPDATE_SCREENSHOTS=1 $(VENV)/bin/pytest tests/test_browser.py -k screenshots
 
-# Load benchmark (csms/bench.py) against PostgreSQL and Redis on 127.0.0.1 (started as .ci/run does).
+# Load benchmark (tools/bench.py) against PostgreSQL and Redis on 127.0.0.1 (started as .ci/run does).
 # Figures and how to read them: README, Operations. BENCH_ARGS="--servers 2 --profile" etc.
 BENCH_CHARGERS ?= 10000
 bench: venv
@@ -58,7 +58,7 @@ bench: venv
 	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || \
 	  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} \
-	  $(PY) -m csms.bench --chargers $(BENCH_CHARGERS) $(BENCH_ARGS)
+	  $(PY) -m tools.bench --chargers $(BENCH_CHARGERS) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache

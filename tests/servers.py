@@ -21,7 +21,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
-from csms.bench import free_port, procfile_web, stop_process_group, wait_for_port
+from tools.bench import free_port, procfile_web, stop_process_group, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -24,7 +24,6 @@ from django.utils import timezone
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from accounts.models import Site
-from csms.simulator import ChargerConfig, VirtualCharger
 from stations import records
 from stations.models import (
     Call,
@@ -38,6 +37,7 @@ from stations.models import (
 from stations.services import batch, device, presence, registration, transactions
 from tests.personas import CHARGER_PASSWORD, PASSWORD, Personas, make_station
 from tests.servers import ROOT, free_port, server_env, wait_for_port
+from tools.simulator import ChargerConfig, VirtualCharger
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -24,11 +24,11 @@ from rest_framework.authtoken.models import Token
 
 from accounts.models import IdToken
 from csms.gateway.frames import utc_timestamp
-from csms.simulator import CallError, ChargerConfig, VirtualCharger
 from stations.models import MessageLog, MeterSample, Transaction, TransactionMessage
 from tests import servers
 from tests.charger_socket import PASSWORD, ChargerSocket, make_station
 from tests.servers import Proxy, daphne, daphnes, kill, post, redis_server
+from tools.simulator import CallError, ChargerConfig, VirtualCharger
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

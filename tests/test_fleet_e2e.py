@@ -24,12 +24,12 @@ from django.conf import settings
 from rest_framework.authtoken.models import Token
 
 from accounts.models import AuditEntry, IdToken, Membership, Organization, Site
-from csms.bench import stop_process_group
-from csms.simulator import ChargerConfig, VirtualCharger
 from stations.models import LocalListState, Transaction
 from tests.charger_socket import PASSWORD, make_station
 from tests.personas import make_user
 from tests.servers import ROOT, daphne, server_env
+from tools.bench import stop_process_group
+from tools.simulator import ChargerConfig, VirtualCharger
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.multiprocess]
 

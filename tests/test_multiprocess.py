@@ -9,10 +9,10 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 
-from csms.simulator import ChargerConfig, VirtualCharger
 from stations.models import Call
 from tests.charger_socket import PASSWORD, make_station
 from tests.servers import daphne
+from tools.simulator import ChargerConfig, VirtualCharger
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

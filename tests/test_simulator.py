@@ -1,14 +1,15 @@
-"""The charger simulator (csms.simulator): every frame it builds against the official OCPP JSON
+"""The charger simulator (tools.simulator): every frame it builds against the official OCPP JSON
 schemas shipped in the ocpp library, and its behaviour against a small CSMS written here with the
 websockets library. No Django and no database: these tests only need 127.0.0.1."""
 
 import asyncio
 import base64
 import functools
-import io
 import itertools
 import json
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -20,7 +21,7 @@ import ocpp
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from csms.simulator import (
+from tools.simulator import (
     CallError,
     ChargerConfig,
     FleetSummary,
@@ -29,6 +30,7 @@ from csms.simulator import (
     utc_timestamp,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = Path(ocpp.__file__).parent
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 PASSWORD = "sim-password-0123456789"
@@ -671,29 +673,19 @@ def test_run_many_ramps_up_a_fleet_and_sums_its_metrics() -> None:
     assert "p99=" in summary.line()
 
 
-def test_simulate_command_names_stations_and_prints_a_summary() -> None:
-    from django.conf import settings
-    from django.core.management import call_command
-
-    if not settings.configured:
-        pytest.skip("the command needs Django settings (run without -p no:django)")
-
+def test_the_command_line_names_stations_and_prints_a_summary() -> None:
     fake = FakeCsms()
-    out = io.StringIO()
     with csms_in_thread(fake) as url:
-        call_command(
-            "simulate",
-            url=url,
-            count=2,
-            version="mix",
-            prefix="SIM",
-            password=PASSWORD,
-            duration=0.8,
-            verbosity=2,
-            stdout=out,
+        finished = subprocess.run(
+            [
+                sys.executable, "-m", "tools.simulator", "--url", url, "--count", "2",
+                "--version", "mix", "--prefix", "SIM", "--password", PASSWORD,
+                "--duration", "0.8", "-v", "2",
+            ],
+            cwd=ROOT, capture_output=True, text=True, timeout=30, check=True,
         )
     paths = sorted((ws.request.path, ws.subprotocol) for ws in fake.connections)
     assert paths == [("/ocpp/SIM-16-0001", "ocpp1.6"), ("/ocpp/SIM-201-0002", "ocpp2.0.1")]
-    text = out.getvalue()
+    text = finished.stdout
     assert "SIM-16-0001: boot Accepted" in text
     assert "connected=2" in text and "booted=2" in text

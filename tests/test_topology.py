@@ -14,11 +14,11 @@ from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 
 from accounts.models import IdToken
-from csms.simulator import ChargerConfig, VirtualCharger
 from stations import events
 from stations.models import Call
 from tests.charger_socket import PASSWORD, make_station
 from tests.servers import post, procfile_webs
+from tools.simulator import ChargerConfig, VirtualCharger
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -9,10 +9,10 @@ import time
 import pytest
 from websockets.asyncio.client import connect
 
-from csms.bench import procfile_web
 from tests.charger_socket import PASSWORD, make_station
 from tests.servers import _servers
 from tests.test_liveness import connected, open_raw_socket, wait_until
+from tools.bench import procfile_web
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.multiprocess]
 

@@ -1,18 +1,15 @@
-"""Virtual EV chargers speaking OCPP-J 1.6 or 2.0.1 over a real WebSocket.
+"""The station model every simulated charger shares, whatever OCPP version it speaks.
 
-Deliberately not built on the ocpp library's ChargePoint: a benchmark runs thousands of these in
-one process, so each charger is a handful of asyncio tasks exchanging raw JSON frames.
+A station here is its configuration, connectors, sessions, energy meters, configuration store,
+local authorization list and queue of transaction messages, plus the machinery that carries
+frames over one WebSocket (one outstanding CALL at a time, answers to the CSMS's CALLs) and the
+run loop of a real station (connect with backoff, boot, heartbeats, sessions).
 
-A charger can be driven two ways:
-
-* ``await charger.run(stop)``: behaves like a real station (connect with backoff, boot, status,
-  heartbeats, automatic and remote sessions, re-sending unanswered transaction messages after a
-  reconnect) until ``stop`` is set, then ends its sessions and disconnects.
-* step by step from a test: ``connect()``, ``boot()``, ``status()``, ``authorize()``,
-  ``start_session()``, ``send_meter_values()``, ``stop_session()``, ``heartbeat()``, ``close()``.
-
-In both modes the charger answers CALLs from the CSMS; ``on_call`` lets a test observe or override
-those answers.
+What a version changes is left to its subclass (v16.Charger16, v201.Charger201): the shapes of
+the messages it sends, which CALLs it answers and how, and the names of its configuration keys
+and error codes. Those differences are class attributes and overridden methods, never a
+version test per message: a benchmark runs thousands of chargers in one process.
+``VirtualCharger(config)`` builds the subclass of ``config.version``.
 """
 
 from __future__ import annotations
@@ -26,11 +23,12 @@ import logging
 import random
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 from websockets.asyncio.client import ClientConnection
@@ -38,30 +36,19 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.typing import Subprotocol
 
-__all__ = [
-    "CallError",
-    "CallTimeout",
-    "ChargerConfig",
-    "DeliveryError",
-    "FleetSummary",
-    "Metrics",
-    "NotConnected",
-    "OcppVersion",
-    "Session",
-    "VirtualCharger",
-    "run_fleet",
-    "run_many",
-    "utc_timestamp",
-]
-
 logger = logging.getLogger(__name__)
 
 OcppVersion = Literal["1.6", "2.0.1"]
 Payload = dict[str, Any]
 FollowUp = Callable[[], Coroutine[Any, Any, object]]
-Handler = Callable[[Payload], tuple[Payload, FollowUp | None]]
+# A handler's answer to a CALL of the CSMS: the CALLRESULT payload, and what the charger does
+# once that answer is sent (a remote start's session, a triggered message), if anything.
+Answer = tuple[Payload, FollowUp | None]
+Handler = Callable[[Payload], Answer]
 CallHook = Callable[[Payload], Payload | Awaitable[Payload | None] | None]
 StateHook = Callable[["VirtualCharger", str], None]
+# (measurand, value, unit, location) of one sampled value, before a version gives it its shape.
+Reading = tuple[str, float, str, str]
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 BATTERY_WH = 60_000  # the simulated car's battery, only used to make SoC move plausibly
@@ -69,32 +56,7 @@ LOCAL_LIST_MAX = 100
 MAX_BOOT_RETRY_S = 300.0
 DEFAULT_BOOT_RETRY_S = 10.0
 
-# CALLERROR codes whose spelling differs between the two specs.
-_FORMAT_ERROR = {"1.6": "FormationViolation", "2.0.1": "FormatViolation"}
-_OCCURRENCE_ERROR = {
-    "1.6": "OccurenceConstraintViolation",
-    "2.0.1": "OccurrenceConstraintViolation",
-}
-
-_HEARTBEAT_KEY = {"1.6": "HeartbeatInterval", "2.0.1": "OCPPCommCtrlr/HeartbeatInterval"}
-_METER_KEY = {"1.6": "MeterValueSampleInterval", "2.0.1": "SampledDataCtrlr/TxUpdatedInterval"}
-_REMOTE_AUTH_KEY = {"1.6": "AuthorizeRemoteTxRequests", "2.0.1": "AuthCtrlr/AuthorizeRemoteStart"}
-
-# Stop reasons are given in 1.6's vocabulary; 2.0.1 splits them into (stoppedReason, triggerReason).
-_V201_STOP_REASONS = {
-    "Local": ("Local", "StopAuthorized"),
-    "Remote": ("Remote", "RemoteStop"),
-    "DeAuthorized": ("DeAuthorized", "Deauthorized"),
-    "EVDisconnected": ("EVDisconnected", "EVCommunicationLost"),
-    "HardReset": ("ImmediateReset", "ResetCommand"),
-    "SoftReset": ("ImmediateReset", "ResetCommand"),
-    "UnlockCommand": ("Other", "UnlockCommand"),
-    "EmergencyStop": ("EmergencyStop", "AbnormalCondition"),
-    "PowerLoss": ("PowerLoss", "AbnormalCondition"),
-    "Reboot": ("Reboot", "AbnormalCondition"),
-}
-
-_MEASURANDS = (
+MEASURANDS = (
     ("Energy.Active.Import.Register", "Wh"),
     ("Power.Active.Import", "W"),
     ("Current.Import", "A"),
@@ -206,26 +168,6 @@ class Metrics:
 
 
 @dataclass
-class FleetSummary:
-    chargers: int
-    connected: int  # chargers that connected at least once
-    booted: int  # chargers whose BootNotification was accepted at least once
-    metrics: Metrics
-
-    def line(self) -> str:
-        def ms(value: float | None) -> str:
-            return "-" if value is None else f"{value * 1000:.1f}ms"
-
-        m = self.metrics
-        return (
-            f"chargers={self.chargers} connected={self.connected} booted={self.booted} "
-            f"calls={m.calls} errors={m.call_errors} timeouts={m.timeouts} "
-            f"connect_failures={m.connect_failures} disconnects={m.disconnects} "
-            f"p50={ms(m.percentile(50))} p99={ms(m.percentile(99))}"
-        )
-
-
-@dataclass
 class Session:
     connector: int
     id_token: str
@@ -244,7 +186,10 @@ class Session:
 
 
 @dataclass
-class _Setting:
+class Setting:
+    """One entry of the configuration store behind Get/ChangeConfiguration (1.6) and
+    Get/SetVariables (2.0.1)."""
+
     value: str
     readonly: bool = False
     kind: Literal["number", "bool", "text"] = "text"
@@ -261,7 +206,7 @@ class _Setting:
 
 
 @dataclass
-class _TxMessage:
+class TxMessage:
     """A transaction message: kept until answered, re-sent in order after a reconnect."""
 
     action: str
@@ -272,37 +217,14 @@ class _TxMessage:
     attempts: int = 0
 
 
-def _number(value: float) -> str:
+def number_text(value: float) -> str:
+    """A number as configuration values and 1.6 sampled values write it: no ``.0``."""
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def _settings(config: ChargerConfig) -> dict[str, _Setting]:
-    """The small configuration store behind Get/ChangeConfiguration and Get/SetVariables."""
-    measurands = ",".join([m for m, _ in _MEASURANDS] + ["SoC"])
-    meter = _Setting(_number(config.meter_interval), kind="number")
-    if config.version == "1.6":
-        return {
-            "HeartbeatInterval": _Setting("300", kind="number"),
-            "MeterValueSampleInterval": meter,
-            "MeterValuesSampledData": _Setting(measurands),
-            "AuthorizeRemoteTxRequests": _Setting("false", kind="bool"),
-            "ConnectionTimeOut": _Setting("60", kind="number"),
-            "LocalAuthListEnabled": _Setting("true", kind="bool"),
-            "LocalAuthListMaxLength": _Setting(str(LOCAL_LIST_MAX), readonly=True),
-            "SendLocalListMaxLength": _Setting(str(LOCAL_LIST_MAX), readonly=True),
-            "NumberOfConnectors": _Setting(str(config.connectors), readonly=True),
-            "SupportedFeatureProfiles": _Setting(
-                "Core,LocalAuthListManagement,RemoteTrigger", readonly=True
-            ),
-        }
-    return {
-        "OCPPCommCtrlr/HeartbeatInterval": _Setting("300", kind="number"),
-        "SampledDataCtrlr/TxUpdatedInterval": meter,
-        "SampledDataCtrlr/TxUpdatedMeasurands": _Setting(measurands),
-        "AuthCtrlr/AuthorizeRemoteStart": _Setting("false", kind="bool"),
-        "LocalAuthListCtrlr/Enabled": _Setting("true", kind="bool"),
-        "LocalAuthListCtrlr/ItemsPerMessage": _Setting(str(LOCAL_LIST_MAX), readonly=True),
-    }
+def sampled_measurands() -> str:
+    """The measurands every sample carries, as the configuration store lists them."""
+    return ",".join([m for m, _ in MEASURANDS] + ["SoC"])
 
 
 def _backoff(minimum: float, maximum: float, rng: random.Random) -> Iterator[float]:
@@ -314,7 +236,7 @@ def _backoff(minimum: float, maximum: float, rng: random.Random) -> Iterator[flo
         delay = min(delay * 2, maximum)
 
 
-async def _wait_event(event: asyncio.Event, seconds: float) -> bool:
+async def wait_event(event: asyncio.Event, seconds: float) -> bool:
     """Sleep up to ``seconds``; True as soon as ``event`` is set."""
     # asyncio.timeout rather than wait_for here and below: on Python 3.11 wait_for can swallow a
     # cancellation that arrives just as the awaited thing completes, and the task then never
@@ -327,8 +249,51 @@ async def _wait_event(event: asyncio.Event, seconds: float) -> bool:
     return True
 
 
-class VirtualCharger:
+class VirtualCharger(ABC):
+    """A simulated charging station; ``VirtualCharger(config)`` is a ``Charger16`` or a
+    ``Charger201`` according to ``config.version``."""
+
+    # Set by each version's subclass.
+    version: ClassVar[OcppVersion]
+    v16: ClassVar[bool]
+    # CALLERROR codes: a CALL that is not [2, id, action, {payload}]; a frame whose message type
+    # is not 2, 3 or 4; a payload without a required field (the specs spell them differently).
+    FORMAT_ERROR: ClassVar[str]
+    UNKNOWN_TYPE_ERROR: ClassVar[str]
+    OCCURRENCE_ERROR: ClassVar[str]
+    # Configuration keys of the store (settings) this model reads.
+    HEARTBEAT_KEY: ClassVar[str]
+    METER_KEY: ClassVar[str]
+    REMOTE_AUTH_KEY: ClassVar[str]
+    # Fields whose names differ: authorization info in answers and local list entries, and the
+    # local list's version number.
+    ID_INFO_KEY: ClassVar[str]
+    LIST_VERSION_KEY: ClassVar[str]
+    # Connector statuses of a session: while it starts, while it charges (None: no change) and
+    # once it is stopped until the next idle status (None: straight to idle).
+    STARTING_STATUS: ClassVar[str]
+    CHARGING_STATUS: ClassVar[str | None]
+    FINISHING_STATUS: ClassVar[str | None]
+
+    _classes: ClassVar[dict[str, type[VirtualCharger]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "version" in cls.__dict__:  # a subclass of a version's class must not replace it
+            VirtualCharger._classes[cls.version] = cls
+
+    def __new__(cls, config: ChargerConfig, on_state: StateHook | None = None) -> VirtualCharger:
+        if cls is VirtualCharger:
+            try:
+                cls = VirtualCharger._classes[config.version]
+            except KeyError:
+                raise ValueError(f"unknown OCPP version {config.version!r}") from None
+        return super().__new__(cls)
+
     def __init__(self, config: ChargerConfig, on_state: StateHook | None = None) -> None:
+        if config.version != self.version:
+            raise ValueError(f"{type(self).__name__} speaks OCPP {self.version}, "
+                             f"not {config.version}")
         if config.connectors < 1:
             raise ValueError("a charger needs at least one connector")
         self.config = config
@@ -346,7 +311,7 @@ class VirtualCharger:
         # 2.0.1 CostUpdated: the last running total (taxes included) the CSMS told, per
         # transaction id, as a charger with a display would show it.
         self.costs: dict[str, float] = {}
-        self.settings = _settings(config)
+        self.settings = self._initial_settings(config)
         self._metered_at = dict.fromkeys(self._connectors(), time.monotonic())
         self._inoperative: set[int] = set()
         self._claimed: set[int] = set()  # connectors promised to a session that is starting
@@ -356,17 +321,90 @@ class VirtualCharger:
         self._pending: tuple[str, asyncio.Future[list[Any]]] | None = None
         self._call_lock = asyncio.Lock()
         self._tx_lock = asyncio.Lock()
-        self._tx_queue: deque[_TxMessage] = deque()
+        self._tx_queue: deque[TxMessage] = deque()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._boot_accepted = asyncio.Event()
-        self._boot_reason = "PowerUp"
-        self._handlers = self._v16_handlers() if self.v16 else self._v201_handlers()
+        self._boot_reason = "PowerUp"  # what the next boot tells (2.0.1 sends it)
+        self._handlers = self._handler_table()
+
+    # ------------------------------------------------- what a version defines
+
+    @staticmethod
+    @abstractmethod
+    def _initial_settings(config: ChargerConfig) -> dict[str, Setting]:
+        """The configuration store, under this version's key names."""
+
+    def _handler_table(self) -> dict[str, Handler]:
+        """The CSMS's CALLs this version answers, by action: here those both versions name
+        alike; a version adds its own."""
+        return {
+            "Reset": self._on_reset,
+            "UnlockConnector": self._on_unlock,
+            "ChangeAvailability": self._on_change_availability,
+            "TriggerMessage": self._on_trigger,
+            "SendLocalList": self._on_send_local_list,
+            "GetLocalListVersion": self._on_get_local_list_version,
+            "ClearCache": self._on_clear_cache,
+            "DataTransfer": self._on_data_transfer,
+        }
+
+    @abstractmethod
+    def _on_unlock(self, p: Payload) -> Answer: ...
+
+    @abstractmethod
+    def _on_change_availability(self, p: Payload) -> Answer: ...
+
+    @abstractmethod
+    def _on_trigger(self, p: Payload) -> Answer: ...
+
+    @abstractmethod
+    def _boot_payload(self, serial: str) -> Payload: ...
+
+    @abstractmethod
+    def _status_payload(self, connector: int, status: str, error_code: str) -> Payload: ...
+
+    @abstractmethod
+    def _authorize_payload(self, token: str) -> Payload: ...
+
+    @abstractmethod
+    def _sampled_values(self, readings: list[Reading], context: str) -> list[Payload]: ...
+
+    @abstractmethod
+    def _new_transaction_id(self) -> str | None:
+        """The id of a session starting now; None when the CSMS hands it out."""
+
+    @abstractmethod
+    def _start_message(self, session: Session) -> tuple[str, Payload]:
+        """The transaction message (action, payload) that starts ``session``."""
+
+    @abstractmethod
+    def _stop_message(
+        self, session: Session, reason: str, end_sample: Payload, meter_stop: int
+    ) -> tuple[str, Payload]:
+        """The transaction message (action, payload) that ends ``session``."""
+
+    @abstractmethod
+    async def send_meter_values(
+        self, connector: int, *, context: str = "Sample.Periodic"
+    ) -> Payload | None:
+        """Meter values of one connector; during a session they are transaction messages
+        (queued while offline, in which case this returns None)."""
+
+    @abstractmethod
+    def _tx_payload(self, message: TxMessage) -> Payload | None:
+        """The payload to send for a queued transaction message, as known now; None when it
+        can no longer be sent."""
+
+    @abstractmethod
+    def _on_tx_response(self, message: TxMessage) -> None:
+        """Learn what the answer to a transaction message tells (transaction id, card status)."""
+
+    @staticmethod
+    @abstractmethod
+    def _entry_token(entry: Payload) -> str:
+        """The card of a local authorization list entry."""
 
     # ----------------------------------------------------------------- state
-
-    @property
-    def v16(self) -> bool:
-        return self.config.version == "1.6"
 
     @property
     def connected(self) -> bool:
@@ -384,11 +422,11 @@ class VirtualCharger:
 
     @property
     def heartbeat_interval(self) -> float:
-        return float(self.settings[_HEARTBEAT_KEY[self.config.version]].value)
+        return float(self.settings[self.HEARTBEAT_KEY].value)
 
     @property
     def meter_interval(self) -> float:
-        return float(self.settings[_METER_KEY[self.config.version]].value)
+        return float(self.settings[self.METER_KEY].value)
 
     def _connectors(self) -> range:
         return range(1, self.config.connectors + 1)
@@ -508,8 +546,7 @@ class VirtualCharger:
             if len(frame) == 4 and isinstance(frame[2], str) and isinstance(frame[3], dict):
                 self._spawn(self._answer(ws, msg_id, frame[2], frame[3]), f"answer {frame[2]}")
             else:
-                code = _FORMAT_ERROR[self.config.version]
-                self._spawn(self._reply_error(ws, msg_id, code), "reply error")
+                self._spawn(self._reply_error(ws, msg_id, self.FORMAT_ERROR), "reply error")
         elif kind in (CALLRESULT, CALLERROR):
             if self._pending is not None and self._pending[0] == msg_id:
                 if not self._pending[1].done():
@@ -517,8 +554,7 @@ class VirtualCharger:
             else:
                 logger.info("%s: reply to unknown message %s", self.config.station_id, msg_id)
         else:
-            code = "MessageTypeNotSupported" if not self.v16 else _FORMAT_ERROR["1.6"]
-            self._spawn(self._reply_error(ws, msg_id, code), "reply error")
+            self._spawn(self._reply_error(ws, msg_id, self.UNKNOWN_TYPE_ERROR), "reply error")
 
     # ----------------------------------------------------------------- CALLs
 
@@ -582,31 +618,14 @@ class VirtualCharger:
     async def boot(self) -> Payload:
         """BootNotification; returns the CSMS's answer and remembers its status and interval."""
         cfg = self.config
-        serial = (cfg.serial or cfg.station_id)[:25]
-        if self.v16:
-            payload: Payload = {
-                "chargePointVendor": cfg.vendor,
-                "chargePointModel": cfg.model,
-                "chargePointSerialNumber": serial,
-                "firmwareVersion": cfg.firmware,
-            }
-        else:
-            payload = {
-                "reason": self._boot_reason,
-                "chargingStation": {
-                    "vendorName": cfg.vendor,
-                    "model": cfg.model,
-                    "serialNumber": serial,
-                    "firmwareVersion": cfg.firmware,
-                },
-            }
-        response = await self.call("BootNotification", payload)
+        response = await self.call("BootNotification",
+                                   self._boot_payload((cfg.serial or cfg.station_id)[:25]))
         self.boot_status = response.get("status")
         interval = response.get("interval")
         if self.boot_status == "Accepted":
             self.metrics.boots_accepted += 1
             if isinstance(interval, int) and interval > 0:
-                self.settings[_HEARTBEAT_KEY[cfg.version]].value = str(interval)
+                self.settings[self.HEARTBEAT_KEY].value = str(interval)
             self._boot_accepted.set()
         else:
             self._boot_accepted.clear()
@@ -619,21 +638,9 @@ class VirtualCharger:
         ``error_code`` is 1.6 only. A 1.6 connector n is EVSE n, connector 1 in 2.0.1.
         """
         self.connector_status[connector] = status
-        if self.v16:
-            payload: Payload = {
-                "connectorId": connector,
-                "errorCode": error_code,
-                "status": status,
-                "timestamp": utc_timestamp(),
-            }
-        else:
-            payload = {
-                "timestamp": utc_timestamp(),
-                "connectorStatus": status,
-                "evseId": connector,
-                "connectorId": 1,
-            }
-        return await self.call("StatusNotification", payload)
+        return await self.call(
+            "StatusNotification", self._status_payload(connector, status, error_code)
+        )
 
     async def _announce(self, connector: int, status: str) -> None:
         """Record a status change; tell the CSMS when online (it is re-announced on reconnect)."""
@@ -650,11 +657,8 @@ class VirtualCharger:
 
     async def authorize(self, token: str) -> str:
         """Authorize; returns the authorization status (``Accepted``, ``Invalid``, ...)."""
-        if self.v16:
-            response = await self.call("Authorize", {"idTag": token})
-            return str(response.get("idTagInfo", {}).get("status"))
-        response = await self.call("Authorize", {"idToken": {"idToken": token, "type": "ISO14443"}})
-        return str(response.get("idTokenInfo", {}).get("status"))
+        response = await self.call("Authorize", self._authorize_payload(token))
+        return str(response.get(self.ID_INFO_KEY, {}).get("status"))
 
     # -------------------------------------------------------------- metering
 
@@ -672,7 +676,7 @@ class VirtualCharger:
         session = self.sessions.get(connector)
         power = self.config.power_w if session is not None else 0.0
         voltage = self.config.voltage_v
-        readings: list[tuple[str, float, str, str]] = [
+        readings: list[Reading] = [
             ("Energy.Active.Import.Register", int(self.energy_wh[connector]), "Wh", "Outlet"),
             ("Power.Active.Import", power, "W", "Outlet"),
             ("Current.Import", round(power / voltage, 1), "A", "Outlet"),
@@ -682,48 +686,8 @@ class VirtualCharger:
             charged = self.energy_wh[connector] - session.meter_start
             soc = min(100.0, session.soc_start + charged / BATTERY_WH * 100)
             readings.append(("SoC", round(soc, 1), "Percent", "EV"))
-        if self.v16:
-            values = [
-                {
-                    "value": _number(value),
-                    "context": context,
-                    "format": "Raw",
-                    "measurand": measurand,
-                    "location": location,
-                    "unit": unit,
-                }
-                for measurand, value, unit, location in readings
-            ]
-        else:
-            values = [
-                {
-                    "value": value,
-                    "context": context,
-                    "measurand": measurand,
-                    "location": location,
-                    "unitOfMeasure": {"unit": unit},
-                }
-                for measurand, value, unit, location in readings
-            ]
+        values = self._sampled_values(readings, context)
         return {"timestamp": utc_timestamp(), "sampledValue": values}
-
-    async def send_meter_values(
-        self, connector: int, *, context: str = "Sample.Periodic"
-    ) -> Payload | None:
-        """Meter values of one connector; during a session they are transaction messages
-        (1.6 MeterValues with transactionId, 2.0.1 TransactionEvent Updated) and are queued
-        while offline, in which case this returns None."""
-        sample = self._sample(connector, context)
-        session = self.sessions.get(connector)
-        if self.v16:
-            payload: Payload = {"connectorId": connector, "meterValue": [sample]}
-            if session is None:
-                return await self.call("MeterValues", payload)
-            return await self._send_tx("MeterValues", payload, session)
-        if session is None or context == "Trigger":
-            return await self.call("MeterValues", {"evseId": connector, "meterValue": [sample]})
-        event = self._transaction_event(session, "Updated", "MeterValuePeriodic", [sample])
-        return await self._send_tx("TransactionEvent", event, session)
 
     # -------------------------------------------------------------- sessions
 
@@ -743,13 +707,12 @@ class VirtualCharger:
         if connector not in self.connector_status or connector in self.sessions:
             raise ValueError(f"connector {connector} is unknown or busy")
         self._advance(connector)
-        meter_start = int(self.energy_wh[connector])
         session = Session(
             connector=connector,
             id_token=token,
             token_type=token_type,
-            transaction_id=None if self.v16 else str(uuid.uuid4()),
-            meter_start=meter_start,
+            transaction_id=self._new_transaction_id(),
+            meter_start=int(self.energy_wh[connector]),
             started_at=time.monotonic(),
             soc_start=self._rng.uniform(10, 60),
             remote_start_id=remote_start_id,
@@ -757,21 +720,10 @@ class VirtualCharger:
         self.sessions[connector] = session
         session.begin_sample = self._sample(connector, "Transaction.Begin")
         try:
-            if self.v16:
-                await self._announce(connector, "Preparing")
-                start = {
-                    "connectorId": connector,
-                    "idTag": token,
-                    "meterStart": meter_start,
-                    "timestamp": utc_timestamp(),
-                }
-                await self._send_tx("StartTransaction", start, session)
-                await self._announce(connector, "Charging")
-            else:
-                await self._announce(connector, "Occupied")
-                trigger = "Authorized" if remote_start_id is None else "RemoteStart"
-                event = self._transaction_event(session, "Started", trigger, [session.begin_sample])
-                await self._send_tx("TransactionEvent", event, session)
+            await self._announce(connector, self.STARTING_STATUS)
+            await self._send_tx(*self._start_message(session), session)
+            if self.CHARGING_STATUS is not None:
+                await self._announce(connector, self.CHARGING_STATUS)
         except CallError:
             del self.sessions[connector]
             await self._announce(connector, self._idle_status(connector))
@@ -808,59 +760,12 @@ class VirtualCharger:
         del self.sessions[connector]
         self._metered_at[connector] = time.monotonic()
         try:
-            if self.v16:
-                stop = {
-                    "idTag": session.id_token,
-                    "meterStop": meter_stop,
-                    "timestamp": utc_timestamp(),
-                    "reason": reason,
-                    "transactionData": [session.begin_sample, end],
-                }
-                await self._send_tx("StopTransaction", stop, session)
-                await self._announce(connector, "Finishing")
-            else:
-                stopped, trigger = _V201_STOP_REASONS.get(reason, ("Other", "AbnormalCondition"))
-                event = self._transaction_event(session, "Ended", trigger, [end], stopped)
-                await self._send_tx("TransactionEvent", event, session)
+            await self._send_tx(*self._stop_message(session, reason, end, meter_stop), session)
+            if self.FINISHING_STATUS is not None:
+                await self._announce(connector, self.FINISHING_STATUS)
         finally:
             await self._announce(connector, self._idle_status(connector))
             self._set_state(f"session ended on connector {connector} ({reason})")
-
-    def _transaction_event(
-        self,
-        session: Session,
-        event_type: Literal["Started", "Updated", "Ended"],
-        trigger: str,
-        meter_values: list[Payload],
-        stopped_reason: str | None = None,
-    ) -> Payload:
-        info: Payload = {"transactionId": session.transaction_id}
-        if event_type == "Ended":
-            info["chargingState"] = "EVConnected"
-            info["stoppedReason"] = stopped_reason or "Local"
-        else:
-            info["chargingState"] = "Charging"
-        if event_type == "Started" and session.remote_start_id is not None:
-            info["remoteStartId"] = session.remote_start_id
-        event: Payload = {
-            "eventType": event_type,
-            "timestamp": utc_timestamp(),
-            "triggerReason": trigger,
-            "seqNo": session.seq_no,
-            "transactionInfo": info,
-        }
-        session.seq_no += 1
-        if not self.online:
-            event["offline"] = True
-        id_token = {"idToken": session.id_token, "type": session.token_type}
-        if event_type == "Started":
-            event["idToken"] = id_token
-            event["evse"] = {"id": session.connector, "connectorId": 1}
-        elif trigger == "StopAuthorized":
-            event["idToken"] = id_token
-        if meter_values:
-            event["meterValue"] = meter_values
-        return event
 
     def _drive(self, session: Session) -> asyncio.Task[None]:
         """Run the session in the background: periodic meter values until its length is
@@ -877,7 +782,7 @@ class VirtualCharger:
                 break
             metering = self.meter_interval > 0  # 0 switches periodic samples off, as in OCPP
             wake = min(deadline, next_meter) if metering else deadline
-            if await _wait_event(session.stop_requested, wake - now):
+            if await wait_event(session.stop_requested, wake - now):
                 break
             if metering and time.monotonic() >= next_meter:
                 await self._quietly(self.send_meter_values(session.connector))
@@ -900,7 +805,7 @@ class VirtualCharger:
         self, connector: int, token: str, token_type: str, remote_start_id: int | None
     ) -> None:
         try:
-            authorize = self.settings[_REMOTE_AUTH_KEY[self.config.version]].value == "true"
+            authorize = self.settings[self.REMOTE_AUTH_KEY].value == "true"
             if authorize and await self.authorize(token) != "Accepted":
                 return
             session = await self.start_session(
@@ -914,7 +819,7 @@ class VirtualCharger:
 
     async def _send_tx(self, action: str, payload: Payload, session: Session) -> Payload | None:
         """Queue a transaction message and flush; None when it stays queued (offline)."""
-        message = _TxMessage(action, payload, session)
+        message = TxMessage(action, payload, session)
         self._tx_queue.append(message)
         await self.flush()
         if message.error is not None:
@@ -949,28 +854,9 @@ class VirtualCharger:
                 if message.response is not None:
                     self._on_tx_response(message)
 
-    def _tx_payload(self, message: _TxMessage) -> Payload | None:
-        """1.6 messages after StartTransaction carry the id its answer gave, known only now.
-
-        None when that start was refused: nothing can refer to the transaction then.
-        """
-        if not self.v16 or message.action == "StartTransaction":
-            return message.payload
-        if message.session.transaction_id is None:
-            return None
-        return {**message.payload, "transactionId": message.session.transaction_id}
-
-    def _on_tx_response(self, message: _TxMessage) -> None:
-        response, session = message.response or {}, message.session
-        if self.v16:
-            if message.action != "StartTransaction":
-                return
-            session.transaction_id = response.get("transactionId")
-            status = response.get("idTagInfo", {}).get("status")
-        else:
-            status = response.get("idTokenInfo", {}).get("status")
+    def _stop_unless_accepted(self, session: Session, status: object) -> None:
+        """A real charger stops charging for a card the CSMS does not accept."""
         if status not in (None, "Accepted") and not session.ending:
-            # A real charger stops charging for a card the CSMS does not accept.
             stop = self.stop_session(session.connector, "DeAuthorized")
             self._spawn(self._quietly(stop), "deauthorize")
 
@@ -981,7 +867,6 @@ class VirtualCharger:
     ) -> None:
         self.received_calls.append((action, payload))
         follow_up: FollowUp | None = None
-        version = self.config.version
         try:
             result = await self._hook(action, payload)
             if result is None:
@@ -993,7 +878,7 @@ class VirtualCharger:
         except CallError as exc:
             reply = [CALLERROR, msg_id, exc.code, exc.description, exc.details]
         except KeyError as exc:
-            reply = [CALLERROR, msg_id, _OCCURRENCE_ERROR[version], f"missing {exc}", {}]
+            reply = [CALLERROR, msg_id, self.OCCURRENCE_ERROR, f"missing {exc}", {}]
         except (TypeError, ValueError, AttributeError) as exc:
             reply = [CALLERROR, msg_id, "TypeConstraintViolation", str(exc), {}]
         except Exception as exc:  # a bug here must still give the CSMS an answer
@@ -1020,70 +905,16 @@ class VirtualCharger:
         with contextlib.suppress(ConnectionClosed):
             await ws.send(json.dumps([CALLERROR, msg_id, code, "malformed frame", {}]))
 
-    def _v16_handlers(self) -> dict[str, Handler]:
-        return {
-            "RemoteStartTransaction": self._on_remote_start_v16,
-            "RemoteStopTransaction": self._on_remote_stop,
-            "Reset": self._on_reset,
-            "UnlockConnector": self._on_unlock_v16,
-            "ChangeAvailability": self._on_change_availability,
-            "TriggerMessage": self._on_trigger_v16,
-            "GetConfiguration": self._on_get_configuration,
-            "ChangeConfiguration": self._on_change_configuration,
-            "SendLocalList": self._on_send_local_list,
-            "GetLocalListVersion": self._on_get_local_list_version,
-            "ClearCache": self._on_clear_cache,
-            "DataTransfer": self._on_data_transfer,
-        }
+    # The handlers both versions share; a version's table (_handler_table) names them.
 
-    def _v201_handlers(self) -> dict[str, Handler]:
-        return {
-            "RequestStartTransaction": self._on_remote_start_v201,
-            "RequestStopTransaction": self._on_remote_stop,
-            "Reset": self._on_reset,
-            "UnlockConnector": self._on_unlock_v201,
-            "ChangeAvailability": self._on_change_availability,
-            "TriggerMessage": self._on_trigger_v201,
-            "GetVariables": self._on_get_variables,
-            "SetVariables": self._on_set_variables,
-            "SendLocalList": self._on_send_local_list,
-            "GetLocalListVersion": self._on_get_local_list_version,
-            "ClearCache": self._on_clear_cache,
-            "DataTransfer": self._on_data_transfer,
-            "CostUpdated": self._on_cost_updated,
-        }
-
-    def _on_remote_start_v16(self, p: Payload) -> tuple[Payload, FollowUp | None]:
-        connector = self._free_connector(p.get("connectorId"))
-        token = p["idTag"]
-        if connector is None:
-            return {"status": "Rejected"}, None
-        self._claimed.add(connector)  # so a second remote start cannot pick it meanwhile
-        return {"status": "Accepted"}, lambda: self._remote_session(
-            connector, token, "ISO14443", None
-        )
-
-    def _on_remote_start_v201(self, p: Payload) -> tuple[Payload, FollowUp | None]:
-        connector = self._free_connector(p.get("evseId"))
-        token, remote_start_id = p["idToken"], p["remoteStartId"]
-        if connector is None:
-            return {"status": "Rejected"}, None
-        self._claimed.add(connector)
-        return {"status": "Accepted"}, lambda: self._remote_session(
-            connector, token["idToken"], token["type"], remote_start_id
-        )
-
-    def _on_remote_stop(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_remote_stop(self, p: Payload) -> Answer:
         session = self._session_by_transaction(p["transactionId"])
         if session is None:
             return {"status": "Rejected"}, None
         return {"status": "Accepted"}, lambda: self.stop_session(session.connector, "Remote")
 
-    def _on_reset(self, p: Payload) -> tuple[Payload, FollowUp | None]:
-        kind = p["type"]
-        if not self.v16 and p.get("evseId") is not None:
-            return {"status": "Rejected"}, None  # resetting a single EVSE is not simulated
-        reason = "SoftReset" if kind == "Soft" else "HardReset"
+    def _on_reset(self, p: Payload) -> Answer:
+        reason = "SoftReset" if p["type"] == "Soft" else "HardReset"
         return {"status": "Accepted"}, lambda: self._reset(reason)
 
     async def _reset(self, reason: str) -> None:
@@ -1096,30 +927,10 @@ class VirtualCharger:
         self._set_state("resetting")
         await self._disconnect()
 
-    def _on_unlock_v16(self, p: Payload) -> tuple[Payload, FollowUp | None]:
-        connector = p["connectorId"]
-        if connector not in self.connector_status:
-            return {"status": "NotSupported"}, None
-        if connector in self.sessions:
-            return {"status": "Unlocked"}, lambda: self.stop_session(connector, "UnlockCommand")
-        return {"status": "Unlocked"}, None
-
-    def _on_unlock_v201(self, p: Payload) -> tuple[Payload, FollowUp | None]:
-        evse, connector = p["evseId"], p["connectorId"]
-        if evse not in self.connector_status or connector != 1:
-            return {"status": "UnknownConnector"}, None
-        if evse in self.sessions:
-            return {"status": "OngoingAuthorizedTransaction"}, None
-        return {"status": "Unlocked"}, None
-
-    def _on_change_availability(self, p: Payload) -> tuple[Payload, FollowUp | None]:
-        if self.v16:
-            target, operative = p["connectorId"], p["type"] == "Operative"
-        else:
-            target, operative = (
-                p.get("evse", {}).get("id", 0),
-                p["operationalStatus"] == "Operative",
-            )
+    def _change_availability(
+        self, target: int, operative: bool
+    ) -> Answer:
+        """ChangeAvailability of one connector, or of all for ``target`` 0."""
         if target != 0 and target not in self.connector_status:
             return {"status": "Rejected"}, None
         targets = list(self._connectors()) if target == 0 else [target]
@@ -1138,58 +949,19 @@ class VirtualCharger:
 
         return {"status": status}, announce
 
-    def _on_trigger_v16(self, p: Payload) -> tuple[Payload, FollowUp | None]:
-        requested, connector = p["requestedMessage"], p.get("connectorId")
-        if connector is not None and connector != 0 and connector not in self.connector_status:
-            return {"status": "Rejected"}, None
-        connectors = [connector] if connector else list(self._connectors())
-        senders: dict[str, FollowUp] = {
-            "BootNotification": self.boot,
+    def _answer_trigger(
+        self, requested: str, connectors: list[int], senders: dict[str, FollowUp]
+    ) -> Answer:
+        """TriggerMessage's answer for the messages both versions send on request, and for
+        ``senders``, a version's own."""
+        senders = {
             "Heartbeat": self.heartbeat,
             "StatusNotification": lambda: self._send_statuses(connectors),
             "MeterValues": lambda: self._send_triggered_meters(connectors),
-            "DiagnosticsStatusNotification": lambda: self.call(
-                "DiagnosticsStatusNotification", {"status": "Idle"}
-            ),
             "FirmwareStatusNotification": lambda: self.call(
                 "FirmwareStatusNotification", {"status": "Idle"}
             ),
-        }
-        if requested not in senders:
-            return {"status": "NotImplemented"}, None
-        return {"status": "Accepted"}, senders[requested]
-
-    def _on_trigger_v201(self, p: Payload) -> tuple[Payload, FollowUp | None]:
-        requested, evse = p["requestedMessage"], p.get("evse", {}).get("id")
-        if evse is not None and evse not in self.connector_status:
-            return {"status": "Rejected"}, None
-        connectors = [evse] if evse else list(self._connectors())
-        sessions = [self.sessions[c] for c in connectors if c in self.sessions]
-        if requested == "BootNotification" and self.boot_status == "Accepted":
-            return {"status": "Rejected"}, None  # F06.FR.17: no re-boot once accepted
-        if requested == "TransactionEvent" and not sessions:
-            return {"status": "Rejected"}, None
-
-        async def boot() -> None:
-            self._boot_reason = "Triggered"
-            await self.boot()
-
-        async def transaction_events() -> None:
-            for session in sessions:
-                sample = self._sample(session.connector, "Trigger")
-                event = self._transaction_event(session, "Updated", "Trigger", [sample])
-                await self._send_tx("TransactionEvent", event, session)
-
-        senders: dict[str, FollowUp] = {
-            "BootNotification": boot,
-            "Heartbeat": self.heartbeat,
-            "StatusNotification": lambda: self._send_statuses(connectors),
-            "MeterValues": lambda: self._send_triggered_meters(connectors),
-            "TransactionEvent": transaction_events,
-            "FirmwareStatusNotification": lambda: self.call(
-                "FirmwareStatusNotification", {"status": "Idle"}
-            ),
-            "LogStatusNotification": lambda: self.call("LogStatusNotification", {"status": "Idle"}),
+            **senders,
         }
         if requested not in senders:
             return {"status": "NotImplemented"}, None
@@ -1203,77 +975,15 @@ class VirtualCharger:
         for connector in connectors:
             await self.send_meter_values(connector, context="Trigger")
 
-    def _on_get_configuration(self, p: Payload) -> tuple[Payload, FollowUp | None]:
-        keys = p.get("key") or list(self.settings)
-        known = [
-            {"key": k, "readonly": self.settings[k].readonly, "value": self.settings[k].value}
-            for k in keys
-            if k in self.settings
-        ]
-        unknown = [k for k in keys if k not in self.settings]
-        result: Payload = {"configurationKey": known}
-        if unknown:
-            result["unknownKey"] = unknown
-        return result, None
-
-    def _on_change_configuration(self, p: Payload) -> tuple[Payload, FollowUp | None]:
-        setting, value = self.settings.get(p["key"]), p["value"]
-        if setting is None:
-            return {"status": "NotSupported"}, None
-        if setting.readonly or not setting.accepts(value):
-            return {"status": "Rejected"}, None
-        setting.value = value
-        return {"status": "Accepted"}, None
-
-    def _variable_status(self, item: Payload, writing: bool) -> tuple[str, _Setting | None]:
-        component, variable = item["component"]["name"], item["variable"]["name"]
-        setting = self.settings.get(f"{component}/{variable}")
-        if setting is None:
-            known = any(key.startswith(component + "/") for key in self.settings)
-            return ("UnknownVariable" if known else "UnknownComponent"), None
-        if item.get("attributeType", "Actual") != "Actual":
-            return "NotSupportedAttributeType", None
-        if writing and (setting.readonly or not setting.accepts(item["attributeValue"])):
-            return "Rejected", None
-        return "Accepted", setting
-
-    def _on_get_variables(self, p: Payload) -> tuple[Payload, FollowUp | None]:
-        results = []
-        for item in p["getVariableData"]:
-            status, setting = self._variable_status(item, writing=False)
-            result = {"attributeStatus": status, "component": item["component"]}
-            result["variable"] = item["variable"]
-            if setting is not None:
-                result["attributeType"] = "Actual"
-                result["attributeValue"] = setting.value
-            results.append(result)
-        return {"getVariableResult": results}, None
-
-    def _on_set_variables(self, p: Payload) -> tuple[Payload, FollowUp | None]:
-        results = []
-        for item in p["setVariableData"]:
-            status, setting = self._variable_status(item, writing=True)
-            if setting is not None:
-                setting.value = item["attributeValue"]
-            results.append(
-                {
-                    "attributeStatus": status,
-                    "attributeType": item.get("attributeType", "Actual"),
-                    "component": item["component"],
-                    "variable": item["variable"],
-                }
-            )
-        return {"setVariableResult": results}, None
-
-    def _on_send_local_list(self, p: Payload) -> tuple[Payload, FollowUp | None]:
-        version = p["listVersion"] if self.v16 else p["versionNumber"]
+    def _on_send_local_list(self, p: Payload) -> Answer:
+        version = p[self.LIST_VERSION_KEY]
         entries = p.get("localAuthorizationList", [])
         if p["updateType"] == "Differential" and version <= self.local_list_version:
             return {"status": "VersionMismatch"}, None
         updated = {} if p["updateType"] == "Full" else dict(self.local_list)
         for entry in entries:
-            token = entry["idTag"] if self.v16 else entry["idToken"]["idToken"]
-            info = entry.get("idTagInfo" if self.v16 else "idTokenInfo")
+            token = self._entry_token(entry)
+            info = entry.get(self.ID_INFO_KEY)
             if info is None:
                 updated.pop(token, None)  # an entry without info removes the token
             else:
@@ -1283,24 +993,14 @@ class VirtualCharger:
         self.local_list, self.local_list_version = updated, version
         return {"status": "Accepted"}, None
 
-    def _on_get_local_list_version(self, p: Payload) -> tuple[Payload, FollowUp | None]:
-        key = "listVersion" if self.v16 else "versionNumber"
-        return {key: self.local_list_version}, None
+    def _on_get_local_list_version(self, p: Payload) -> Answer:
+        return {self.LIST_VERSION_KEY: self.local_list_version}, None
 
-    def _on_clear_cache(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_clear_cache(self, p: Payload) -> Answer:
         return {"status": "Accepted"}, None  # the simulator keeps no authorization cache
 
-    def _on_data_transfer(self, p: Payload) -> tuple[Payload, FollowUp | None]:
+    def _on_data_transfer(self, p: Payload) -> Answer:
         return {"status": "UnknownVendorId"}, None  # no vendor extensions are simulated
-
-    def _on_cost_updated(self, p: Payload) -> tuple[Payload, FollowUp | None]:
-        total, transaction_id = p["totalCost"], p["transactionId"]
-        if isinstance(total, bool) or not isinstance(total, int | float):
-            raise TypeError("totalCost must be a number")
-        if not isinstance(transaction_id, str):
-            raise TypeError("transactionId must be a string")
-        self.costs[transaction_id] = float(total)
-        return {}, None  # CostUpdatedResponse has no fields: received
 
     # ------------------------------------------------------------------ run
 
@@ -1319,14 +1019,14 @@ class VirtualCharger:
                 try:
                     await self.connect()
                 except (OSError, TimeoutError, WebSocketException):
-                    await _wait_event(stop, next(delays))
+                    await wait_event(stop, next(delays))
                     continue
                 if await self._serve_connection(stop):
                     delays = _backoff(cfg.reconnect_min, cfg.reconnect_max, self._rng)
                 if cfg.boot_on_reconnect:
                     self.boot_status = None
                 if not stop.is_set():
-                    await _wait_event(stop, next(delays))
+                    await wait_event(stop, next(delays))
         finally:
             for task in schedulers:
                 task.cancel()
@@ -1371,13 +1071,13 @@ class VirtualCharger:
             interval = response.get("interval")
             delay = interval if isinstance(interval, int) and interval > 0 else DEFAULT_BOOT_RETRY_S
             # A TriggerMessage(BootNotification) may get us accepted before the delay is over.
-            if await _wait_event(self._boot_accepted, min(max(delay, 1.0), MAX_BOOT_RETRY_S)):
+            if await wait_event(self._boot_accepted, min(max(delay, 1.0), MAX_BOOT_RETRY_S)):
                 return
 
     async def _auto_sessions(
         self, connector: int, mean_interval: float, stop: asyncio.Event
     ) -> None:
-        while not await _wait_event(stop, self._rng.expovariate(1 / mean_interval)):
+        while not await wait_event(stop, self._rng.expovariate(1 / mean_interval)):
             if self.online and self._is_free(connector):
                 await self._quietly(self._local_session(connector))
 
@@ -1389,46 +1089,3 @@ class VirtualCharger:
                     await self.stop_session(connector, "Local")
         except TimeoutError:
             logger.info("%s: sessions not ended in time", self.config.station_id)
-
-
-async def run_fleet(
-    chargers: Sequence[VirtualCharger], stop: asyncio.Event, *, ramp_per_second: float = 100.0
-) -> FleetSummary:
-    """Run chargers concurrently, starting at most ``ramp_per_second`` of them per second,
-    until ``stop`` is set; returns the aggregate metrics."""
-    if ramp_per_second <= 0:
-        raise ValueError("ramp_per_second must be positive")
-    loop = asyncio.get_running_loop()
-    started_at = loop.time()
-    tasks = []
-    for index, charger in enumerate(chargers):
-        due = started_at + index / ramp_per_second
-        if stop.is_set() or await _wait_event(stop, due - loop.time()):
-            break
-        tasks.append(asyncio.create_task(charger.run(stop), name=charger.config.station_id))
-    for charger, outcome in zip(
-        chargers, await asyncio.gather(*tasks, return_exceptions=True), strict=False
-    ):
-        if isinstance(outcome, Exception):
-            logger.error("%s crashed", charger.config.station_id, exc_info=outcome)
-    total = Metrics()
-    for charger in chargers:
-        total.merge(charger.metrics)
-    return FleetSummary(
-        chargers=len(chargers),
-        connected=sum(1 for c in chargers if c.metrics.connects),
-        booted=sum(1 for c in chargers if c.metrics.boots_accepted),
-        metrics=total,
-    )
-
-
-async def run_many(
-    configs: Iterable[ChargerConfig],
-    stop: asyncio.Event,
-    *,
-    ramp_per_second: float = 100.0,
-    on_state: StateHook | None = None,
-) -> FleetSummary:
-    """Build a charger per config and run them all (see ``run_fleet``)."""
-    chargers = [VirtualCharger(config, on_state=on_state) for config in configs]
-    return await run_fleet(chargers, stop, ramp_per_second=ramp_per_second)

@@ -1,6 +1,6 @@
 """The benchmark's baseline: a bare Channels WebSocket consumer that answers every OCPP CALL with
 an empty CALLRESULT, on the same server, settings and channel layer as the CSMS, without OCPP,
-validation or a database. `make bench` measures the CSMS against it (csms/bench.py)."""
+validation or a database. `make bench` measures the CSMS against it (tools/bench.py)."""
 
 import json
 import os

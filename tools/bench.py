@@ -1,9 +1,9 @@
-"""`make bench` (`python -m csms.bench`): the CSMS under load on one machine, with PostgreSQL and
+"""`make bench` (`python -m tools.bench`): the CSMS under load on one machine, with PostgreSQL and
 Redis, against a bare Channels echo measured in the same run.
 
 Phases, each bounded in time:
 1. echo      C simulated chargers send back-to-back CALLs to a bare Channels echo consumer
-             (csms/echo.py) on the same ASGI server, settings and channel layer: the ceiling.
+             (tools/echo.py) on the same ASGI server, settings and channel layer: the ceiling.
 2. closed    the same C chargers, the same message mix, against the CSMS: CALLs answered after
              their data is committed (persisted messages/s), as a share of the echo's.
 3. ramp      more chargers connect (HTTP Basic auth, BootNotification, StatusNotification) at
@@ -39,6 +39,9 @@ from collections import Counter
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from tools.simulator import ChargerConfig, VirtualCharger
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -268,9 +271,7 @@ def card(n: int) -> str:
 
 # --- load -------------------------------------------------------------------------------------
 
-def make_chargers(ports: list[int], numbers: range, **config):
-    from csms.simulator import ChargerConfig, VirtualCharger
-
+def make_chargers(ports: list[int], numbers: range, **config: Any) -> list[VirtualCharger]:
     return [VirtualCharger(ChargerConfig(
         station_id=station_id(n), version="1.6" if n % 2 == 0 else "2.0.1",
         url=f"ws://127.0.0.1:{ports[n % len(ports)]}/ocpp/", password=PASSWORD,
@@ -278,7 +279,7 @@ def make_chargers(ports: list[int], numbers: range, **config):
         reconnect_max=30, tx_attempts=1, **config)) for n in numbers]
 
 
-async def send_one(charger, kind: str, echo: bool) -> None:
+async def send_one(charger: VirtualCharger, kind: str, echo: bool) -> None:
     if echo:  # the same frames, answered by the echo
         payload = {"connectorId": 1, "meterValue": [charger._sample(1, "Sample.Periodic")]}
         action = {"meter": "MeterValues", "status": "StatusNotification",
@@ -305,13 +306,13 @@ def summary(latencies: list[float], errors: int, seconds: float) -> dict:
             "p99_ms": pct(0.99), "max_ms": pct(1.0)}
 
 
-async def closed_loop(chargers, seconds: float, echo: bool) -> dict:
+async def closed_loop(chargers: list[VirtualCharger], seconds: float, echo: bool) -> dict:
     """Every charger sends its next CALL as soon as the last one is answered."""
     latencies: list[float] = []
     errors = 0
     deadline = time.monotonic() + seconds
 
-    async def drive(charger, offset: int) -> None:
+    async def drive(charger: VirtualCharger, offset: int) -> None:
         nonlocal errors
         step = offset
         while time.monotonic() < deadline:
@@ -329,7 +330,7 @@ async def closed_loop(chargers, seconds: float, echo: bool) -> dict:
     return summary(latencies, errors, time.monotonic() - started)
 
 
-async def open_loop(chargers, rate: float, seconds: float) -> dict:
+async def open_loop(chargers: list[VirtualCharger], rate: float, seconds: float) -> dict:
     """`rate` CALLs per second offered, spread over the chargers; a charger whose last CALL is
     still unanswered skips its turn (counted: the server is not keeping up)."""
     latencies: list[float] = []
@@ -369,7 +370,8 @@ async def open_loop(chargers, rate: float, seconds: float) -> dict:
     return result
 
 
-async def connect_all(chargers, ramp: float, stop: asyncio.Event, seconds: float) -> list:
+async def connect_all(chargers: list[VirtualCharger], ramp: float, stop: asyncio.Event,
+                      seconds: float) -> list[asyncio.Task[None]]:
     """Run each charger's own life (connect, boot, status, heartbeats, sessions) from now on,
     starting `ramp` per second; returns the tasks once all are online or `seconds` passed."""
     tasks = []
@@ -385,7 +387,7 @@ async def connect_all(chargers, ramp: float, stop: asyncio.Event, seconds: float
     return tasks
 
 
-async def start_sessions(chargers) -> int:
+async def start_sessions(chargers: list[VirtualCharger]) -> int:
     started = 0
     for batch in range(0, len(chargers), 200):
         outcomes = await asyncio.gather(
@@ -395,7 +397,7 @@ async def start_sessions(chargers) -> int:
     return started
 
 
-async def remote_starts(chargers, ports: list[int], count: int) -> dict:
+async def remote_starts(chargers: list[VirtualCharger], ports: list[int], count: int) -> dict:
     """API call → the charger receives RemoteStartTransaction / RequestStartTransaction."""
     received: dict[str, float] = {}
     idle = [c for c in chargers if c.online and not c.sessions][:count]
@@ -561,7 +563,7 @@ async def bench(args: argparse.Namespace, env: dict) -> dict:
     from stations.models import MessageLog, Station
 
     results: dict = {"args": vars(args)}
-    with servers(args.server, "csms.echo:application", args.servers, env, "echo") as echo:
+    with servers(args.server, "tools.echo:application", args.servers, env, "echo") as echo:
         ports = [port for port, _ in echo]
         closed = make_chargers(ports, range(args.closed_chargers))
         await asyncio.gather(*(c.connect() for c in closed))
@@ -661,13 +663,13 @@ def retention_cost() -> dict:
     from django.db import connection
     from django.db.models import F
 
-    from stations import services
+    from stations.services import retention
     from stations.models import MessageLog
 
     try:
         MessageLog.objects.update(created_at=F("created_at") - timedelta(days=100))
         begun = time.monotonic()
-        deleted = services.message_log_prune(90)
+        deleted = retention.message_log_prune(90)
         seconds = time.monotonic() - begun
     finally:
         connection.close()
