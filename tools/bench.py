@@ -663,8 +663,8 @@ def retention_cost() -> dict:
     from django.db import connection
     from django.db.models import F
 
-    from stations.services import retention
     from stations.models import MessageLog
+    from stations.services import retention
 
     try:
         MessageLog.objects.update(created_at=F("created_at") - timedelta(days=100))
