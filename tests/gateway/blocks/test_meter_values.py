@@ -1,0 +1,13 @@
+"""Meter values outside transaction messages."""
+
+from tests.gateway.examples import T0, Examples
+
+EXAMPLES = Examples(
+    received={
+        ("1.6", "MeterValues"): {"connectorId": 1, "meterValue": [
+            {"timestamp": T0, "sampledValue": [{"value": "1.5", "unit": "kWh"}]}]},
+        ("2.0.1", "MeterValues"): {"evseId": 1, "meterValue": [
+            {"timestamp": T0, "sampledValue": [
+                {"value": 1500, "measurand": "Energy.Active.Import.Register"}]}]},
+    },
+)
