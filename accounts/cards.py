@@ -24,7 +24,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from accounts import access, audit
 from accounts.exports import csv_lines, uncell
 from accounts.models import AuditEntry, CardImport, IdToken, Organization, Site
-from accounts.signals import id_tokens_changed
+from accounts.signals import card_import_queued, id_tokens_changed
 
 log = logging.getLogger(__name__)
 Action = AuditEntry.Action
@@ -231,9 +231,8 @@ def _csv_lines(tokens: QuerySet[IdToken]) -> Iterator[str]:
 
 def import_start(user: AbstractBaseUser, organization: Organization | None, filename: str,
                  content: bytes) -> CardImport:
-    """Check the file as a whole, store it and run the import in the background."""
-    from accounts import tasks
-
+    """Check the file as a whole, store it and run the import in the background (after
+    commit, by accounts.tasks: it receives card_import_queued)."""
     if len(content) > MAX_IMPORT_BYTES:
         raise CardError(f"The file is larger than {MAX_IMPORT_BYTES // 1024 // 1024} MB.")
     try:
@@ -249,7 +248,7 @@ def import_start(user: AbstractBaseUser, organization: Organization | None, file
             organization=organization, created_by=user if user.is_authenticated else None,
             filename=filename[:200], content=text, total=sum(1 for _ in rows),
         )
-        transaction.on_commit(lambda: tasks.import_cards.delay(job.pk))
+        card_import_queued.send(CardImport, job=job)
     return job
 
 

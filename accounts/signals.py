@@ -6,3 +6,7 @@ from django.dispatch import Signal
 # sender=IdToken; some ID tokens were issued, changed, blocked, expired or deleted: the local
 # authorization lists kept on chargers may have to follow.
 id_tokens_changed = Signal()
+
+# sender=CardImport, job=<CardImport>; a CSV import was stored and waits to be run in the
+# background (accounts.tasks runs it after commit).
+card_import_queued = Signal()

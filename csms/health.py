@@ -18,6 +18,8 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
+from csms.celery import app
+
 CHECK_SECONDS = 3.0
 
 
@@ -40,8 +42,6 @@ async def _channel_layer() -> None:
 
 
 def _broker() -> None:
-    from csms.celery import app
-
     with app.connection_for_write() as broker:
         broker.ensure_connection(max_retries=1, timeout=CHECK_SECONDS)
 

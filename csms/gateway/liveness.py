@@ -26,6 +26,7 @@ import uuid
 from typing import Any, Protocol
 
 from django.conf import settings
+from redis import asyncio as aioredis
 
 from csms import metrics
 from csms.gateway.orm import write_and_publish
@@ -128,8 +129,6 @@ def _group_refresh_seconds() -> int:
 def _redis():
     if not settings.REDIS_URL:
         return None
-    from redis import asyncio as aioredis
-
     return aioredis.from_url(settings.REDIS_URL)
 
 
