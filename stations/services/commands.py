@@ -14,13 +14,13 @@ call_end, in the same transaction as what the charger's answer says (the block's
 
 import asyncio
 import json
+import typing
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
-from typing import Protocol as Interface
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -103,7 +103,7 @@ class CostUpdate(Command):
     total: Decimal
 
 
-class Protocol(Interface):
+class Protocol(typing.Protocol):
     """What the domain needs of one OCPP version; the gateway registers one per version."""
 
     version: str

@@ -2,6 +2,7 @@
 not, in domain units (energy Wh, power W: kilo- prefixes and multipliers folded). The sampled
 values of transaction messages are read here too (csms/gateway/blocks/transactions.py)."""
 
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from ocpp.v16.enums import Action as V16
@@ -29,6 +30,15 @@ def to_domain(value: object, unit: str, multiplier: int = 0) -> tuple[Decimal, s
     return number.scaleb(multiplier), unit
 
 
+def _sample(timestamp: datetime, sampled: dict, value: Decimal, unit: str) -> Sample:
+    """A sampled value's reading and what it measured, where (phase, location) and why
+    (context): the same keys in both versions."""
+    return Sample(timestamp=timestamp, value=value, unit=unit,
+                  measurand=sampled.get("measurand", ENERGY_REGISTER),
+                  phase=sampled.get("phase", ""), location=sampled.get("location", ""),
+                  context=sampled.get("context", ""))
+
+
 def samples_16(meter_values: list[dict]) -> list[Sample]:
     samples = []
     for meter_value in meter_values:
@@ -36,13 +46,8 @@ def samples_16(meter_values: list[dict]) -> list[Sample]:
         for sampled in meter_value["sampledValue"]:
             if sampled.get("format") == ValueFormat.signed_data:
                 continue  # a signed blob, not a number; kept in the message log
-            value, unit = to_domain(sampled["value"], sampled.get("unit", "Wh"))
-            samples.append(Sample(
-                timestamp=timestamp, value=value, unit=unit,
-                measurand=sampled.get("measurand", ENERGY_REGISTER),
-                phase=sampled.get("phase", ""), location=sampled.get("location", ""),
-                context=sampled.get("context", ""),
-            ))
+            samples.append(_sample(timestamp, sampled,
+                                   *to_domain(sampled["value"], sampled.get("unit", "Wh"))))
     return samples
 
 
@@ -52,14 +57,9 @@ def samples_201(meter_values: list[dict]) -> list[Sample]:
         timestamp = parse_timestamp(meter_value["timestamp"])
         for sampled in meter_value["sampledValue"]:
             unit_of_measure = sampled.get("unitOfMeasure", {})
-            value, unit = to_domain(sampled["value"], unit_of_measure.get("unit", "Wh"),
-                                    unit_of_measure.get("multiplier", 0))
-            samples.append(Sample(
-                timestamp=timestamp, value=value, unit=unit,
-                measurand=sampled.get("measurand", ENERGY_REGISTER),
-                phase=sampled.get("phase", ""), location=sampled.get("location", ""),
-                context=sampled.get("context", ""),
-            ))
+            samples.append(_sample(timestamp, sampled, *to_domain(
+                sampled["value"], unit_of_measure.get("unit", "Wh"),
+                unit_of_measure.get("multiplier", 0))))
     return samples
 
 
