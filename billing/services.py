@@ -14,15 +14,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
 from django.db import transaction as db
 from django.utils import timezone
 
 from accounts.models import Organization
-from billing import costing
-from billing.models import SessionCost, Tariff, TariffAssignment, TariffVersion, TimeWindow
-from stations.models import Connector, MeterSample, StatusChange, Transaction
-from stations.persistence import columns_of, instances, select_all, sql_in
+from billing import costing, persistence
+from billing.models import SessionCost, TariffVersion, TimeWindow
+from stations.models import Connector, Transaction
 from stations.records import ENERGY_REGISTER
 from stations.services import commands
 
@@ -50,38 +48,9 @@ def customer_of(tx: Transaction) -> Organization | None:
 def version_for(tx: Transaction, customer: Organization | None) -> TariffVersion | None:
     """The version, at the session's start, of the tariff of the most specific assignment:
     station and customer, site and customer, station, site. One query, written once
-    (_version_sql): every session's start and end asked the ORM for two."""
-    sql, types = _version_sql(connection.vendor)
-    [rows] = select_all([(sql, [tx.started_at, tx.station_id, tx.station.site_id,
-                                customer.pk if customer else None], types)])
-    if not rows:
-        return None
-    tariff, version = instances((Tariff, TariffVersion), rows[0])
-    if version is not None:
-        version.tariff = tariff
-    return version
-
-
-@lru_cache(maxsize=2)
-def _version_sql(vendor: str) -> tuple[str, tuple]:
-    """Parameters: the session's start, its station, the station's site, the customer (None:
-    assignments for everyone only). The version's columns are NULL when the tariff has none
-    valid then."""
-    quote = connection.ops.quote_name
-    versions = quote(TariffVersion._meta.db_table)
-    columns, fields = columns_of(("t", Tariff), ("v", TariffVersion))
-    sql = f"""
-        SELECT {columns}
-        FROM {quote(TariffAssignment._meta.db_table)} a
-        JOIN {quote(Tariff._meta.db_table)} t ON t.id = a.tariff_id
-        LEFT JOIN {versions} v ON v.id = (
-          SELECT id FROM {versions} WHERE tariff_id = a.tariff_id AND valid_from <= %s
-          ORDER BY valid_from DESC LIMIT 1)
-        WHERE (a.station_id = %s OR a.site_id = %s)
-          AND (a.customer_id IS NULL OR a.customer_id = %s)
-        ORDER BY a.customer_id IS NULL, a.station_id IS NULL
-        LIMIT 1"""
-    return sql, fields
+    (billing.persistence): every session's start and end asked the ORM for two."""
+    return persistence.tariff_version_at(tx.started_at, tx.station_id, tx.station.site_id,
+                                         customer.pk if customer else None)
 
 
 def terms_of(version: TariffVersion, zone: ZoneInfo) -> costing.Terms:
@@ -112,27 +81,11 @@ def readings_of(tx: Transaction) -> list[costing.Reading]:
     by_time: dict[datetime, Decimal] = {}
     if tx.meter_start_wh is not None:
         by_time[tx.started_at] = tx.meter_start_wh
-    sql, types = _readings_sql(connection.vendor)
-    [samples] = select_all([(sql, [tx.pk, ENERGY_REGISTER], types)])
-    for at, wh in samples:
+    for at, wh in persistence.register_readings(tx.pk, ENERGY_REGISTER):
         by_time.setdefault(at, wh)
     if tx.stopped_at is not None and tx.meter_stop_wh is not None:
         by_time[tx.stopped_at] = tx.meter_stop_wh
     return [costing.Reading(at, wh) for at, wh in sorted(by_time.items())]
-
-
-@lru_cache(maxsize=2)
-def _readings_sql(vendor: str) -> tuple[str, tuple]:
-    """readings_of's samples, written once: every priced message of every session asked the
-    ORM to compile it. Parameters: the session, the energy register's measurand."""
-    quote = connection.ops.quote_name
-    samples = MeterSample._meta
-    sql = f"""
-        SELECT {quote("timestamp")}, value FROM {quote(samples.db_table)}
-        WHERE transaction_id = %s AND measurand = %s AND phase = ''
-          AND location IN ('', 'Outlet')
-        ORDER BY {quote("timestamp")}, id"""
-    return sql, (samples.get_field("timestamp"), samples.get_field("value"))
 
 
 def released_at(tx: Transaction, after: datetime) -> datetime | None:
@@ -145,34 +98,11 @@ def released_at(tx: Transaction, after: datetime) -> datetime | None:
     """
     if tx.connector_id is None or tx.stop_reason == EV_DISCONNECTED:
         return tx.stopped_at
-    sql, types = _released_sql(connection.vendor)
-    [[(change, following, status)]] = select_all([(sql, [
-        tx.station_id, tx.connector_id, after, Connector.Status.OCCUPIED,
-        tx.connector_id, tx.started_at, tx.pk, tx.connector_id], types)])
+    change, following, status = persistence.release_facts(tx, after, Connector.Status.OCCUPIED)
     known = [moment for moment in (change, following) if moment is not None]
     if known:
         return max(min(known), tx.started_at)
     return None if status == Connector.Status.OCCUPIED else tx.stopped_at
-
-
-@lru_cache(maxsize=2)
-def _released_sql(vendor: str) -> tuple[str, tuple]:
-    """released_at's three looks in one query, written once: at every session's end the ORM
-    compiled three queries and made three round trips. Parameters: the station, the connector,
-    the moment after which, Occupied; the connector, the session's start, the session; the
-    connector."""
-    quote = connection.ops.quote_name
-    changes, sessions = StatusChange._meta, Transaction._meta
-    sql = f"""
-        SELECT
-          (SELECT MIN({quote("timestamp")}) FROM {quote(changes.db_table)}
-           WHERE station_id = %s AND connector_id = %s AND {quote("timestamp")} > %s
-             AND status <> %s),
-          (SELECT MIN(started_at) FROM {quote(sessions.db_table)}
-           WHERE connector_id = %s AND started_at > %s AND id <> %s),
-          (SELECT status FROM {quote(Connector._meta.db_table)} WHERE id = %s)"""
-    return sql, (changes.get_field("timestamp"), sessions.get_field("started_at"),
-                 Connector._meta.get_field("status"))
 
 
 def _store(cost: SessionCost, result: costing.Cost) -> None:
@@ -342,13 +272,7 @@ def _running_due(pks: list[int]) -> list[int]:
     version is fixed at its start, so pricing it again every interval found nothing each time
     (in the bench, 4 % of a server's time); its end prices it once more."""
     recent = timezone.now() - timedelta(seconds=settings.BILLING["COST_UPDATE_INTERVAL"])
-    # Raw: it runs for every batch of the gateway's writer (stations.persistence.select_all).
-    wanted, params = sql_in("transaction_id", set(pks))
-    [rows] = select_all([(f"SELECT transaction_id FROM {SessionCost._meta.db_table} WHERE "
-                          f"{wanted} AND (priced_at > %s OR state = %s)",
-                          [*params, recent, State.NO_TARIFF],
-                          (SessionCost._meta.get_field("transaction"),))])
-    fresh = {pk for (pk,) in rows}
+    fresh = persistence.priced_since(pks, recent, State.NO_TARIFF)
     return [pk for pk in pks if pk not in fresh]
 
 

@@ -20,7 +20,7 @@ Every table and column name comes from the models' metadata and is quoted by the
 values are always parameters.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -69,7 +69,8 @@ def sample_rows(station: Station, evse: int, tx_pk: int | None,
              s.unit, s.value) for s in samples]
 
 
-def _table(model: type[Model]) -> str:
+def table_name(model: type[Model]) -> str:
+    """The model's table, quoted for the backend."""
     return connection.ops.quote_name(model._meta.db_table)
 
 
@@ -77,12 +78,12 @@ def _column(alias: str, model: type[Model], name: str) -> str:
     return f"{alias}.{connection.ops.quote_name(model._meta.get_field(name).column)}"
 
 
-def _namer(alias: str, model: type[Model]):
-    """name → the quoted column of `model`'s field `name`, qualified by the table's alias."""
+def column_names(alias: str, model: type[Model]) -> Callable[[str], str]:
+    """field name → the quoted column of `model`'s field, qualified by the table's alias."""
     return lambda name: _column(alias, model, name)
 
 
-def _fields(model: type[Model], *names: str) -> tuple[Field, ...]:
+def model_fields(model: type[Model], *names: str) -> tuple[Field, ...]:
     return tuple(model._meta.get_field(name) for name in names)
 
 
@@ -120,33 +121,33 @@ class BatchReads:
 
 
 # The model field of each column of the batch's reads (select_all types their values).
-_CONNECTOR_TYPES = (*_fields(Connector, "id"), *_fields(Evse, "station", "number"),
-                    *_fields(Connector, "number", "status_at"))
-_SEQUENCE_TYPES = (*_fields(Transaction, "station", "transaction_id"),
-                   *_fields(TransactionMessage, "sequence"))
-_TX_TYPES = (*_fields(Transaction, "id", "station", "transaction_id", "state"),
-             *_fields(Evse, "number"),
-             *_fields(Transaction, "id_token_value", "meter_last_wh", "offline", "started_at"))
+_CONNECTOR_TYPES = (*model_fields(Connector, "id"), *model_fields(Evse, "station", "number"),
+                    *model_fields(Connector, "number", "status_at"))
+_SEQUENCE_TYPES = (*model_fields(Transaction, "station", "transaction_id"),
+                   *model_fields(TransactionMessage, "sequence"))
+_TX_TYPES = (*model_fields(Transaction, "id", "station", "transaction_id", "state"),
+             *model_fields(Evse, "number"),
+             *model_fields(Transaction, "id_token_value", "meter_last_wh", "offline", "started_at"))
 
 
 @lru_cache(maxsize=2)
 def _batch_sql(vendor: str) -> dict[str, str]:
     """The fixed parts of the batch's reads, each followed by its conditions."""
-    t, e = _namer("t", Transaction), _namer("e", Evse)
-    c, m = _namer("c", Connector), _namer("m", TransactionMessage)
+    t, e = column_names("t", Transaction), column_names("e", Evse)
+    c, m = column_names("c", Connector), column_names("m", TransactionMessage)
     return {
         "transactions": (
             f"SELECT {t('id')}, {t('station')}, {t('transaction_id')}, {t('state')},"
             f" {e('number')}, {t('id_token_value')}, {t('meter_last_wh')}, {t('offline')},"
-            f" {t('started_at')} FROM {_table(Transaction)} t"
-            f" LEFT JOIN {_table(Evse)} e ON {e('id')} = {t('evse')} WHERE "),
+            f" {t('started_at')} FROM {table_name(Transaction)} t"
+            f" LEFT JOIN {table_name(Evse)} e ON {e('id')} = {t('evse')} WHERE "),
         "connectors": (
             f"SELECT {c('id')}, {e('station')}, {e('number')}, {c('number')}, {c('status_at')}"
-            f" FROM {_table(Connector)} c JOIN {_table(Evse)} e ON {e('id')} = {c('evse')}"
+            f" FROM {table_name(Connector)} c JOIN {table_name(Evse)} e ON {e('id')} = {c('evse')}"
             " WHERE "),
         "recorded": (
             f"SELECT {t('station')}, {t('transaction_id')}, {m('sequence')}"
-            f" FROM {_table(TransactionMessage)} m JOIN {_table(Transaction)} t"
+            f" FROM {table_name(TransactionMessage)} m JOIN {table_name(Transaction)} t"
             f" ON {t('id')} = {m('transaction')} WHERE "),
         "station": _column("t", Transaction, "station"),
         "tx_id": _column("t", Transaction, "transaction_id"),
@@ -264,11 +265,11 @@ def connector_row(station_id: str, evse_number: int, connector_number: int
 
 @lru_cache(maxsize=2)
 def _connector_sql(vendor: str) -> tuple[str, tuple]:
-    c, e = _namer("c", Connector), _namer("e", Evse)
+    c, e = column_names("c", Connector), column_names("e", Evse)
     columns, fields = columns_of(("c", Connector), ("e", Evse))
     sql = f"""
-        SELECT {columns} FROM {_table(Connector)} c
-        JOIN {_table(Evse)} e ON {e("id")} = {c("evse")}
+        SELECT {columns} FROM {table_name(Connector)} c
+        JOIN {table_name(Evse)} e ON {e("id")} = {c("evse")}
         WHERE {e("station")} = %s AND {e("number")} = %s AND {c("number")} = %s"""
     return sql, fields
 
@@ -302,21 +303,21 @@ def token_with_checks(site_id: int | None, station_id: str, value: str) -> Token
 def _authorize_sql(vendor: str) -> tuple[str, tuple]:
     """Parameters: the station's site, the active state, the station, the card's value."""
     sites = IdToken.allowed_sites.through
-    s, t, g = _namer("s", sites), _namer("t", IdToken), _namer("g", IdToken)
-    x, o = _namer("x", Transaction), _namer("o", Organization)
+    s, t, g = column_names("s", sites), column_names("t", IdToken), column_names("g", IdToken)
+    x, o = column_names("x", Transaction), column_names("o", Organization)
     columns, fields = columns_of(("t", IdToken), ("o", Organization))
     sql = f"""
         SELECT {columns},
-          EXISTS (SELECT 1 FROM {_table(sites)} s WHERE {s("idtoken")} = {t("id")}),
-          EXISTS (SELECT 1 FROM {_table(sites)} s
+          EXISTS (SELECT 1 FROM {table_name(sites)} s WHERE {s("idtoken")} = {t("id")}),
+          EXISTS (SELECT 1 FROM {table_name(sites)} s
                   WHERE {s("idtoken")} = {t("id")} AND {s("site")} = %s),
-          EXISTS (SELECT 1 FROM {_table(Transaction)} x
-                  JOIN {_table(IdToken)} g ON {g("id")} = {x("id_token")}
+          EXISTS (SELECT 1 FROM {table_name(Transaction)} x
+                  JOIN {table_name(IdToken)} g ON {g("id")} = {x("id_token")}
                   WHERE {x("state")} = %s AND {x("station")} <> %s
                     AND ({x("id_token")} = {t("id")}
                          OR ({t("group")} <> '' AND {g("group")} = {t("group")})))
-        FROM {_table(IdToken)} t
-        LEFT JOIN {_table(Organization)} o ON {o("id")} = {t("organization")}
+        FROM {table_name(IdToken)} t
+        LEFT JOIN {table_name(Organization)} o ON {o("id")} = {t("organization")}
         WHERE {t("value")} = %s"""
     return sql, (*fields, None, None, None)
 
@@ -345,36 +346,36 @@ def transaction_by_key(station_id: str, key: str, value: str, sequence: int | No
 def _transaction_sql(vendor: str, key: str, related: bool) -> tuple[str, tuple, tuple]:
     """Parameters: the sequence number (None: false), the station, the key's value. Returns
     the SQL, the models whose columns it selects, in order, and each column's field."""
-    x, m = _namer("x", Transaction), _namer("m", TransactionMessage)
+    x, m = column_names("x", Transaction), column_names("m", TransactionMessage)
     models: tuple = (Transaction,)
     joins = ""
     if related:
         models = (Transaction, Evse, Station, Site, IdToken, Organization)
-        s, t = _namer("s", Station), _namer("t", IdToken)
+        s, t = column_names("s", Station), column_names("t", IdToken)
         joins = f"""
-        LEFT JOIN {_table(Evse)} e ON {_column("e", Evse, "id")} = {x("evse")}
-        JOIN {_table(Station)} s ON {s("id")} = {x("station")}
-        LEFT JOIN {_table(Site)} si ON {_column("si", Site, "id")} = {s("site")}
-        LEFT JOIN {_table(IdToken)} t ON {t("id")} = {x("id_token")}
-        LEFT JOIN {_table(Organization)} o ON {_column("o", Organization, "id")} = {
+        LEFT JOIN {table_name(Evse)} e ON {_column("e", Evse, "id")} = {x("evse")}
+        JOIN {table_name(Station)} s ON {s("id")} = {x("station")}
+        LEFT JOIN {table_name(Site)} si ON {_column("si", Site, "id")} = {s("site")}
+        LEFT JOIN {table_name(IdToken)} t ON {t("id")} = {x("id_token")}
+        LEFT JOIN {table_name(Organization)} o ON {_column("o", Organization, "id")} = {
             t("organization")}"""
     columns, fields = columns_of(*zip(("x", "e", "s", "si", "t", "o"), models, strict=False))
     sql = f"""
         SELECT {columns},
-          EXISTS (SELECT 1 FROM {_table(TransactionMessage)} m
+          EXISTS (SELECT 1 FROM {table_name(TransactionMessage)} m
                   WHERE {m("transaction")} = {x("id")} AND {m("sequence")} = %s)
-        FROM {_table(Transaction)} x{joins}
+        FROM {table_name(Transaction)} x{joins}
         WHERE {x("station")} = %s AND {x(key)} = %s"""
     return sql, models, (*fields, None)
 
 
 def message_sequences(tx_pk: int) -> list[tuple[int | None, str]]:
     """(sequence number, kind) of every message stored for a transaction."""
-    m = _namer("m", TransactionMessage)
+    m = column_names("m", TransactionMessage)
     [rows] = select_all([(
-        f"SELECT {m('sequence')}, {m('kind')} FROM {_table(TransactionMessage)} m"
+        f"SELECT {m('sequence')}, {m('kind')} FROM {table_name(TransactionMessage)} m"
         f" WHERE {m('transaction')} = %s",
-        [tx_pk], _fields(TransactionMessage, "sequence", "kind"))])
+        [tx_pk], model_fields(TransactionMessage, "sequence", "kind"))])
     return rows
 
 
