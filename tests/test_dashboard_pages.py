@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership, Site
-from stations import charts, records
+from stations import records
 from stations.models import (
     Call,
     Connector,
@@ -26,6 +26,7 @@ from stations.models import (
     Transaction,
 )
 from stations.services import batch, commands, device, presence, registration
+from stations.web import charts
 from tests.personas import Personas, make_station, make_transaction, make_user
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 """The operator dashboard: server-rendered pages, htmx for the pieces, the socket for live data.
 
-Reading is in stations/fragments.py (shared with the live socket); writing goes through
+Reading is in stations/web/fragments.py (shared with the live socket); writing goes through
 stations/services/commands.py, the same version-neutral commands the API uses. Who sees what is
 decided by accounts.access and stations.access: a station another tenant owns is a 404, an
 action without the right is 403.
@@ -20,12 +20,12 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from accounts import access
-from stations import fragments
 from stations.access import may_operate_station, stations_for
-from stations.consumers import live_url
 from stations.models import Call, Station, Transaction
 from stations.services import commands
 from stations.services.registration import station_registration_decide
+from stations.web import fragments
+from stations.web.consumers import live_url
 
 
 class HtmxHttpRequest(HttpRequest):

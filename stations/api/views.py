@@ -17,10 +17,9 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api import MayOperateStations
+from accounts.api.views import MayOperateStations
 from stations.access import stations_for, transactions_for
-from stations.models import Call, Evse, MeterSample, Station, Transaction
-from stations.serializers import (
+from stations.api.serializers import (
     AvailabilitySerializer,
     CallRequestSerializer,
     CallSerializer,
@@ -33,6 +32,7 @@ from stations.serializers import (
     TriggerSerializer,
     UnlockSerializer,
 )
+from stations.models import Call, Evse, MeterSample, Station, Transaction
 from stations.services import commands
 
 
