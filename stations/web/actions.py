@@ -170,6 +170,8 @@ class TriggerSerializer(serializers.Serializer):
 
 @dataclass(frozen=True, slots=True)
 class RemoteAction:
+    """One action people take on a station, for both surfaces (the module's docstring)."""
+
     name: str  # the dashboard's URL slug
     api_path: str  # the API's, under the station (or the session)
     label: str
