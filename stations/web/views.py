@@ -1,9 +1,10 @@
 """The operator dashboard: server-rendered pages, htmx for the pieces, the socket for live data.
 
-Reading is in stations/web/fragments.py (shared with the live socket); writing goes through
-stations/services/commands.py, the same version-neutral commands the API uses. Who sees what is
-decided by accounts.access and stations.access: a station another tenant owns is a 404, an
-action without the right is 403.
+Reading is in stations/web/fragments.py (shared with the live socket); remote actions come from
+the registry in stations/web/actions.py, which the API's command endpoints come from too, and
+send stations/services/commands.py's version-neutral commands. Who sees what is decided by
+accounts.access and stations.access: a station another tenant owns is a 404, an action without
+the right is 403.
 """
 
 from urllib.parse import urlencode
