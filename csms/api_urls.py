@@ -4,15 +4,15 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
-from accounts.api import (
+from accounts.api.views import (
     AuditViewSet,
     CardImportViewSet,
     IdTokenViewSet,
     LocalListViewSet,
     MembershipViewSet,
 )
-from billing import api as billing_api
-from stations.api import CallViewSet, StationViewSet, TransactionViewSet
+from billing.api import views as billing_api
+from stations.api.views import CallViewSet, StationViewSet, TransactionViewSet
 
 
 class Router(DefaultRouter):

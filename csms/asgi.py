@@ -23,12 +23,12 @@ from django.urls import path  # noqa: E402
 
 from csms import metrics  # noqa: E402
 from csms.gateway.consumer import ChargerConsumer  # noqa: E402
-from stations.consumers import dashboard_socket  # noqa: E402
+from stations.web.consumers import dashboard_socket  # noqa: E402
 
 websocket_urlpatterns = [
     # Chargers never get cookies or sessions: the gateway authenticates them itself.
     path("ocpp/<path:station_id>", ChargerConsumer.as_asgi()),
-    # The browser's live dashboard: session cookie and Origin checked (stations/consumers.py).
+    # The browser's live dashboard: session cookie and Origin checked (stations/web/consumers.py).
     path("ws/dashboard/", dashboard_socket),
 ]
 

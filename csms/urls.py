@@ -15,7 +15,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
-    path("", include("accounts.urls")),
-    path("billing/", include("billing.urls")),
-    path("", include("stations.urls")),
+    path("", include("accounts.web.urls")),
+    path("billing/", include("billing.web.urls")),
+    path("", include("stations.web.urls")),
 ]

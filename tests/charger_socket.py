@@ -3,11 +3,14 @@
 It speaks raw OCPP-J frames so tests can also send what no well-behaved charger would.
 """
 
+import asyncio
 import base64
 import itertools
 import json
+from collections.abc import Callable
 from typing import Any
 
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from csms.asgi import application
@@ -72,3 +75,22 @@ class ChargerSocket:
 
     async def close(self) -> None:
         await self.communicator.disconnect()
+
+
+def answered(station_id: str, request: Callable[[], Any], answer: Callable[[list], dict], *,
+             version: str = "1.6", password: str = PASSWORD) -> tuple[list, Any]:
+    """Connect a charger, make `request` (a web or API request sending it a command, which
+    blocks until the charger answers) in a worker thread, and answer the command's frame with
+    answer(frame). Returns the frame and the request's response."""
+
+    async def flow() -> tuple[list, Any]:
+        charger = ChargerSocket(station_id, version, password=password)
+        assert await charger.connect()
+        response = asyncio.ensure_future(sync_to_async(request, thread_sensitive=False)())
+        frame = await charger.receive()
+        await charger.answer(frame, answer(frame))
+        done = await response
+        await charger.close()
+        return frame, done
+
+    return async_to_sync(flow)()

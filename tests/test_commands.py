@@ -160,7 +160,7 @@ def test_remote_stop_uses_the_chargers_transaction_id():
         cp, station = await connected("STOP", "2.0.1")
         tx = await Transaction.objects.acreate(station=station, transaction_id="abc-1",
                                                started_at="2026-11-24T10:00Z")
-        pending = in_thread(commands.remote_stop, tx)
+        pending = in_thread(commands.send, station, commands.RemoteStop(tx.transaction_id))
         frame = await cp.receive()
         await cp.answer(frame, {"status": "Accepted"})
         await pending

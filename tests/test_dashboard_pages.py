@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership, Site
-from stations import charts, records
+from stations import records
 from stations.models import (
     Call,
     Connector,
@@ -25,8 +25,16 @@ from stations.models import (
     StationEvent,
     Transaction,
 )
-from stations.services import batch, commands, device, presence, registration
-from tests.personas import Personas, make_station, make_transaction, make_user
+from stations.services import batch, device, presence, registration
+from stations.web import charts
+from tests.charger_socket import answered
+from tests.personas import (
+    CHARGER_PASSWORD,
+    Personas,
+    make_station,
+    make_transaction,
+    make_user,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -519,7 +527,7 @@ def test_actions_are_offered_to_those_who_may_operate_the_station(client, person
 @pytest.mark.parametrize(("who", "code"), [("finance", 403), ("outsider", 404), ("fleet", 404)])
 def test_actions_are_refused_to_the_others(client, personas: Personas, who, code):
     client.force_login(getattr(personas, who))
-    response = client.post("/stations/STATION-A/actions/reset/", {"kind": "soft"})
+    response = client.post("/stations/STATION-A/actions/reset/", {"hard": "false"})
     assert response.status_code == code
     assert not Call.objects.exists()
 
@@ -527,15 +535,15 @@ def test_actions_are_refused_to_the_others(client, personas: Personas, who, code
 def test_an_unknown_action_or_a_tampered_form_is_refused(client, personas: Personas):
     client.force_login(personas.operator)
     assert client.post("/stations/STATION-A/actions/format-disk/").status_code == 404
-    assert client.post("/stations/STATION-A/actions/reset/", {"kind": "rude"}).status_code == 400
-    assert client.post("/stations/STATION-A/actions/unlock/", {"target": "x"}).status_code == 400
+    assert client.post("/stations/STATION-A/actions/reset/", {"hard": "rude"}).status_code == 400
+    assert client.post("/stations/STATION-A/actions/unlock/", {"evse": "x"}).status_code == 400
     assert client.get("/stations/STATION-A/actions/reset/").status_code == 405
 
 
 def test_a_command_to_an_offline_station_ends_as_not_connected(client, personas: Personas):
     make_station("OLD-16", personas.site_a, ocpp_version="1.6")
     client.force_login(personas.manager)
-    response = client.post("/stations/OLD-16/actions/reset/", {"kind": "hard"}, **HTMX)
+    response = client.post("/stations/OLD-16/actions/reset/", {"hard": "true"}, **HTMX)
     body = text(response)
     assert 'class="outcome muted"' in body and "Reset</strong>: Not connected" in body
     call = Call.objects.get()
@@ -546,7 +554,7 @@ def test_a_command_to_an_offline_station_ends_as_not_connected(client, personas:
 @pytest.mark.parametrize(("action", "form", "expected"), [
     ("start", {"evse": "1", "id_token": "TOKEN-OPERATOR"},
      ("RemoteStartTransaction", {"connectorId": 1, "idTag": "TOKEN-OPERATOR"})),
-    ("unlock", {"target": "1.1"}, ("UnlockConnector", {"connectorId": 1})),
+    ("unlock", {"evse": "1", "connector": "1"}, ("UnlockConnector", {"connectorId": 1})),
     ("availability", {"evse": "0", "operative": "no"},
      ("ChangeAvailability", {"connectorId": 0, "type": "Inoperative"})),
     ("trigger", {"message": "StatusNotification", "evse": "1"},
@@ -571,23 +579,24 @@ def test_a_command_without_javascript_redirects_back_with_its_outcome(client,
                                                                        personas: Personas):
     make_station("OLD-16", personas.site_a, ocpp_version="1.6")
     client.force_login(personas.operator)
-    response = client.post("/stations/OLD-16/actions/reset/", {"kind": "soft"}, follow=True)
+    response = client.post("/stations/OLD-16/actions/reset/", {"hard": "false"}, follow=True)
     assert response.redirect_chain[-1][0] == "/stations/OLD-16/"
     assert "Reset: Not connected" in text(response)
 
 
-def test_the_command_goes_through_stations_commands(client, personas: Personas, monkeypatch):
-    """The dashboard uses the API's version-neutral commands, never a socket of its own."""
-    seen = []
-
-    def fake_send(station, command, *, user=None):
-        seen.append((station.pk, command, user))
-        return Call.objects.create(station=station, action="Reset", status="accepted")
-
-    monkeypatch.setattr(commands, "send", fake_send)
+@pytest.mark.django_db(transaction=True)
+def test_the_command_goes_through_stations_commands(client, personas: Personas):
+    """The dashboard uses the API's version-neutral commands, never a socket of its own: a
+    charger on the gateway's socket gets the command in its version's words."""
     client.force_login(personas.operator)
-    body = text(client.post("/stations/STATION-A/actions/reset/", {"kind": "hard"}, **HTMX))
-    assert seen == [("STATION-A", commands.Reset(hard=True), personas.operator)]
+    frame, response = answered(
+        "STATION-A", lambda: client.post("/stations/STATION-A/actions/reset/", {"hard": "true"},
+                                         **HTMX),
+        lambda frame: {"status": "Accepted"}, password=CHARGER_PASSWORD)
+    assert frame[2:] == ["Reset", {"type": "Hard"}]
+    call = Call.objects.get()
+    assert (call.station_id, call.requested_by) == ("STATION-A", personas.operator)
+    body = text(response)
     assert 'class="outcome ok"' in body and "Reset</strong>: Accepted" in body
 
 
@@ -597,5 +606,5 @@ def test_a_finance_user_who_is_also_a_manager_operates_only_their_sites(client,
     Membership.objects.create(user=both, organization=personas.operator_org,
                               role=Membership.Role.FINANCE)
     client.force_login(both)
-    assert client.post("/stations/STATION-B/actions/reset/", {"kind": "soft"}).status_code == 403
-    assert client.post("/stations/STATION-A/actions/reset/", {"kind": "soft"}).status_code == 302
+    assert client.post("/stations/STATION-B/actions/reset/", {"hard": "false"}).status_code == 403
+    assert client.post("/stations/STATION-A/actions/reset/", {"hard": "false"}).status_code == 302

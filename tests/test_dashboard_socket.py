@@ -179,7 +179,7 @@ def test_a_manager_hears_only_their_sites(personas: Personas):
 
 
 def test_the_socket_joins_only_the_groups_the_user_may_see(personas: Personas):
-    from stations.consumers import open_page
+    from stations.web.consumers import open_page
 
     operator = open_page(personas.operator, {"page": "overview"})
     manager = open_page(personas.manager, {"page": "overview"})

@@ -10,8 +10,8 @@ from channels.db import database_sync_to_async
 from django.test import Client
 
 from accounts.models import AuditEntry
+from stations.api.serializers import StationSerializer
 from stations.models import Station
-from stations.serializers import StationSerializer
 from tests.charger_socket import ChargerSocket, make_station
 from tests.concurrency import in_threads
 from tests.personas import Personas

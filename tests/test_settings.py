@@ -69,8 +69,8 @@ def test_check_deploy_is_clean_with_the_documented_production_environment():
 
 def test_a_server_process_imports_the_views_before_its_first_request():
     # Imported lazily, they cost the first HTTP request 0.8 s of a loop that holds chargers.
-    code = ("import sys, csms.asgi; "
-            "print(all(m in sys.modules for m in ('csms.urls', 'stations.views', 'billing.api')))")
+    code = ("import sys, csms.asgi; print(all(m in sys.modules for m in "
+            "('csms.urls', 'stations.web.views', 'billing.api.views')))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=base_env(),
                             capture_output=True, text=True, timeout=120)
     assert result.stdout.strip().splitlines()[-1] == "True", result.stderr[-2000:]

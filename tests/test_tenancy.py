@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from accounts import access
 from accounts.models import AuditEntry, CardImport, IdToken, Membership, Organization, Site
-from stations import consumers, events
+from stations import events
 from stations.access import stations_for, transactions_for
 from stations.models import (
     Call,
@@ -40,6 +40,7 @@ from stations.models import (
     StationEvent,
     Transaction,
 )
+from stations.web import consumers
 
 pytestmark = pytest.mark.django_db
 

@@ -26,3 +26,13 @@
     }
   });
 })();
+
+// A remote action the server refuses for its fields answers 400 with the reason. htmx swaps no
+// error response by itself: show this one where the actions' outcomes appear.
+document.addEventListener("htmx:beforeSwap", function (event) {
+  var target = event.detail.target;
+  if (event.detail.xhr.status === 400 && target && target.id === "action-result") {
+    event.detail.shouldSwap = true;
+    event.detail.isError = false;
+  }
+});

@@ -241,10 +241,6 @@ def _finish(call: Call, status: str) -> None:
                        status=status)
 
 
-def remote_stop(transaction: Transaction, *, user: AbstractBaseUser | None = None) -> Call:
-    return send(transaction.station, RemoteStop(transaction.transaction_id), user=user)
-
-
 # A charger's answer to a message it does not take: it will not take the next one either.
 _REFUSED_ACTION = ("NotSupported", "NotImplemented")
 

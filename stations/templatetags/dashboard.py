@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from accounts.models import Site
-from stations import fragments
+from stations.web import fragments
 
 register = template.Library()
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from stations import views
+from stations.web import views
 
 urlpatterns = [
     path("", views.overview, name="overview"),

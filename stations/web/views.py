@@ -1,12 +1,12 @@
 """The operator dashboard: server-rendered pages, htmx for the pieces, the socket for live data.
 
-Reading is in stations/fragments.py (shared with the live socket); writing goes through
-stations/services/commands.py, the same version-neutral commands the API uses. Who sees what is
-decided by accounts.access and stations.access: a station another tenant owns is a 404, an
-action without the right is 403.
+Reading is in stations/web/fragments.py (shared with the live socket); remote actions come from
+the registry in stations/web/actions.py, which the API's command endpoints come from too, and
+send stations/services/commands.py's version-neutral commands. Who sees what is decided by
+accounts.access and stations.access: a station another tenant owns is a 404, an action without
+the right is 403.
 """
 
-from collections.abc import Callable
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -18,14 +18,15 @@ from django.urls import reverse
 from django.utils.text import capfirst
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
+from rest_framework import serializers
 
 from accounts import access
-from stations import fragments
 from stations.access import may_operate_station, stations_for
-from stations.consumers import live_url
-from stations.models import Call, Station, Transaction
+from stations.models import Station, Transaction
 from stations.services import commands
 from stations.services.registration import station_registration_decide
+from stations.web import actions, fragments
+from stations.web.consumers import live_url
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -97,19 +98,15 @@ def station_detail(request: HtmxHttpRequest, station_id: str) -> HttpResponse:
     if wants_fragment(request, "message-log"):
         return render(request, "dashboard/fragments/message_log.html",
                       {"station": station, **log})
-    operate = may_operate_station(request.user, station)
     context = {
         "station": station,
-        "may_operate": operate,
+        "may_operate": may_operate_station(request.user, station),
+        "action_forms": actions.forms_for(request.user, station),
         "sessions": fragments.current_sessions(station),
         "recent": fragments.recent_sessions(station),
         "calls": fragments.recent_calls(station),
         **log,
     }
-    if operate:
-        context["triggers"] = TRIGGERS
-        context["token_choices"] = access.id_tokens_for(request.user).values_list(
-            "value", flat=True)[:100]
     return _page(request, "station", context,
                  live={"page": "station", "station": station.pk})
 
@@ -150,100 +147,37 @@ def pending(request: HtmxHttpRequest) -> HttpResponse:
 
 # --- actions ---------------------------------------------------------------------------------
 
-class BadInput(ValueError):
-    """A form value no honest form sends (a tampered or stale page): 400."""
-
-
-def _number(request: HttpRequest, name: str, default: int | None = None) -> int:
-    value = request.POST.get(name, "")
-    if not value and default is not None:
-        return default
-    if not value.isdigit():
-        raise BadInput(f"{name} must be a number")
-    return int(value)
-
-
-def _choice(request: HttpRequest, name: str, choices: dict):
-    try:
-        return choices[request.POST.get(name, "")]
-    except KeyError:
-        raise BadInput(f"{name}: choose one of {', '.join(choices)}") from None
-
-
-def _remote_start(request: HttpRequest, station: Station) -> Call:
-    token = request.POST.get("id_token", "").strip()
-    if not token or len(token) > 36:
-        raise commands.CommandError("Give the ID token to start with (at most 36 characters).")
-    command = commands.RemoteStart(evse=_number(request, "evse"), id_token=token)
-    return commands.send(station, command, user=request.user)
-
-
-def _remote_stop(request: HttpRequest, station: Station) -> Call:
-    tx = station.transactions.filter(pk=_number(request, "transaction"),
-                                     state=Transaction.State.ACTIVE).first()
-    if tx is None:
+def _running_session(request: HttpRequest, station: Station) -> Transaction:
+    """The session an action on a session is taken on: its form names it (`transaction`)."""
+    number = request.POST.get("transaction", "")
+    if not number.isdigit():
+        raise serializers.ValidationError({"transaction": ["A session is named by its number."]})
+    session = station.transactions.filter(pk=number, state=Transaction.State.ACTIVE).first()
+    if session is None:  # a page older than the session's end
         raise commands.CommandError("That session has ended already.")
-    return commands.remote_stop(tx, user=request.user)
-
-
-def _reset(request: HttpRequest, station: Station) -> Call:
-    hard = _choice(request, "kind", {"soft": False, "hard": True})
-    return commands.send(station, commands.Reset(hard=hard), user=request.user)
-
-
-def _unlock(request: HttpRequest, station: Station) -> Call:
-    evse, _, connector = request.POST.get("target", "").partition(".")
-    if not (evse.isdigit() and connector.isdigit()):
-        raise BadInput("target must be EVSE.connector, e.g. 1.1")
-    command = commands.Unlock(evse=int(evse), connector=int(connector))
-    return commands.send(station, command, user=request.user)
-
-
-def _availability(request: HttpRequest, station: Station) -> Call:
-    operative = _choice(request, "operative", {"yes": True, "no": False})
-    command = commands.AvailabilityChange(evse=_number(request, "evse", default=0),
-                                          operative=operative)
-    return commands.send(station, command, user=request.user)
-
-
-TRIGGERS = ["BootNotification", "Heartbeat", "StatusNotification", "MeterValues",
-            "FirmwareStatusNotification"]
-
-
-def _trigger(request: HttpRequest, station: Station) -> Call:
-    message = _choice(request, "message", {name: name for name in TRIGGERS})
-    evse = _number(request, "evse", default=0)
-    command = commands.MessageTrigger(message=message, evse=evse or None)
-    return commands.send(station, command, user=request.user)
-
-
-ACTIONS: dict[str, Callable[[HttpRequest, Station], Call]] = {
-    "start": _remote_start,
-    "stop": _remote_stop,
-    "reset": _reset,
-    "unlock": _unlock,
-    "availability": _availability,
-    "trigger": _trigger,
-}
+    return session
 
 
 @require_POST
 @login_required
 def station_action(request: HtmxHttpRequest, station_id: str, action: str) -> HttpResponse:
-    """Send a command and answer with its outcome.
+    """Take one of the registry's actions (stations/web/actions.py) and answer with its outcome.
 
     The command blocks until the charger answers or the call times out; htmx shows "waiting for
-    the charger" meanwhile, and the call.outcome event updates every other open page.
+    the charger" meanwhile, and the call.outcome event updates every other open page. Fields no
+    form of ours sends (a tampered or stale page) are a 400 that says what is wrong.
     """
     station = get_object_or_404(stations_for(request.user), pk=station_id)
-    if action not in ACTIONS:
+    entry = actions.BY_NAME.get(action)
+    if entry is None:
         raise Http404("No such action")
-    if not may_operate_station(request.user, station):
+    if not entry.allowed(request.user, station):
         raise PermissionDenied
     try:
-        call, problem = ACTIONS[action](request, station), ""
-    except BadInput as error:
-        return HttpResponseBadRequest(str(error))
+        subject = _running_session(request, station) if entry.on_session else station
+        call, problem = entry.send(subject, entry.check(request.POST), request.user), ""
+    except serializers.ValidationError as error:
+        return _refused(request, station, entry.readable(error))
     except commands.CommandError as error:
         call, problem = None, str(error)
     if request.htmx:
@@ -254,6 +188,13 @@ def station_action(request: HtmxHttpRequest, station_id: str, action: str) -> Ht
     else:
         messages.error(request, problem)
     return redirect(request.POST.get("next") or reverse("station", args=[station.pk]))
+
+
+def _refused(request: HtmxHttpRequest, station: Station, problem: str) -> HttpResponse:
+    if request.htmx:  # shown where outcomes are (static/js/dashboard.js swaps it in)
+        return render(request, "dashboard/fragments/call_outcome.html",
+                      {"call": None, "problem": problem, "station": station}, status=400)
+    return HttpResponseBadRequest(problem)
 
 
 @require_POST

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from billing import views
+from billing.web import views
 
 app_name = "billing"
 

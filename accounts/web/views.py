@@ -17,12 +17,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import access, audit, cards, people
-from accounts.forms import AuditFilter, CardFilter, CardForm, ImportForm, MemberForm, RoleForm
 from accounts.models import AuditEntry, IdToken, Membership
-from stations import fragments
+from accounts.web.forms import AuditFilter, CardFilter, CardForm, ImportForm, MemberForm, RoleForm
 from stations.access import may_operate_station, stations_for, transactions_for
 from stations.models import LocalListEntry, LocalListState, Station
 from stations.services import commands, local_lists
+from stations.web import fragments
 
 
 def _page(request: HttpRequest, template: str, nav: str, context: dict) -> HttpResponse:

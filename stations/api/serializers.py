@@ -207,30 +207,3 @@ class CallRequestSerializer(serializers.Serializer):
         error_messages={"invalid": "An action is an OCPP action name such as Reset."},
     )
     payload = serializers.DictField(default=dict)
-
-
-class RemoteStartSerializer(serializers.Serializer):
-    evse = serializers.IntegerField(min_value=1)
-    id_token = serializers.CharField(max_length=36)
-
-
-class ResetSerializer(serializers.Serializer):
-    hard = serializers.BooleanField(default=False)
-
-
-class UnlockSerializer(serializers.Serializer):
-    evse = serializers.IntegerField(min_value=1)
-    connector = serializers.IntegerField(min_value=1, default=1)
-
-
-class AvailabilitySerializer(serializers.Serializer):
-    evse = serializers.IntegerField(min_value=0, help_text="0 is the whole station.")
-    operative = serializers.BooleanField()
-
-
-class TriggerSerializer(serializers.Serializer):
-    message = serializers.CharField(
-        max_length=50, help_text="BootNotification, Heartbeat, StatusNotification, MeterValues, ..."
-    )
-    evse = serializers.IntegerField(min_value=0, allow_null=True, default=None)
-

@@ -1,5 +1,5 @@
 """What the dashboard shows, read for one user: the queries and fragments shared by the pages
-(stations/views.py) and the live socket (stations/consumers.py).
+(stations/web/views.py) and the live socket (stations/web/consumers.py).
 
 Every queryset starts from accounts.access. A fragment is a partial template whose root element
 carries an id; a page includes it and the socket sends it again, re-read, whenever an event says
@@ -33,7 +33,6 @@ from django.utils import timezone
 
 from accounts import access
 from accounts.models import Site
-from stations import charts
 from stations.access import stations_for, transactions_for
 from stations.models import (
     Call,
@@ -45,6 +44,7 @@ from stations.models import (
     StatusChange,
     Transaction,
 )
+from stations.web import charts
 
 PAGE_SIZE = 50
 RECENT = 10

@@ -20,8 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import access, audit, cards, people
-from accounts.models import AuditEntry, CardImport, IdToken, Membership
-from accounts.serializers import (
+from accounts.api.serializers import (
     AuditEntrySerializer,
     AuditFilterSerializer,
     BulkCardsSerializer,
@@ -33,9 +32,10 @@ from accounts.serializers import (
     LocalListSerializer,
     MembershipSerializer,
 )
+from accounts.models import AuditEntry, CardImport, IdToken, Membership
 from stations.access import may_operate_station, stations_for
+from stations.api.serializers import CallSerializer
 from stations.models import LocalListState, Station
-from stations.serializers import CallSerializer
 from stations.services import commands, local_lists
 
 

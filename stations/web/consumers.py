@@ -29,9 +29,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ObjectDoesNotExist
 
 from accounts import access
-from stations import events, fragments
+from stations import events
 from stations.access import may_operate_station, stations_for
 from stations.models import Connector, Station, Transaction
+from stations.web import fragments
 
 log = logging.getLogger(__name__)
 

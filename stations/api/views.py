@@ -11,29 +11,25 @@ from django.db.models import Prefetch, ProtectedError, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, PermissionDenied
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api import MayOperateStations
+from accounts.api.views import MayOperateStations
 from stations.access import stations_for, transactions_for
-from stations.models import Call, Evse, MeterSample, Station, Transaction
-from stations.serializers import (
-    AvailabilitySerializer,
+from stations.api.serializers import (
     CallRequestSerializer,
     CallSerializer,
     ErrorSerializer,
     MeterSampleSerializer,
-    RemoteStartSerializer,
-    ResetSerializer,
     StationSerializer,
     TransactionSerializer,
-    TriggerSerializer,
-    UnlockSerializer,
 )
+from stations.models import Call, Evse, MeterSample, Station, Transaction
 from stations.services import commands
+from stations.web import actions
 
 
 class CommandRefused(APIException):
@@ -63,24 +59,47 @@ COMMAND_DESCRIPTION = (
 )
 
 
-def _command(request: Request, form: type[serializers.Serializer] | None,
-             send: Callable[[dict], Call]) -> Response:
-    """Validate a command's parameters, send it, answer with the Call as it ended."""
-    params = {}
-    if form is not None:
-        checked = form(data=request.data)
-        checked.is_valid(raise_exception=True)
-        params = checked.validated_data
+def _command(send: Callable[[], Call]) -> Response:
+    """Send a command and answer with the Call as it ended; a refusal is a 400 that says why."""
     try:
-        call = send(params)
+        call = send()
     except commands.CommandError as error:
         raise CommandRefused(str(error)) from None
     return Response(CallSerializer(call).data, status=status.HTTP_201_CREATED)
 
 
-def _command_schema(request: type[serializers.Serializer] | None, summary: str):
-    return extend_schema(request=request, responses=COMMAND_RESPONSES, summary=summary,
-                         description=COMMAND_DESCRIPTION)
+def _action_endpoint(entry: actions.RemoteAction) -> Callable:
+    """The POST endpoint taking a registry action on the viewset's object: a station, or a
+    session for an action on sessions."""
+
+    def endpoint(self: viewsets.GenericViewSet, request: Request, pk: str) -> Response:
+        subject = self.get_object()
+        station = entry.station_of(subject)
+        if not entry.allowed(request.user, station):
+            raise PermissionDenied(f"You may not do this to {station.pk}.")
+        fields = entry.check(request.data)
+        return _command(lambda: entry.send(subject, fields, request.user))
+
+    # The router routes an action by its function's name.
+    endpoint.__name__ = endpoint.__qualname__ = entry.api_path.replace("-", "_")
+    routed = action(detail=True, methods=["post"], url_path=entry.api_path)(endpoint)
+    description = f"{entry.help_text} {COMMAND_DESCRIPTION}".lstrip()
+    return extend_schema(request=entry.fields, responses=COMMAND_RESPONSES,
+                         summary=entry.label, description=description)(routed)
+
+
+def with_actions(on_session: bool) -> Callable[[type], type]:
+    """Give a viewset the registry's actions on stations, or on sessions. It decorates the class
+    before the class's own extend_schema, which then applies to these endpoints too."""
+
+    def add(viewset: type) -> type:
+        for entry in actions.ACTIONS:
+            if entry.on_session == on_session:
+                endpoint = _action_endpoint(entry)
+                setattr(viewset, endpoint.__name__, endpoint)
+        return viewset
+
+    return add
 
 
 @extend_schema(tags=["stations"])
@@ -90,6 +109,7 @@ def _command_schema(request: type[serializers.Serializer] | None, summary: str):
         409: OpenApiResponse(ErrorSerializer, description="The station has transactions."),
     }),
 )
+@with_actions(on_session=False)
 class StationViewSet(viewsets.ModelViewSet):
     """Charging stations. The password is write-only; PATCH registration Pending → Accepted
     approves a station that connected on its own (onboarding): the decision is audited, and a
@@ -123,50 +143,15 @@ class StationViewSet(viewsets.ModelViewSet):
         page = self.paginate_queryset(station.calls.select_related("requested_by"))
         return self.get_paginated_response(CallSerializer(page, many=True).data)
 
-    @_command_schema(CallRequestSerializer, "Send any OCPP action")
+    @extend_schema(request=CallRequestSerializer, responses=COMMAND_RESPONSES,
+                   summary="Send any OCPP action", description=COMMAND_DESCRIPTION)
     @calls.mapping.post
     def call_send(self, request: Request, pk: str) -> Response:
         station = self.get_object()
-        return _command(request, CallRequestSerializer, lambda p: commands.call_send(
-            station, p["action"], p["payload"], user=request.user))
-
-    @_command_schema(RemoteStartSerializer, "Start charging")
-    @action(detail=True, methods=["post"], url_path="remote-start")
-    def remote_start(self, request: Request, pk: str) -> Response:
-        station = self.get_object()
-        return _command(request, RemoteStartSerializer, lambda p: commands.send(
-            station, commands.RemoteStart(evse=p["evse"], id_token=p["id_token"]),
-            user=request.user))
-
-    @_command_schema(ResetSerializer, "Reset the station")
-    @action(detail=True, methods=["post"])
-    def reset(self, request: Request, pk: str) -> Response:
-        station = self.get_object()
-        return _command(request, ResetSerializer, lambda p: commands.send(
-            station, commands.Reset(hard=p["hard"]), user=request.user))
-
-    @_command_schema(UnlockSerializer, "Unlock a connector")
-    @action(detail=True, methods=["post"])
-    def unlock(self, request: Request, pk: str) -> Response:
-        station = self.get_object()
-        return _command(request, UnlockSerializer, lambda p: commands.send(
-            station, commands.Unlock(evse=p["evse"], connector=p["connector"]),
-            user=request.user))
-
-    @_command_schema(AvailabilitySerializer, "Make an EVSE (0: the station) (in)operative")
-    @action(detail=True, methods=["post"])
-    def availability(self, request: Request, pk: str) -> Response:
-        station = self.get_object()
-        return _command(request, AvailabilitySerializer,
-                        lambda p: commands.send(station, commands.AvailabilityChange(
-                            evse=p["evse"], operative=p["operative"]), user=request.user))
-
-    @_command_schema(TriggerSerializer, "Ask the station to send a message now")
-    @action(detail=True, methods=["post"])
-    def trigger(self, request: Request, pk: str) -> Response:
-        station = self.get_object()
-        return _command(request, TriggerSerializer, lambda p: commands.send(
-            station, commands.MessageTrigger(message=p["message"], evse=p["evse"]),
+        form = CallRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        return _command(lambda: commands.call_send(
+            station, form.validated_data["action"], form.validated_data["payload"],
             user=request.user))
 
 
@@ -185,6 +170,7 @@ class SamplePagination(PageNumberPagination):
 
 @extend_schema(tags=["transactions"])
 @extend_schema_view(list=extend_schema(parameters=[TransactionFilterSerializer]))
+@with_actions(on_session=True)
 class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
     """Charging sessions, newest first. Energies are in Wh, as decimal strings."""
 
@@ -210,13 +196,6 @@ class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
         transaction = self.get_object()
         page = self.paginate_queryset(MeterSample.objects.filter(transaction=transaction))
         return self.get_paginated_response(MeterSampleSerializer(page, many=True).data)
-
-    @_command_schema(None, "Stop charging")
-    @action(detail=True, methods=["post"], url_path="remote-stop")
-    def remote_stop(self, request: Request, pk: str) -> Response:
-        transaction = self.get_object()
-        return _command(request, None,
-                        lambda p: commands.remote_stop(transaction, user=request.user))
 
 
 @extend_schema(tags=["calls"])

@@ -19,11 +19,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import access
 from accounts.models import Organization
-from billing import einvoice, exports, forms, invoices, services, tariffs, tasks
+from billing import einvoice, exports, invoices, services, tariffs, tasks
 from billing.access import invoices_for, revenue_sites_for, session_costs_for, tariffs_for
 from billing.models import CustomerAccount, ExportJob, Invoice, Issuer, SessionCost
-from stations import fragments
+from billing.web import forms
 from stations.access import transactions_for
+from stations.web import fragments
 
 
 def _page(request: HttpRequest, template: str, context: dict) -> HttpResponse:

@@ -1,0 +1,1 @@
+"""Pages for cards, card imports, local lists, the audit log and memberships."""

@@ -1,0 +1,1 @@
+"""Billing pages under /billing/: tariffs, session costs, invoices, revenue and exports."""
