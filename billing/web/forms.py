@@ -7,6 +7,7 @@ from django import forms
 from django.utils import timezone
 
 from accounts.models import Organization, Site
+from billing.invoices import month
 from billing.models import CustomerAccount, Issuer, Tariff, TariffVersion
 from billing.tariffs import WindowSpec
 from stations.models import Station
@@ -98,8 +99,6 @@ class PeriodForm(forms.Form):
         self.fields["month"].initial = self.fields["month"].choices[1][0]
 
     def period(self) -> tuple[date, date]:
-        from billing.invoices import month
-
         year, number = (int(part) for part in self.cleaned_data["month"].split("-"))
         return month(year, number)
 
