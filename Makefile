@@ -24,6 +24,7 @@ browser:
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 check: venv
 	$(PY) manage.py check
