@@ -35,8 +35,8 @@ class Version(StrEnum):
     V21 = "2.1"
 
 
-# The versions a charger may negotiate on the endpoint, newest first (frames.SUBPROTOCOLS).
-SPOKEN = (Version.V201, Version.V16)
+# The versions a charger may negotiate on the endpoint, newest first.
+SPOKEN = tuple(Version(version) for version in frames.SUBPROTOCOLS.values())
 # Where a version that shares 2.0.1's messages says the same thing the same way.
 V201_AND_V21 = (Version.V201, Version.V21)
 EVERY_VERSION = tuple(Version)
