@@ -269,8 +269,8 @@ def on_connector_status(sender, changes: list[tuple[int, str, datetime]], **kwar
 def _running_due(pks: list[int]) -> list[int]:
     """The sessions not priced within COST_UPDATE_INTERVAL; the others' chargers heard their
     running cost a moment ago. A session that started without a tariff is not due: its tariff
-    version is fixed at its start, so pricing it again every interval found nothing each time
-    (in the bench, 4 % of a server's time); its end prices it once more."""
+    version is fixed at its start, so pricing it again every interval would find nothing each
+    time; its end prices it once more."""
     recent = timezone.now() - timedelta(seconds=settings.BILLING["COST_UPDATE_INTERVAL"])
     fresh = persistence.priced_since(pks, recent, State.NO_TARIFF)
     return [pk for pk in pks if pk not in fresh]

@@ -36,18 +36,18 @@ application = ProtocolTypeRouter(
     {"http": django_asgi_app, "websocket": URLRouter(websocket_urlpatterns)}
 )
 
-# Django imports the views on the first HTTP request: 0.8 s on this machine, during which the
-# event loop answers no charger. Import them now, before any socket is accepted.
+# Django imports the views on the first HTTP request, a long pause during which the event loop
+# answers no charger. Import them now, before any socket is accepted.
 import_module(settings.ROOT_URLCONF)
 
-# A server holding thousands of sockets has hundreds of thousands of live objects; full
-# collections paused the event loop for up to 430 ms at 2,000 connections and young ones ran
-# thousands of times a second (shared/notes.md §2). What exists now lives as long as the process:
-# keep it out of every collection, and collect young objects less often.
+# A server holding thousands of sockets has hundreds of thousands of live objects: a full
+# collection would pause the event loop for every charger, and young collections would run
+# thousands of times a second. What exists now lives as long as the process: keep it out of
+# every collection, and collect young objects less often.
 gc.freeze()
 gc.set_threshold(*settings.GC_THRESHOLD)
 metrics.time_collections()
 # After each round trip to PostgreSQL the ORM thread waits for the GIL, which the event loop
-# hands over only after the switch interval (Python's 5 ms): a session's start of 12 statements
-# took 13 ms alone and 80-180 ms beside a busy thread; with 1 ms, 18 ms.
+# hands over only after the switch interval (settings.GIL_SWITCH_INTERVAL): a session's start
+# of a dozen statements waits that long a dozen times beside a busy event loop.
 sys.setswitchinterval(settings.GIL_SWITCH_INTERVAL)

@@ -11,12 +11,12 @@ channels-redis as shipped has two failure modes that cost a charging network its
   for a free connection, for a bounded time.
 - redis-py 8 reads with a 5 s socket timeout by default, and channels-redis waits for messages
   with a 5 s BZPOPMIN: on an idle process the read times out, receive() raises, and daphne
-  closes the socket. Every charger that stayed quiet for five seconds was dropped. Here the
-  socket timeout outlasts the blocking pop.
+  closes the socket: every charger quiet for five seconds would be dropped. Here the socket
+  timeout outlasts the blocking pop.
 
-- Each consumer waiting on its process-local channel cost, in channels-redis, an asyncio.Queue
-  (four deques of ~0.6 KB each) and two tasks racing for a receive lock: ~8 KB per held charger
-  (README, Operations: memory per connection). Here one task per process reads the process's
+- Each consumer waiting on its process-local channel costs, in channels-redis, an asyncio.Queue
+  (four deques) and two tasks racing for a receive lock: memory per held charger that adds up
+  over thousands of them. Here one task per process reads the process's
   Redis queue and hands each message to its channel's waiting future; a message for a consumer
   that is busy waits in a short list. Same delivery as channels-redis: in order per channel, at
   most `capacity` kept per channel (oldest dropped), what a cancelled receiver had is dropped.

@@ -29,7 +29,7 @@ LATENCY = Histogram(
     "csms_ocpp_message_seconds",
     "From a charger's CALL received to our answer sent (stored and committed in between)",
     ["action"],
-    # 75 and 150 ms: the range a loaded server's p99 falls in, where 100 → 250 said too little.
+    # 75 and 150 ms: finer steps where a loaded server's p99 falls.
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5,
              10),
 )
@@ -71,8 +71,8 @@ def error_counter(version: str, code: str):
 
 def time_collections() -> None:
     """Time every collection of this process into GC_PAUSES: with thousands of sockets held a
-    full collection can stop every charger's answer for hundreds of milliseconds
-    (shared/notes.md §2), a p99 no other metric would explain."""
+    full collection can stop every charger's answer for a long while, a p99 no other metric
+    would explain."""
     generations = [GC_PAUSES.labels(str(n)) for n in range(3)]
     started = 0.0
 

@@ -124,9 +124,9 @@ else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}{RUN_ID}"}
     # psycopg prepares a statement once it ran five times on a connection: the gateway's
     # set-based writes (stations/persistence.py) then skip PostgreSQL's parsing and planning,
-    # 40 % of its CPU per batch. Only those raw statements: Django binds its own queries on the
-    # client, which are never prepared. Off for a pooler in transaction mode that cannot keep
-    # prepared statements (PgBouncer before 1.21, or without max_prepared_statements).
+    # the larger part of its work per batch. Only those raw statements: Django binds its own
+    # queries on the client, which are never prepared. Off for a pooler in transaction mode that
+    # cannot keep prepared statements (PgBouncer before 1.21, or without max_prepared_statements).
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
         5 if envbool("DB_PREPARED_STATEMENTS", "true") else None)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -140,7 +140,7 @@ if REDIS_URL:
             "BACKEND": "csms.layers.ResilientRedisChannelLayer",
             "CONFIG": {
                 "hosts": [REDIS_URL],
-                # The default of 100 silently drops group messages in bursts (shared/notes.md).
+                # The default of 100 silently drops group messages in bursts.
                 "capacity": envint("CHANNEL_LAYER_CAPACITY", 5000),
                 "expiry": 60,
                 # Sockets re-join their groups before this (csms/gateway/liveness.py).
@@ -296,14 +296,15 @@ BILLING = {
 
 # Garbage collector thresholds of server processes (csms/asgi.py): Python's default 700 young
 # objects per collection costs throughput with thousands of sockets. A young collection stops
-# the process for about 1.6 µs per young object here: at 50,000, 78 ms each during a ramp of
-# 4,000 chargers; at 10,000, 16.5 ms each, for about the same total (0.70 and 0.83 s). The
-# older generations keep their pace: one every 2.5 million allocations, then a full one after
-# a hundred of those.
+# the process for as long as it takes to scan its young objects, so a higher threshold trades
+# fewer pauses for longer ones; 10,000 keeps each short for about the same total. The older
+# generations keep their pace: one every 2.5 million allocations, then a full one after a
+# hundred of those.
 GC_THRESHOLD = [int(n) for n in envlist("GC_THRESHOLD", "10000,250,100")]
 # Seconds a thread may hold the GIL while another waits for it (sys.setswitchinterval) in
 # server processes (csms/asgi.py). Python's 5 ms is what the ORM thread may wait for the busy
-# event loop after each of its round trips; 1 ms measured better in every figure of the bench.
+# event loop after each of its round trips; a shorter interval lets it go on sooner (make bench
+# compares the two).
 GIL_SWITCH_INTERVAL = envfloat("GIL_SWITCH_INTERVAL", 0.001)
 
 LOGGING = {

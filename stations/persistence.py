@@ -595,8 +595,8 @@ def _update_each(model: type[Model], fields: list[str], values: dict[int, tuple]
 
 # Statements psycopg keeps prepared per connection (its default is 100). A batch's writes are
 # eight tables' statements in up to ten sizes each (_chunks), its reads a few more: with room for
-# them all, none is deallocated and prepared again as sizes come and go. ~70 KB of the server's
-# memory each (pg_backend_memory_contexts).
+# them all, none is deallocated and prepared again as sizes come and go; each costs the
+# database server some memory per connection, which this bounds.
 PREPARED_MAX = 256
 
 

@@ -43,7 +43,7 @@ def basic_credentials(scope: dict) -> tuple[str, str] | None:
 def _counter() -> BaseCache:
     """One cache client for the process. django.core.cache.cache is one per async context,
     which in the gateway is one per charger connection, each holding its own Redis connection:
-    10,000 chargers were 10,000 Redis clients (Redis's default limit) and ~10 KB each here."""
+    thousands of chargers would be thousands of Redis clients, up to Redis's own limit."""
     return caches.create_connection("default")
 
 

@@ -63,7 +63,7 @@ class ChargerConsumer(AsyncWebsocketConsumer):
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         """Channels' AsyncConsumer.__call__, without its cost per frame: await_many_dispatch
         waits on the socket and the channel layer with a new task and an asyncio.wait for every
-        message (12.8 µs a message under uvloop, against 1.3 µs this way). Here the frames are
+        message, which costs more than dispatching a small message itself. Here the frames are
         read in this task and the layer's messages in one task of their own, for the socket's
         life; a lock keeps Channels' promise that a consumer handles one message at a time, and
         a failure of either ends the consumer as it would in Channels."""

@@ -14,8 +14,8 @@ message never costs the others; the consumer answers the failed one with a CALLE
 
 Events go out after the replies, from a task of their own, so sending them never holds up the
 next batch: one channel-layer message (stations/events.py) for all batches stored since the
-last one, at most every OCPP_EVENTS_INTERVAL. A message per batch was a Redis round trip per
-batch on the event loop, about 5 % of a process's time when batches are small.
+last one, at most every OCPP_EVENTS_INTERVAL: a message per batch would be a Redis round trip
+per batch on the event loop, which adds up when batches are small.
 """
 
 import asyncio
