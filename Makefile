@@ -51,7 +51,7 @@ screenshots: venv browser
 	CSMS_RUN_ID=$${CSMS_RUN_ID:-$$$$} UPDATE_SCREENSHOTS=1 $(VENV)/bin/pytest tests/test_browser.py -k screenshots
 
 # Load benchmark (tools/bench.py) against PostgreSQL and Redis on 127.0.0.1 (started as .ci/run does).
-# Figures and how to read them: README, Operations. BENCH_ARGS="--servers 2 --profile" etc.
+# The method and the latest figures: docs/benchmark.md. BENCH_ARGS="--servers 2 --profile" etc.
 BENCH_CHARGERS ?= 10000
 bench: venv
 	@pg_isready -q -h 127.0.0.1 -p 5432 || \

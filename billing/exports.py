@@ -1,4 +1,4 @@
-"""Finance exports: the invoice CSV (one layout, documented in README, Billing → Exports), revenue
+"""Finance exports: the invoice CSV (one layout, documented in docs/billing.md, Exports), revenue
 statements per site, and the bulk zip of a period built in the background with progress.
 
 What a person downloads (an invoice's PDF, XML or CSV, a month's invoices, a revenue statement,
@@ -44,7 +44,7 @@ def _minutes(seconds: int) -> str:
 
 
 def invoice_rows(invoice: Invoice) -> Iterable[dict]:
-    """One row per session line, one per VAT rate, one for the total (README: Exports)."""
+    """One row per session line, one per VAT rate, one for the total (docs/billing.md: Exports)."""
     head = {
         "invoice_number": invoice.number or f"draft-{invoice.pk}",
         "document_type": invoice.kind, "status": invoice.status,

@@ -283,7 +283,7 @@ OCPP = {
     "EVENTS_INTERVAL": envfloat("OCPP_EVENTS_INTERVAL", 0.1),
     # ORM threads per process (csms/gateway/orm.py): with more than one, a batch of charger
     # messages, a command's outcome and a connect are stored side by side. 1 by default: the
-    # writer's group commit already stores many messages per round trip (README, Operations).
+    # writer's group commit already stores many messages per round trip (docs/operations.md).
     "DB_THREADS": envint("OCPP_DB_THREADS", 1),
     # Days the message log keeps frames (0 keeps them forever).
     "MESSAGE_LOG_DAYS": envint("OCPP_MESSAGE_LOG_DAYS", 90),

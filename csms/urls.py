@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from csms import health, metrics
 
 urlpatterns = [
-    # For load balancers and monitoring, per process (README, Operations).
+    # For load balancers and monitoring, per process (docs/operations.md).
     path("health", health.health, name="health"),
     path("health/live", health.live, name="health-live"),
     path("metrics", metrics.metrics_view, name="metrics"),
