@@ -1,4 +1,4 @@
-"""Shared fixtures: the personas of tests/personas.py, and API clients acting as one of them.
+"""Shared fixtures: the personas of tests/support/personas.py, and API clients acting as one of them.
 
     def test_outsider_cannot_see_a(api, outsider, station_a):
         assert api(outsider).get(f"/api/v1/stations/{station_a.pk}/").status_code == 404
@@ -18,9 +18,9 @@ from accounts.models import Site
 from billing.models import Issuer, Tariff
 from csms.gateway import auth
 from stations.models import Station
-from tests import personas as cast
-from tests.billing_cast import billing_cast
-from tests.personas import Personas
+from tests.support import personas as cast
+from tests.support.billing_cast import billing_cast
+from tests.support.personas import Personas
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +76,7 @@ def fleet(personas: Personas) -> User:
 
 @pytest.fixture(name="cast")
 def billing_cast_fixture(personas: Personas) -> tuple[Issuer, Tariff]:
-    """Billing's additions (tests/billing_cast.py): the operator invoices, site A has a tariff,
+    """Billing's additions (tests/support/billing_cast.py): the operator invoices, site A has a tariff,
     the fleet has billing details."""
     return billing_cast(personas)
 

@@ -10,7 +10,7 @@ from accounts import audit
 from accounts.models import AuditEntry, CardImport, IdToken, Membership
 from stations.models import LocalListState
 from stations.services import local_lists
-from tests.personas import PASSWORD, make_station
+from tests.support.personas import PASSWORD, make_station
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.personas import PASSWORD, Personas
+from tests.support.personas import PASSWORD, Personas
 from tests.test_browser import Dashboard
 from tests.test_fleet_e2e import celery_worker
 

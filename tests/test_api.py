@@ -21,7 +21,7 @@ from accounts.models import IdToken
 from stations import records
 from stations.models import Call, MessageLog, MeterSample, Station, StatusChange
 from stations.services import batch, connectors
-from tests.personas import make_station, make_transaction
+from tests.support.personas import make_station, make_transaction
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ import pytest
 from accounts import audit, people
 from accounts.models import AuditEntry, Membership
 from stations.services import commands, local_lists
-from tests.personas import make_station
+from tests.support.personas import make_station
 
 pytestmark = pytest.mark.django_db
 STATIONS = "/api/v1/stations/"

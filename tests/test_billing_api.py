@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from billing.models import Invoice, Tariff
-from tests.billing_cast import at, charge, fleet_sessions
+from tests.support.billing_cast import at, charge, fleet_sessions
 
 
 @pytest.fixture

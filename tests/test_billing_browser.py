@@ -12,7 +12,7 @@ from pypdf import PdfReader
 
 from billing.models import SessionCost
 from stations.models import Transaction
-from tests.billing_cast import billing_cast
+from tests.support.billing_cast import billing_cast
 from tests.test_browser import Dashboard, dashboard, orm, server  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

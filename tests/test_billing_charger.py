@@ -10,8 +10,8 @@ from asgiref.sync import async_to_sync
 
 from billing.models import SessionCost
 from stations.models import Call, Transaction
-from tests.billing_cast import billing_cast
-from tests.charger_socket import ChargerSocket, make_station
+from tests.support.billing_cast import billing_cast
+from tests.support.chargers import ChargerSocket, make_station
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,7 +8,7 @@ from csms.gateway.frames import CALL, validate
 from csms.gateway.table import TABLE, VersionProtocol
 from stations.models import Call
 from stations.services import commands
-from tests.personas import make_station, make_transaction
+from tests.support.personas import make_station, make_transaction
 
 
 def test_builders_speak_each_version():
@@ -44,7 +44,7 @@ def test_a_running_session_is_priced_again_only_after_the_interval(personas, set
     """And only if it has a tariff: one that started without stays without until its end."""
     from billing.models import SessionCost
     from csms.gateway import writer
-    from tests.billing_cast import billing_cast
+    from tests.support.billing_cast import billing_cast
     from tests.test_group_commit import job, meter_value
 
     if tariff:

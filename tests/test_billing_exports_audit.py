@@ -9,7 +9,7 @@ import pytest
 from accounts.models import AuditEntry
 from billing import invoices
 from billing.models import Invoice
-from tests.billing_cast import fleet_sessions
+from tests.support.billing_cast import fleet_sessions
 
 NOVEMBER = (date(2026, 11, 1), date(2026, 11, 30))
 

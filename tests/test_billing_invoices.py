@@ -14,7 +14,7 @@ from pypdf import PdfReader
 
 from billing import einvoice, exports, invoices, pdf
 from billing.models import Invoice, InvoiceLine, SessionCost
-from tests.billing_cast import at, charge, make_tariff
+from tests.support.billing_cast import at, charge, make_tariff
 
 NOVEMBER = (date(2026, 11, 1), date(2026, 11, 30))
 RAM = {"ram": einvoice.RAM, "rsm": einvoice.RSM}

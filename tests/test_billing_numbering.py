@@ -7,8 +7,8 @@ import pytest
 
 from billing import invoices
 from billing.models import Invoice, InvoiceLine, SessionCost
-from tests.billing_cast import billing_cast, customers_with_a_session, make_issuer
-from tests.concurrency import in_threads
+from tests.support.billing_cast import billing_cast, customers_with_a_session, make_issuer
+from tests.support.concurrency import in_threads
 
 NOVEMBER = (date(2026, 11, 1), date(2026, 11, 30))
 CUSTOMERS = 8

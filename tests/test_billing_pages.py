@@ -14,7 +14,7 @@ from pypdf import PdfReader
 
 from billing import invoices
 from billing.models import Invoice, SessionCost, Tariff
-from tests.billing_cast import at, charge, fleet_sessions
+from tests.support.billing_cast import at, charge, fleet_sessions
 
 NOVEMBER = "2026-11"
 

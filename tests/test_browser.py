@@ -35,8 +35,8 @@ from stations.models import (
     TransactionMessage,
 )
 from stations.services import batch, device, presence, registration, transactions
-from tests.personas import CHARGER_PASSWORD, PASSWORD, Personas, make_station
-from tests.servers import ROOT, free_port, server_env, wait_for_port
+from tests.support.personas import CHARGER_PASSWORD, PASSWORD, Personas, make_station
+from tests.support.servers import ROOT, free_port, server_env, wait_for_port
 from tools.simulator import ChargerConfig, VirtualCharger
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

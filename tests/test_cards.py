@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from accounts import cards
 from accounts.models import AuditEntry, CardImport, IdToken
-from tests.charger_socket import ChargerSocket
-from tests.charger_socket import make_station as make_socket_station
-from tests.personas import make_transaction
+from tests.support.chargers import ChargerSocket
+from tests.support.chargers import make_station as make_socket_station
+from tests.support.personas import make_transaction
 
 TOKENS = "/api/v1/id-tokens/"
 IMPORTS = "/api/v1/card-imports/"

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from csms.layers import ResilientRedisChannelLayer
-from tests.servers import REDIS_SERVER, kill, redis_server
+from tests.support.servers import REDIS_SERVER, kill, redis_server
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="needs redis-server")
 

@@ -15,7 +15,7 @@ from stations.models import (
     Transaction,
     TransactionMessage,
 )
-from tests.charger_socket import ChargerSocket, make_station
+from tests.support.chargers import ChargerSocket, make_station
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

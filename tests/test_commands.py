@@ -7,7 +7,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 
 from stations.models import Call, MessageLog, Station, Transaction
 from stations.services import commands
-from tests.charger_socket import ChargerSocket, make_station
+from tests.support.chargers import ChargerSocket, make_station
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -27,8 +27,8 @@ from stations.models import (
 )
 from stations.services import batch, device, presence, registration
 from stations.web import charts
-from tests.charger_socket import answered
-from tests.personas import (
+from tests.support.chargers import answered
+from tests.support.personas import (
     CHARGER_PASSWORD,
     Personas,
     make_station,

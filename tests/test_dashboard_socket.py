@@ -21,7 +21,7 @@ from csms.asgi import application
 from stations import events, records
 from stations.models import Call, Station
 from stations.services import batch, presence, registration
-from tests.personas import Personas, make_transaction
+from tests.support.personas import Personas, make_transaction
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

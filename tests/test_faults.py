@@ -25,9 +25,9 @@ from rest_framework.authtoken.models import Token
 from accounts.models import IdToken
 from csms.gateway.frames import utc_timestamp
 from stations.models import MessageLog, MeterSample, Transaction, TransactionMessage
-from tests import servers
-from tests.charger_socket import PASSWORD, ChargerSocket, make_station
-from tests.servers import Proxy, daphne, daphnes, kill, post, redis_server
+from tests.support import servers
+from tests.support.chargers import PASSWORD, ChargerSocket, make_station
+from tests.support.servers import Proxy, daphne, daphnes, kill, post, redis_server
 from tools.simulator import CallError, ChargerConfig, VirtualCharger
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -25,9 +25,9 @@ from rest_framework.authtoken.models import Token
 
 from accounts.models import AuditEntry, IdToken, Membership, Organization, Site
 from stations.models import LocalListState, Transaction
-from tests.charger_socket import PASSWORD, make_station
-from tests.personas import make_user
-from tests.servers import ROOT, daphne, server_env
+from tests.support.chargers import PASSWORD, make_station
+from tests.support.personas import make_user
+from tests.support.servers import ROOT, daphne, server_env
 from tools.bench import stop_process_group
 from tools.simulator import ChargerConfig, VirtualCharger
 

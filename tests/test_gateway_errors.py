@@ -8,7 +8,7 @@ from asgiref.sync import async_to_sync
 
 from csms.gateway import frames
 from stations.models import MessageLog
-from tests.charger_socket import ChargerSocket, make_station
+from tests.support.chargers import ChargerSocket, make_station
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

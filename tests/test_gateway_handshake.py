@@ -4,7 +4,7 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from stations.models import RefusedConnection, Station
-from tests.charger_socket import PASSWORD, ChargerSocket, basic, make_station
+from tests.support.chargers import PASSWORD, ChargerSocket, basic, make_station
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

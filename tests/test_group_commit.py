@@ -29,9 +29,9 @@ from stations.models import (
     Transaction,
     TransactionMessage,
 )
-from tests.billing_cast import billing_cast
-from tests.charger_socket import ChargerSocket, make_station
-from tests.personas import make_transaction
+from tests.support.billing_cast import billing_cast
+from tests.support.chargers import ChargerSocket, make_station
+from tests.support.personas import make_transaction
 
 T0 = "2026-11-24T10:00:00Z"
 

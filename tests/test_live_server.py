@@ -16,8 +16,8 @@ from ocpp.v201 import call as call201
 
 from accounts.models import IdToken
 from stations.models import Transaction
-from tests.charger_socket import PASSWORD, make_station
-from tests.servers import daphne
+from tests.support.chargers import PASSWORD, make_station
+from tests.support.servers import daphne
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.multiprocess]
 

@@ -21,8 +21,8 @@ from csms.gateway.frames import utc_timestamp
 from stations import tasks
 from stations.models import MessageLog, Station, Transaction, TransactionMessage
 from stations.services import presence, retention, transactions
-from tests.charger_socket import PASSWORD, ChargerSocket, make_station
-from tests.servers import daphnes, kill
+from tests.support.chargers import PASSWORD, ChargerSocket, make_station
+from tests.support.servers import daphnes, kill
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,8 +10,8 @@ from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 
 from stations.models import Call
-from tests.charger_socket import PASSWORD, make_station
-from tests.servers import daphne
+from tests.support.chargers import PASSWORD, make_station
+from tests.support.servers import daphne
 from tools.simulator import ChargerConfig, VirtualCharger
 
 pytestmark = [

@@ -12,9 +12,9 @@ from django.test import Client
 from accounts.models import AuditEntry
 from stations.api.serializers import StationSerializer
 from stations.models import Station
-from tests.charger_socket import ChargerSocket, make_station
-from tests.concurrency import in_threads
-from tests.personas import Personas
+from tests.support.chargers import ChargerSocket, make_station
+from tests.support.concurrency import in_threads
+from tests.support.personas import Personas
 from tests.test_dashboard_socket import ids, opened, receive, run, socket
 
 pytestmark = pytest.mark.django_db(transaction=True)

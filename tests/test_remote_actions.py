@@ -8,8 +8,8 @@ from django.db import transaction
 from stations.models import Call, Transaction
 from stations.services import presence
 from stations.web.actions import ACTIONS, BY_NAME, RemoteAction
-from tests.charger_socket import answered
-from tests.personas import CHARGER_PASSWORD, Personas, make_station, make_transaction
+from tests.support.chargers import answered
+from tests.support.personas import CHARGER_PASSWORD, Personas, make_station, make_transaction
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tests.servers import ROOT
+from tests.support import ROOT
 
 PRODUCTION = {
     "SECRET_KEY": "k" * 20 + "-production-secret-0123456789-abcdefghijklmnop",

@@ -21,6 +21,7 @@ import ocpp
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
+from tests.support import ROOT
 from tools.simulator import (
     CallError,
     ChargerConfig,
@@ -30,7 +31,6 @@ from tools.simulator import (
     utc_timestamp,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = Path(ocpp.__file__).parent
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 PASSWORD = "sim-password-0123456789"

@@ -16,8 +16,8 @@ from rest_framework.authtoken.models import Token
 from accounts.models import IdToken
 from stations import events
 from stations.models import Call
-from tests.charger_socket import PASSWORD, make_station
-from tests.servers import post, procfile_webs
+from tests.support.chargers import PASSWORD, make_station
+from tests.support.servers import post, procfile_webs
 from tools.simulator import ChargerConfig, VirtualCharger
 
 pytestmark = [

@@ -9,8 +9,8 @@ import time
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.charger_socket import PASSWORD, make_station
-from tests.servers import _servers
+from tests.support.chargers import PASSWORD, make_station
+from tests.support.servers import _servers
 from tests.test_liveness import connected, open_raw_socket, wait_until
 from tools.bench import procfile_web
 

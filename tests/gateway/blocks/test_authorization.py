@@ -1,7 +1,7 @@
 """Authorization: Authorize in both versions' words, the authorization cache."""
 
 from stations.services.local_lists import CacheClear
-from tests.gateway.examples import Examples
+from tests.support.examples import Examples
 
 EXAMPLES = Examples(
     received={

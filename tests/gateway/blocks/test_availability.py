@@ -1,7 +1,7 @@
 """Availability: connector status, availability changes, heartbeats."""
 
 from stations.services import commands
-from tests.gateway.examples import T0, Examples
+from tests.support.examples import T0, Examples
 
 EXAMPLES = Examples(
     received={

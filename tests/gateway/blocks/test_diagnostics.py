@@ -1,6 +1,6 @@
 """Diagnostics: what a station reports of its logs, and its monitors' events."""
 
-from tests.gateway.examples import T0, Examples
+from tests.support.examples import T0, Examples
 
 EXAMPLES = Examples(
     received={

@@ -1,7 +1,7 @@
 """Local lists: updates, the list's version and limits, in each version's words."""
 
 from stations.services.local_lists import LocalListLimitsQuery, LocalListSend, LocalListVersionQuery
-from tests.gateway.examples import Examples
+from tests.support.examples import Examples
 
 ENTRY = {"status": "Accepted", "expires_at": None, "group": "", "type": "ISO14443"}
 

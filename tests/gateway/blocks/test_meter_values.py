@@ -1,6 +1,6 @@
 """Meter values outside transaction messages."""
 
-from tests.gateway.examples import T0, Examples
+from tests.support.examples import T0, Examples
 
 EXAMPLES = Examples(
     received={

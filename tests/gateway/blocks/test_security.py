@@ -1,6 +1,6 @@
 """Security: the security events a station reports."""
 
-from tests.gateway.examples import T0, Examples
+from tests.support.examples import T0, Examples
 
 EXAMPLES = Examples(
     received={

@@ -3,7 +3,7 @@
 from decimal import Decimal
 
 from stations.services import commands
-from tests.gateway.examples import Examples
+from tests.support.examples import Examples
 
 EXAMPLES = Examples(
     sent={

@@ -1,6 +1,6 @@
 """Transactions: 1.6 start and stop, 2.0.1 transaction events."""
 
-from tests.gateway.examples import T0, Examples
+from tests.support.examples import T0, Examples
 
 EXAMPLES = Examples(
     received={

@@ -1,4 +1,4 @@
-"""Billing's additions to the cast of tests/personas.py: an issuer, tariffs, and sessions that
+"""Billing's additions to the cast of tests/support/personas.py: an issuer, tariffs, and sessions that
 chargers report through the domain's writers (so billing prices them as it would live)."""
 
 from datetime import datetime, timedelta
@@ -12,7 +12,7 @@ from billing.models import CustomerAccount, Issuer, Tariff
 from stations import records
 from stations.models import Connector, Station, StatusChange, Transaction, TransactionMessage
 from stations.services import batch, transactions
-from tests.personas import Personas
+from tests.support.personas import Personas
 
 D = Decimal
 TARIFF_START = datetime.fromisoformat("2026-01-01T00:00:00+00:00")

@@ -16,14 +16,12 @@ import threading
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
 
+from tests.support import ROOT
 from tools.bench import free_port, procfile_web, stop_process_group, wait_for_port
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_database_url(port: int | None = None) -> str:

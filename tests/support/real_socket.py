@@ -24,7 +24,7 @@ from asgiref.sync import sync_to_async
 from websockets.asyncio.client import ClientConnection, connect
 
 from csms.asgi import application
-from tests.charger_socket import PASSWORD
+from tests.support.chargers import PASSWORD
 from tools.bench import free_port
 
 

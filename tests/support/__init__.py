@@ -1,0 +1,17 @@
+"""The suite's one shared base, imported by the tests of every feature folder:
+
+    personas      the cast (people, organizations, sites, stations, cards) and builders of more
+    billing_cast  billing's additions to the cast: an issuer, tariffs, priced sessions
+    chargers      a charger speaking raw OCPP-J frames in-process, over the consumer
+    real_socket   a charger over a real TCP socket to uvicorn in the test's own loop
+    examples      what each block's test module gives the message table's test
+    servers       real server processes: daphne, uvicorn as the Procfile runs it, redis, and a
+                  TCP proxy
+    concurrency   real threads for races
+
+Their fixtures are in tests/conftest.py, which applies to every folder below it.
+"""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
