@@ -1,4 +1,5 @@
-"""Shared fixtures: the personas of tests/support/personas.py, and API clients acting as one of them.
+"""Shared fixtures: the personas of tests/support/personas.py, and API clients acting as one of
+them.
 
     def test_outsider_cannot_see_a(api, outsider, station_a):
         assert api(outsider).get(f"/api/v1/stations/{station_a.pk}/").status_code == 404
@@ -76,8 +77,8 @@ def fleet(personas: Personas) -> User:
 
 @pytest.fixture(name="cast")
 def billing_cast_fixture(personas: Personas) -> tuple[Issuer, Tariff]:
-    """Billing's additions (tests/support/billing_cast.py): the operator invoices, site A has a tariff,
-    the fleet has billing details."""
+    """Billing's additions (tests/support/billing_cast.py): the operator invoices, site A has a
+    tariff, the fleet has billing details."""
     return billing_cast(personas)
 
 

@@ -105,14 +105,14 @@ def test_import_page_shows_progress_and_rejections(client, fleet, personas, eage
 
 def test_local_list_pages(client, operator, manager, outsider, personas,
                           django_assert_max_num_queries):
-    station = make_station("LIST-1", personas.site_a, ocpp_version="2.0.1")
+    station = make_station("LIST-1", personas.site_a, ocpp_version="2.0.1", evses=1)
     client.force_login(manager)
     response = client.post(f"/local-lists/{station.pk}/enable/")
     assert response.status_code == 302
     state = LocalListState.objects.get(station=station)
     assert state.enabled and state.sync == "out_of_sync"
     for n in range(20):
-        make_station(f"LIST-X{n}", personas.site_a)
+        make_station(f"LIST-X{n}", personas.site_a, evses=1)
     with django_assert_max_num_queries(12):
         html = client.get("/local-lists/").content.decode()
     assert "LIST-1" in html and "out of sync" in html and "STATION-B" not in html
@@ -186,7 +186,7 @@ def test_login_with_password_reaches_the_cards(client, fleet):
 
 
 def test_local_list_state_is_kept_per_station(personas, operator):
-    station = make_station("KEEP-1", personas.site_a, ocpp_version="1.6")
+    station = make_station("KEEP-1", personas.site_a, ocpp_version="1.6", evses=1)
     local_lists.set_enabled(operator, station, True)
     local_lists.set_enabled(operator, station, False)
     assert not LocalListState.objects.get(station=station).enabled

@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.support.personas import PASSWORD, Personas
+from tests.support.servers import wait_until
 from tests.test_browser import Dashboard
 from tests.test_fleet_e2e import celery_worker
 
@@ -34,14 +35,6 @@ def log_in(dashboard: Dashboard, username: str):
     page.get_by_role("button", name="Log in").click()
     expect(page).not_to_have_url(re.compile(r"/accounts/login/"))
     return page
-
-
-def wait_for(check, what: str, seconds: float = 10) -> float:
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < seconds, what
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 def test_fleet_admin_blocks_a_card_and_the_charger_refuses_it(dashboard: Dashboard,
@@ -76,8 +69,8 @@ def test_fleet_admin_blocks_a_card_and_the_charger_refuses_it(dashboard: Dashboa
         expect(fleet.locator("tr", has_text="FL-3")).to_contain_text("Blocked")
 
         assert charger.do(sim.authorize("FL-3")) == "Blocked"
-        wait_for(lambda: sim.local_list.get("FL-3", {}).get("status") == "Blocked",
-                 "the charger's local list refuses FL-3")
+        wait_until(lambda: sim.local_list.get("FL-3", {}).get("status") == "Blocked",
+                   what="the charger's local list refuses FL-3")
         assert time.monotonic() - clicked < 10
         assert charger.do(sim.authorize("FL-1")) == "Accepted"
         assert sim.local_list["FL-1"]["status"] == "Accepted"

@@ -382,7 +382,7 @@ def test_call_to_a_disconnected_station_ends_not_connected(api, manager, station
 
 
 def test_shortcut_to_a_disconnected_station_ends_not_connected(api, operator):
-    make_station("CP-201", None, ocpp_version="2.0.1")
+    make_station("CP-201", None, ocpp_version="2.0.1", evses=1)
     response = api(operator).post(station_url("CP-201", "reset/"), {"hard": True},
                                   format="json")
     assert response.status_code == 201, response.content

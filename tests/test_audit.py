@@ -127,7 +127,7 @@ def test_audit_api_filters_and_exports_for_operator_admins_only(api, operator, m
 
 
 def test_local_list_switches_are_audited(operator, personas):
-    station = make_station("AUD-LL", personas.site_a, ocpp_version="1.6")
+    station = make_station("AUD-LL", personas.site_a, ocpp_version="1.6", evses=1)
     local_lists.set_enabled(operator, station, True)
     entry = AuditEntry.objects.get(action="local_list.push")
     assert entry.summary == "turned on the local list of AUD-LL"

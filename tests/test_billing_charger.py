@@ -11,11 +11,11 @@ from asgiref.sync import async_to_sync
 from billing.models import SessionCost
 from stations.models import Call, Transaction
 from tests.support.billing_cast import billing_cast
-from tests.support.chargers import ChargerSocket, make_station
+from tests.support.chargers import T0, ChargerSocket
+from tests.support.personas import make_station
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-T0 = "2026-11-24T10:00:00Z"
 
 
 def energy(value: float, context: str, timestamp: str) -> list[dict]:

@@ -22,8 +22,8 @@ def test_builders_speak_each_version():
 
 
 def test_cost_update_is_none_for_16_and_stored_for_201(personas):
-    old = make_station("OLD-16", personas.site_a, ocpp_version="1.6")
-    new = make_station("NEW-201", personas.site_a, ocpp_version="2.0.1")
+    old = make_station("OLD-16", personas.site_a, ocpp_version="1.6", evses=1)
+    new = make_station("NEW-201", personas.site_a, ocpp_version="2.0.1", evses=1)
     assert commands.cost_update(make_transaction(old, personas.token), Decimal("1.00")) is None
     call = commands.cost_update(make_transaction(new, personas.token), Decimal("2.50"))
     # Disconnected: stored, ended at once, never waited for.
@@ -32,7 +32,7 @@ def test_cost_update_is_none_for_16_and_stored_for_201(personas):
 
 
 def test_cost_update_stops_after_the_station_said_it_does_not_support_it(personas):
-    station = make_station("NEW-201", personas.site_a, ocpp_version="2.0.1")
+    station = make_station("NEW-201", personas.site_a, ocpp_version="2.0.1", evses=1)
     tx = make_transaction(station, personas.token)
     Call.objects.create(station=station, action="CostUpdated", payload={},
                         status=Call.Status.ERROR, error_code="NotSupported")
@@ -45,11 +45,11 @@ def test_a_running_session_is_priced_again_only_after_the_interval(personas, set
     from billing.models import SessionCost
     from csms.gateway import writer
     from tests.support.billing_cast import billing_cast
-    from tests.test_group_commit import job, meter_value
+    from tests.support.chargers import job, meter_value
 
     if tariff:
         billing_cast(personas)
-    station = make_station("NEW-201", personas.site_a, ocpp_version="2.0.1")
+    station = make_station("NEW-201", personas.site_a, ocpp_version="2.0.1", evses=1)
     tx = make_transaction(station, personas.token)
 
     def readings(n: int) -> None:

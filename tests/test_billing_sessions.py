@@ -14,7 +14,8 @@ from billing.models import SessionCost, TariffAssignment, TariffVersion
 from stations import records
 from stations.models import StatusChange, Transaction, TransactionMessage
 from stations.services import transactions
-from tests.support.billing_cast import at, charge, make_tariff, status
+from tests.support.billing_cast import at, charge, make_tariff
+from tests.support.personas import status
 
 State = SessionCost.State
 

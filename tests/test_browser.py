@@ -280,7 +280,7 @@ def test_remote_start_and_stop_with_a_simulated_charger(dashboard: Dashboard):
 
 def test_an_offline_station_answers_not_connected_and_finance_has_no_buttons(
         dashboard: Dashboard, site_a):
-    orm(lambda: make_station("OFFLINE-16", site_a, ocpp_version="1.6"))
+    orm(lambda: make_station("OFFLINE-16", site_a, ocpp_version="1.6", evses=1))
     page = dashboard.page()
     dashboard.log_in(page)
     page.goto(f"{dashboard.server}/stations/OFFLINE-16/")
@@ -362,7 +362,7 @@ def showcase(cast: Personas) -> dict:
                                  serial_number=f"SN{4400 + n}", firmware_version="2.4.1")
         stations.append(station)
     for station_id in ("RIVER-01", "RIVER-02"):
-        station = make_station(station_id, riverside)
+        station = make_station(station_id, riverside, evses=1)
         with transaction.atomic():
             presence.station_connected(station, "2.0.1")
             registration.boot_record(station, vendor="ABB", model="Terra AC",

@@ -14,8 +14,7 @@ from django.utils import timezone
 from accounts import cards
 from accounts.models import AuditEntry, CardImport, IdToken
 from tests.support.chargers import ChargerSocket
-from tests.support.chargers import make_station as make_socket_station
-from tests.support.personas import make_transaction
+from tests.support.personas import make_station, make_transaction
 
 TOKENS = "/api/v1/id-tokens/"
 IMPORTS = "/api/v1/card-imports/"
@@ -41,7 +40,7 @@ EXPECTED = {
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 def test_authorize_answers_each_card_state(personas, version):
-    station = make_socket_station(f"AUTH-{version}", site=personas.site_a)
+    station = make_station(f"AUTH-{version}", site=personas.site_a)
     past = timezone.now() - timedelta(days=1)
     IdToken.objects.create(value="CARD-OK")
     IdToken.objects.create(value="CARD-BLOCKED", status=IdToken.Status.BLOCKED)

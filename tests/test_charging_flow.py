@@ -15,11 +15,11 @@ from stations.models import (
     Transaction,
     TransactionMessage,
 )
-from tests.support.chargers import ChargerSocket, make_station
+from tests.support.chargers import T0, ChargerSocket
+from tests.support.personas import make_station
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-T0 = "2026-11-24T10:00:00Z"
 
 
 def run(coroutine_function):

@@ -1,13 +1,13 @@
 """Commands reach the charger through the channel layer and end with a persisted outcome."""
 
-import asyncio
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 
 from stations.models import Call, MessageLog, Station, Transaction
 from stations.services import commands
-from tests.support.chargers import ChargerSocket, make_station
+from tests.support.chargers import ChargerSocket, in_thread
+from tests.support.personas import make_station
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -15,12 +15,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def short_timeouts(settings):
     settings.OCPP = {**settings.OCPP, "CALL_TIMEOUT": 1}
-
-
-def in_thread(function, *args, **kwargs) -> asyncio.Future:
-    """Run a blocking command the way a web request does: in a worker thread."""
-    return asyncio.ensure_future(
-        sync_to_async(function, thread_sensitive=False)(*args, **kwargs))
 
 
 async def connected(station_id: str, version: str) -> tuple[ChargerSocket, Station]:

@@ -34,6 +34,7 @@ from tests.support.personas import (
     make_station,
     make_transaction,
     make_user,
+    status,
 )
 
 pytestmark = pytest.mark.django_db
@@ -54,11 +55,6 @@ def connect(station: Station, version: str = "1.6") -> None:
     with transaction.atomic():
         presence.station_connected(station, version)
     station.refresh_from_db()
-
-
-def status(station: Station, value: str, evse: int = 1) -> None:
-    with transaction.atomic():
-        batch.status_record(station, evse=evse, connector=1, status=value)
 
 
 def sample(tx: Transaction, minutes: int, wh: str, watts: str) -> None:
@@ -541,7 +537,7 @@ def test_an_unknown_action_or_a_tampered_form_is_refused(client, personas: Perso
 
 
 def test_a_command_to_an_offline_station_ends_as_not_connected(client, personas: Personas):
-    make_station("OLD-16", personas.site_a, ocpp_version="1.6")
+    make_station("OLD-16", personas.site_a, ocpp_version="1.6", evses=1)
     client.force_login(personas.manager)
     response = client.post("/stations/OLD-16/actions/reset/", {"hard": "true"}, **HTMX)
     body = text(response)
@@ -561,7 +557,7 @@ def test_a_command_to_an_offline_station_ends_as_not_connected(client, personas:
      ("TriggerMessage", {"requestedMessage": "StatusNotification", "connectorId": 1})),
 ])
 def test_each_action_sends_its_command(client, personas: Personas, action, form, expected):
-    make_station("OLD-16", personas.site_a, ocpp_version="1.6")
+    make_station("OLD-16", personas.site_a, ocpp_version="1.6", evses=1)
     client.force_login(personas.operator)
     assert client.post(f"/stations/OLD-16/actions/{action}/", form, **HTMX).status_code == 200
     call = Call.objects.get()
@@ -577,7 +573,7 @@ def test_stopping_a_session_that_ended_explains_itself(client, personas: Persona
 
 def test_a_command_without_javascript_redirects_back_with_its_outcome(client,
                                                                        personas: Personas):
-    make_station("OLD-16", personas.site_a, ocpp_version="1.6")
+    make_station("OLD-16", personas.site_a, ocpp_version="1.6", evses=1)
     client.force_login(personas.operator)
     response = client.post("/stations/OLD-16/actions/reset/", {"hard": "false"}, follow=True)
     assert response.redirect_chain[-1][0] == "/stations/OLD-16/"

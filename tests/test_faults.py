@@ -26,7 +26,8 @@ from accounts.models import IdToken
 from csms.gateway.frames import utc_timestamp
 from stations.models import MessageLog, MeterSample, Transaction, TransactionMessage
 from tests.support import servers
-from tests.support.chargers import PASSWORD, ChargerSocket, make_station
+from tests.support.chargers import ChargerSocket
+from tests.support.personas import CHARGER_PASSWORD, make_station
 from tests.support.servers import Proxy, daphne, daphnes, kill, post, redis_server
 from tools.simulator import CallError, ChargerConfig, VirtualCharger
 
@@ -43,9 +44,9 @@ needs_redis = pytest.mark.skipif(
 
 def charger(station_id: str, version: str, url: str, **config) -> VirtualCharger:
     return VirtualCharger(ChargerConfig(
-        station_id=station_id, version=version, url=url, password=PASSWORD, id_tokens=[CARD],
-        meter_interval=3600, session_length=3600, reconnect_min=0.2, reconnect_max=1.0,
-        call_timeout=10, **config))
+        station_id=station_id, version=version, url=url, password=CHARGER_PASSWORD,
+        id_tokens=[CARD], meter_interval=3600, session_length=3600, reconnect_min=0.2,
+        reconnect_max=1.0, call_timeout=10, **config))
 
 
 async def until(condition: Callable[[], bool], seconds: float = 20) -> None:

@@ -25,8 +25,7 @@ from rest_framework.authtoken.models import Token
 
 from accounts.models import AuditEntry, IdToken, Membership, Organization, Site
 from stations.models import LocalListState, Transaction
-from tests.support.chargers import PASSWORD, make_station
-from tests.support.personas import make_user
+from tests.support.personas import CHARGER_PASSWORD, make_station, make_user
 from tests.support.servers import ROOT, daphne, server_env
 from tools.bench import stop_process_group
 from tools.simulator import ChargerConfig, VirtualCharger
@@ -131,7 +130,7 @@ def test_fleet_admin_imports_blocks_and_the_charger_refuses_within_seconds():
                 assert status == 201
             chargers = {version: VirtualCharger(ChargerConfig(
                 station_id=station_id, version=version, url=f"ws://127.0.0.1:{port}/ocpp/",
-                password=PASSWORD, call_timeout=SECONDS)) for version, station_id in
+                password=CHARGER_PASSWORD, call_timeout=SECONDS)) for version, station_id in
                 STATIONS.items()}
             for charger in chargers.values():
                 await charger.connect()

@@ -10,7 +10,8 @@ from channels.layers import get_channel_layer
 
 from csms import logs
 from stations import events
-from tests.support.chargers import ChargerSocket, make_station
+from tests.support.chargers import ChargerSocket
+from tests.support.personas import make_station
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

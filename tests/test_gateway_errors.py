@@ -8,7 +8,8 @@ from asgiref.sync import async_to_sync
 
 from csms.gateway import frames
 from stations.models import MessageLog
-from tests.support.chargers import ChargerSocket, make_station
+from tests.support.chargers import ChargerSocket
+from tests.support.personas import make_station
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

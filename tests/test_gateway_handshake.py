@@ -4,7 +4,8 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from stations.models import RefusedConnection, Station
-from tests.support.chargers import PASSWORD, ChargerSocket, basic, make_station
+from tests.support.chargers import ChargerSocket, basic
+from tests.support.personas import CHARGER_PASSWORD, make_station
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,7 +42,7 @@ def test_good_password_connects_and_is_marked_connected():
 @pytest.mark.parametrize(("password", "headers", "reason"), [
     ("wrong-password-0123456789", None, "wrong_password"),
     (None, None, "no_credentials"),
-    (None, [basic("SOMEONE-ELSE", PASSWORD)], "wrong_username"),
+    (None, [basic("SOMEONE-ELSE", CHARGER_PASSWORD)], "wrong_username"),
     (None, [(b"authorization", b"Basic !!notbase64")], "no_credentials"),
 ])
 def test_bad_credentials_are_refused_and_recorded(password, headers, reason):
@@ -50,7 +51,7 @@ def test_bad_credentials_are_refused_and_recorded(password, headers, reason):
     assert refusals() == [reason]
     (refusal,) = RefusedConnection.objects.all()
     assert refusal.station_id == "LOCKED" and refusal.remote_addr == "127.0.0.1"
-    assert PASSWORD not in refusal.detail
+    assert CHARGER_PASSWORD not in refusal.detail
 
 
 def test_unknown_station_is_refused_by_default():

@@ -16,9 +16,8 @@ from django.test.utils import CaptureQueriesContext
 from prometheus_client import REGISTRY
 from psycopg import pq
 
-from csms.gateway import frames, writer
+from csms.gateway import writer
 from csms.gateway.frames import FrameError
-from csms.gateway.table import TABLE
 from stations import events
 from stations.models import (
     Connector,
@@ -30,23 +29,8 @@ from stations.models import (
     TransactionMessage,
 )
 from tests.support.billing_cast import billing_cast
-from tests.support.chargers import ChargerSocket, make_station
-from tests.support.personas import make_transaction
-
-T0 = "2026-11-24T10:00:00Z"
-
-
-def meter_value(at: str, wh: int) -> dict:
-    return {"timestamp": at, "sampledValue": [
-        {"value": str(wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
-        {"value": "7400", "measurand": "Power.Active.Import", "unit": "W"}]}
-
-
-def job(station: Station, version: str, action: str, payload: dict, n: int) -> writer.Job:
-    # Parsed from its text, as the consumer does: with the payload's JSON for the log.
-    call = frames.parse(json.dumps([2, str(n), action, payload]))
-    return writer.Job(station, version, TABLE.inbound(version)[action].handler, call,
-                      future=None)
+from tests.support.chargers import T0, ChargerSocket, job, meter_value
+from tests.support.personas import make_station, make_transaction
 
 
 def day_of_traffic(stations: list[Station], txs: list[Transaction], at: str) -> list:

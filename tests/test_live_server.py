@@ -2,7 +2,6 @@
 charge point classes over a real TCP WebSocket."""
 
 import asyncio
-import base64
 import urllib.request
 from decimal import Decimal
 
@@ -16,15 +15,15 @@ from ocpp.v201 import call as call201
 
 from accounts.models import IdToken
 from stations.models import Transaction
-from tests.support.chargers import PASSWORD, make_station
+from tests.support.chargers import basic_auth
+from tests.support.personas import make_station
 from tests.support.servers import daphne
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.multiprocess]
 
 
 def auth_header(station_id: str) -> dict:
-    token = base64.b64encode(f"{station_id}:{PASSWORD}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
+    return {"Authorization": basic_auth(station_id)}
 
 
 class Charger16(ChargePoint16):

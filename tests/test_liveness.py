@@ -2,10 +2,8 @@
 /metrics, structured logs, the message log's retention."""
 
 import asyncio
-import base64
 import json
 import logging
-import socket
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -21,24 +19,11 @@ from csms.gateway.frames import utc_timestamp
 from stations import tasks
 from stations.models import MessageLog, Station, Transaction, TransactionMessage
 from stations.services import presence, retention, transactions
-from tests.support.chargers import PASSWORD, ChargerSocket, make_station
-from tests.support.servers import daphnes, kill
+from tests.support.chargers import ChargerSocket, connected, open_raw_socket
+from tests.support.personas import make_station
+from tests.support.servers import daphnes, kill, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_until(condition, seconds: float) -> float:
-    """Seconds it took for `condition` to hold; fails after `seconds`."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > seconds:
-            raise AssertionError(f"not true within {seconds} s")
-        time.sleep(0.05)
-    return time.monotonic() - started
-
-
-def connected(station_id: str) -> bool:
-    return Station.objects.get(pk=station_id).connected
 
 
 # --- silent chargers --------------------------------------------------------------------------
@@ -74,20 +59,6 @@ def test_a_silent_charger_is_closed_and_marked_offline_within_two_intervals(quic
     assert took < 2
     assert talker_open
     assert not connected("QUIET")
-
-
-def open_raw_socket(port: int, station_id: str) -> socket.socket:
-    """A charger that completes the WebSocket handshake and then never reads again: it will not
-    answer the server's pings, like a charger whose network dropped without a FIN."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    auth = base64.b64encode(f"{station_id}:{PASSWORD}".encode()).decode()
-    sock.sendall((
-        f"GET /ocpp/{station_id} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocpp1.6\r\n"
-        f"Authorization: Basic {auth}\r\n\r\n").encode())
-    assert b" 101 " in sock.recv(4096).split(b"\r\n")[0]
-    return sock
 
 
 @pytest.mark.multiprocess

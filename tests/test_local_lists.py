@@ -11,7 +11,8 @@ from accounts.models import AuditEntry, IdToken
 from stations import tasks
 from stations.models import Call, LocalListEntry, LocalListPush, LocalListState, Station
 from stations.services import local_lists
-from tests.support.chargers import ChargerSocket, make_station
+from tests.support.chargers import ChargerSocket
+from tests.support.personas import make_station
 
 pytestmark = pytest.mark.django_db(transaction=True)
 LISTS = "/api/v1/local-lists/"

@@ -1,8 +1,6 @@
 """Two server processes on Redis: a command asked of one reaches a charger held by the other."""
 
 import asyncio
-import json
-import urllib.request
 
 import pytest
 from django.conf import settings
@@ -10,8 +8,8 @@ from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 
 from stations.models import Call
-from tests.support.chargers import PASSWORD, make_station
-from tests.support.servers import daphne
+from tests.support.personas import CHARGER_PASSWORD, make_station
+from tests.support.servers import daphne, post_with_status
 from tools.simulator import ChargerConfig, VirtualCharger
 
 pytestmark = [
@@ -20,14 +18,6 @@ pytestmark = [
     pytest.mark.skipif(not settings.REDIS_URL,
                        reason="processes share a channel layer only through Redis"),
 ]
-
-
-def post(port: int, path: str, token: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
-        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.status, json.loads(response.read())
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
@@ -41,7 +31,7 @@ def test_remote_start_via_one_process_reaches_charger_on_another(version):
         async def scenario():
             charger = VirtualCharger(ChargerConfig(
                 station_id=station_id, version=version, url=f"ws://127.0.0.1:{port_b}/ocpp/",
-                password=PASSWORD, id_tokens=["MP-CARD"], meter_interval=60,
+                password=CHARGER_PASSWORD, id_tokens=["MP-CARD"], meter_interval=60,
                 session_every=None, session_length=600))
             stop = asyncio.Event()
             running = asyncio.ensure_future(charger.run(stop))
@@ -50,7 +40,7 @@ def test_remote_start_via_one_process_reaches_charger_on_another(version):
                     break
                 await asyncio.sleep(0.1)
             status, body = await asyncio.to_thread(
-                post, port_a, f"/api/v1/stations/{station_id}/remote-start/", token,
+                post_with_status, port_a, f"/api/v1/stations/{station_id}/remote-start/", token,
                 {"evse": 1, "id_token": "MP-CARD"})
             stop.set()
             await asyncio.wait_for(running, 10)

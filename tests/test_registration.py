@@ -12,9 +12,9 @@ from django.test import Client
 from accounts.models import AuditEntry
 from stations.api.serializers import StationSerializer
 from stations.models import Station
-from tests.support.chargers import ChargerSocket, make_station
+from tests.support.chargers import ChargerSocket
 from tests.support.concurrency import in_threads
-from tests.support.personas import Personas
+from tests.support.personas import Personas, make_station
 from tests.test_dashboard_socket import ids, opened, receive, run, socket
 
 pytestmark = pytest.mark.django_db(transaction=True)

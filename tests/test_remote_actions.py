@@ -84,7 +84,7 @@ def test_each_endpoint_sends_its_command_to_a_connected_charger(api, personas: P
 
 @each_action
 def test_the_dashboard_posts_the_same_fields(client, personas: Personas, entry):
-    station = make_station("OLD-16", personas.site_a, ocpp_version="1.6")
+    station = make_station("OLD-16", personas.site_a, ocpp_version="1.6", evses=1)
     session = make_transaction(station, personas.token)
     data, message = EXAMPLES[entry.name]
     client.force_login(personas.manager)

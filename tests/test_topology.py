@@ -16,7 +16,7 @@ from rest_framework.authtoken.models import Token
 from accounts.models import IdToken
 from stations import events
 from stations.models import Call
-from tests.support.chargers import PASSWORD, make_station
+from tests.support.personas import CHARGER_PASSWORD, make_station
 from tests.support.servers import post, procfile_webs
 from tools.simulator import ChargerConfig, VirtualCharger
 
@@ -50,7 +50,7 @@ def test_procfile_web_processes_share_commands_and_events():
             await layer.group_add(events.FEED, listener)
             charger = VirtualCharger(ChargerConfig(
                 station_id="TOPO-1", version="2.0.1", url=f"ws://127.0.0.1:{port_b}/ocpp/",
-                password=PASSWORD, id_tokens=["TOPO-CARD"], meter_interval=3600))
+                password=CHARGER_PASSWORD, id_tokens=["TOPO-CARD"], meter_interval=3600))
             stop = asyncio.Event()
             running = asyncio.create_task(charger.run(stop))
             seen: list[str] = []

@@ -3,15 +3,14 @@ whatever `--ws` implementation the Procfile names: a charger that stops answerin
 marked offline within the ping interval plus the ping timeout; one that answers stays."""
 
 import asyncio
-import base64
 import time
 
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.support.chargers import PASSWORD, make_station
-from tests.support.servers import _servers
-from tests.test_liveness import connected, open_raw_socket, wait_until
+from tests.support.chargers import basic_auth, connected, open_raw_socket
+from tests.support.personas import make_station
+from tests.support.servers import _servers, wait_until
 from tools.bench import procfile_web
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.multiprocess]
@@ -28,13 +27,12 @@ def quick_pings(port: int) -> list[str]:
 def test_the_procfile_server_closes_a_charger_that_stops_answering_pings():
     make_station("PING-DEAD")
     make_station("PING-ALIVE")
-    auth = base64.b64encode(f"PING-ALIVE:{PASSWORD}".encode()).decode()
 
     with _servers(1, "web-pings", quick_pings, {}) as [(port, _)]:
         async def scenario() -> tuple[float, bool]:
             # A charger whose client answers pings (websockets does), silent otherwise.
             async with connect(f"ws://127.0.0.1:{port}/ocpp/PING-ALIVE", subprotocols=["ocpp1.6"],
-                               additional_headers={"Authorization": f"Basic {auth}"},
+                               additional_headers={"Authorization": basic_auth("PING-ALIVE")},
                                ping_interval=None) as alive:
                 started = time.monotonic()
                 took = await asyncio.to_thread(wait_until, lambda: not connected("PING-DEAD"), 8)

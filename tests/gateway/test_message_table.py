@@ -16,9 +16,9 @@ from csms.gateway.table import SPOKEN, TABLE, Direction, block_modules
 from stations.models import Call, MessageLog, Station
 from stations.services import commands
 from tests.support import ROOT
-from tests.support.chargers import make_station
+from tests.support.chargers import RealCharger, in_thread, serving
 from tests.support.examples import Examples
-from tests.support.real_socket import RealCharger, in_thread, serving
+from tests.support.personas import make_station
 
 
 def _examples() -> dict[str, Examples]:

@@ -2,8 +2,8 @@
 
     personas      the cast (people, organizations, sites, stations, cards) and builders of more
     billing_cast  billing's additions to the cast: an issuer, tariffs, priced sessions
-    chargers      a charger speaking raw OCPP-J frames in-process, over the consumer
-    real_socket   a charger over a real TCP socket to uvicorn in the test's own loop
+    chargers      chargers speaking raw OCPP-J frames: in-process over the consumer, or over a
+                  real TCP socket to uvicorn in the test's own loop; and a silent one
     examples      what each block's test module gives the message table's test
     servers       real server processes: daphne, uvicorn as the Procfile runs it, redis, and a
                   TCP proxy

@@ -1,5 +1,5 @@
-"""Billing's additions to the cast of tests/support/personas.py: an issuer, tariffs, and sessions that
-chargers report through the domain's writers (so billing prices them as it would live)."""
+"""Billing's additions to the cast of tests/support/personas.py: an issuer, tariffs, and sessions
+that chargers report through the domain's writers (so billing prices them as it would live)."""
 
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -12,7 +12,7 @@ from billing.models import CustomerAccount, Issuer, Tariff
 from stations import records
 from stations.models import Connector, Station, StatusChange, Transaction, TransactionMessage
 from stations.services import batch, transactions
-from tests.support.personas import Personas
+from tests.support.personas import Personas, status
 
 D = Decimal
 TARIFF_START = datetime.fromisoformat("2026-01-01T00:00:00+00:00")
@@ -93,11 +93,6 @@ def charge(station: Station, token: IdToken | None, *, start: datetime,
         status(station, "Available", start + timedelta(minutes=unplug), evse)
     tx.refresh_from_db()
     return tx
-
-
-def status(station: Station, state: str, at: datetime, evse: int = 1) -> None:
-    with transaction.atomic():
-        batch.status_record(station, evse=evse, connector=1, status=state, timestamp=at)
 
 
 def fleet_sessions(personas: Personas, days: tuple[int, ...] = (3, 10)) -> list[Transaction]:

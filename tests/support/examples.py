@@ -1,6 +1,6 @@
-"""What each block's test module gives the table's own test (tests/gateway/test_message_table.py):
-an example of every message its block handles or sends, per version, so that every entry of the
-message table is reached on a real socket.
+"""What each block's test module (tests/gateway/blocks/test_<block>.py) gives the table's own
+test (tests/gateway/test_message_table.py): an example of every message its block handles or
+sends, per version, so that every entry of the message table is reached on a real socket.
 
     EXAMPLES = Examples(
         received={("1.6", "Heartbeat"): {}},                           # charger → CSMS payloads
@@ -19,5 +19,3 @@ class Examples:
     received: dict[tuple[str, str], dict] = field(default_factory=dict)
     sent: dict[tuple[str, type[Command]], tuple[Command, dict]] = field(default_factory=dict)
 
-
-T0 = "2026-11-24T10:00:00Z"

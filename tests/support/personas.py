@@ -11,14 +11,16 @@ a person per role, so a test says who acts and checks what that person may see a
 Every person's password is PASSWORD. Stations use security profile 1 with CHARGER_PASSWORD, have
 EVSE 1 with connector 1 reported Available, and have never connected (no OCPP version known).
 
-conftest.py offers each of these as a fixture of the same name (and `personas` for all of them);
-the helpers below build more of the same for a test that needs it.
+tests/conftest.py offers each of these as a fixture of the same name (and `personas` for all of
+them); the helpers below build more of the same for a test that needs it, and the stations the
+chargers of tests/support/chargers.py connect as.
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cache
+from typing import Any
 
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import User
@@ -69,8 +71,8 @@ def create() -> Personas:
         outsider=make_user("outsider", org_b, Role.PROPERTY_MANAGER),
         fleet=make_user("fleet", fleet_org, Role.FLEET_ADMIN),
         site_a=site_a, site_b=site_b,
-        station_a=make_station("STATION-A", site_a),
-        station_b=make_station("STATION-B", site_b),
+        station_a=make_station("STATION-A", site_a, evses=1),
+        station_b=make_station("STATION-B", site_b, evses=1),
         token=IdToken.objects.create(value="TOKEN-OPERATOR", organization=operator_org),
         fleet_token=IdToken.objects.create(value="TOKEN-FLEET", organization=fleet_org),
     )
@@ -89,21 +91,29 @@ def make_user(username: str, organization: Organization, role: str) -> User:
     return user
 
 
-def make_station(station_id: str, site: Site | None, *, evses: int = 1,
-                 ocpp_version: str = "") -> Station:
-    """A profile-1 station whose EVSEs (connector 1 each) reported Available.
+def make_station(station_id: str, site: Site | None = None, *, evses: int = 0, profile: int = 1,
+                 **fields: Any) -> Station:
+    """A station that knows CHARGER_PASSWORD (any security profile but 0), disconnected.
 
-    ocpp_version: the version the station spoke when it last connected ("" for never); it
-    stays disconnected either way.
+    evses: how many EVSEs (connector 1 each) reported Available; none by default, a station
+    that never told what it has. fields: any other of the station's fields, e.g. the
+    ocpp_version it spoke when it last connected ("" for never), or connected=True.
     """
     station = Station.objects.create(
-        pk=station_id, site=site, security_profile=Station.SecurityProfile.BASIC,
-        password_hash=_hashed(CHARGER_PASSWORD, "charger_pbkdf2"), ocpp_version=ocpp_version,
+        pk=station_id, site=site, security_profile=profile,
+        password_hash=_hashed(CHARGER_PASSWORD, "charger_pbkdf2") if profile else "", **fields,
     )
-    with transaction.atomic():
-        for number in range(1, evses + 1):
-            batch.status_record(station, evse=number, connector=1, status="Available")
+    if evses:
+        with transaction.atomic():
+            for number in range(1, evses + 1):
+                batch.status_record(station, evse=number, connector=1, status="Available")
     return station
+
+
+def status(station: Station, state: str, at: datetime | None = None, evse: int = 1) -> None:
+    """A connector's status as its charger reports it (at `at`, or now), through the domain."""
+    with transaction.atomic():
+        batch.status_record(station, evse=evse, connector=1, status=state, timestamp=at)
 
 
 def make_transaction(station: Station, token: IdToken | None = None, *, evse: int = 1,

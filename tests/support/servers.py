@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -84,13 +85,29 @@ def _servers(count: int, name: str, command: Callable[[int], list[str]],
         yield servers
 
 
+def wait_until(condition: Callable[[], object], seconds: float = 10, what: str = "") -> float:
+    """Seconds it took for `condition` (what another process or thread does) to hold; fails
+    after `seconds`, saying `what` was awaited."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > seconds:
+            raise AssertionError(f"not true within {seconds} s" + (f": {what}" if what else ""))
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
 def post(port: int, path: str, token: str, body: dict) -> dict:
     """POST JSON to a server process's API with a DRF token; the decoded answer."""
+    return post_with_status(port, path, token, body)[1]
+
+
+def post_with_status(port: int, path: str, token: str, body: dict) -> tuple[int, dict]:
+    """The same, with the answer's HTTP status."""
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
         headers={"Authorization": f"Token {token}", "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
+        return response.status, json.loads(response.read())
 
 
 def kill(process: subprocess.Popen) -> None:

@@ -1,6 +1,7 @@
 """Transactions: 1.6 start and stop, 2.0.1 transaction events."""
 
-from tests.support.examples import T0, Examples
+from tests.support.chargers import T0
+from tests.support.examples import Examples
 
 EXAMPLES = Examples(
     received={
