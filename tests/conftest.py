@@ -23,6 +23,9 @@ from tests.support import personas as cast
 from tests.support.billing_cast import billing_cast
 from tests.support.personas import Personas
 
+# The browser tests' fixtures, `server` and `dashboard`, for the browser tests of every folder.
+pytest_plugins = ["tests.support.browser"]
+
 
 @pytest.fixture(autouse=True)
 def _no_persistent_connections(settings) -> None:

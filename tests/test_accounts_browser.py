@@ -4,8 +4,8 @@ one, the simulated charger refuses that card (online and in its local list) whil
 accepted, the station shows its list in sync, a manager of another organization sees none of
 it, and the operator finds it all in the audit log.
 
-The server and browser come from tests/test_browser.py (the dashboard's); on the production
-path a real Celery worker runs the background work.
+The server and browser come from tests/support/browser.py (the dashboard's); on the
+production path a real Celery worker runs the background work.
 """
 
 import re
@@ -14,15 +14,11 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from tests.support.browser import Dashboard
 from tests.support.personas import PASSWORD, Personas
-from tests.support.servers import wait_until
-from tests.test_browser import Dashboard
-from tests.test_fleet_e2e import celery_worker
+from tests.support.servers import celery_worker, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-# The dashboard's server and browser fixtures.
-pytest_plugins = ["tests.test_browser"]
 
 CSV = "card_number,holder\nFL-1,Ann\nFL-2,Bob\nFL-3,Cy\nFL 4,Bad number\n"
 

@@ -13,12 +13,12 @@ from pypdf import PdfReader
 from billing.models import SessionCost
 from stations.models import Transaction
 from tests.support.billing_cast import billing_cast
-from tests.test_browser import Dashboard, dashboard, orm, server  # noqa: F401  (fixtures)
+from tests.support.browser import Dashboard, orm
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_finance_sees_the_cost_and_invoices_the_session(dashboard: Dashboard, personas,  # noqa: F811
+def test_finance_sees_the_cost_and_invoices_the_session(dashboard: Dashboard, personas,
                                                         tmp_path: Path):
     orm(billing_cast, personas)  # site A: 0.40 EUR/kWh + 19 % VAT, invoiced by the operator
     charger = dashboard.charger("STATION-A")

@@ -1,50 +1,26 @@
 """The dashboard's live socket, driven in-process: who may connect, which events reach whom, and
 that what is pushed is re-read from the database as small fragments.
 
-Each test runs one asyncio scenario (asyncio.run): the communicator's consumer lives in that
-loop, and database writes go through database_sync_to_async so that the events they publish on
-commit (async_to_sync(group_send)) are delivered in the same loop.
+Each test runs one asyncio scenario (asyncio.run, by tests/support/live.py's run): the
+communicator's consumer lives in that loop, and database writes go through
+database_sync_to_async so that the events they publish on commit (async_to_sync(group_send))
+are delivered in the same loop.
 """
 
-import asyncio
 import re
 from decimal import Decimal
-from html.parser import HTMLParser
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.db import transaction
-from django.test import Client
 
-from csms.asgi import application
 from stations import events, records
 from stations.models import Call, Station
 from stations.services import batch, presence, registration
+from tests.support.live import ids, opened, receive, run, socket
 from tests.support.personas import Personas, make_transaction
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-WAIT = 3  # seconds: generous, a fragment normally follows its event within the 0.2 s pause
-
-
-def session_cookie(user) -> str:
-    client = Client()
-    client.force_login(user)
-    return client.cookies["sessionid"].value
-
-
-async def socket(user=None, query: str = "page=overview",
-                 origin: str = "http://testserver") -> WebsocketCommunicator:
-    headers = [(b"host", b"testserver"), (b"origin", origin.encode())]
-    if user is not None:
-        cookie = await database_sync_to_async(session_cookie)(user)
-        headers.append((b"cookie", f"sessionid={cookie}".encode()))
-    return WebsocketCommunicator(application, f"/ws/dashboard/?{query}", headers=headers)
-
-
-def run(scenario) -> None:
-    asyncio.run(scenario())
 
 
 @database_sync_to_async
@@ -65,54 +41,6 @@ def set_connected(station_id: str) -> None:
 def start_session(personas: Personas):
     return make_transaction(Station.objects.get(pk="STATION-A"), personas.token,
                             start_wh=Decimal("1000"))
-
-
-class _TopLevel(HTMLParser):
-    VOID = {"br", "hr", "img", "input", "link", "meta", "source", "wbr", "col", "area"}
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.depth = 0
-        self.tags: list[tuple[str, str]] = []
-
-    def handle_starttag(self, tag, attrs):
-        if self.depth == 0:
-            self.tags.append((tag, dict(attrs).get("id", "")))
-        if tag not in self.VOID:
-            self.depth += 1
-
-    def handle_endtag(self, tag):
-        self.depth -= 1
-
-
-TABLE_PARTS = {"tbody", "thead", "tfoot", "tr", "td", "th"}
-
-
-def ids(*messages: str) -> list[list[str]]:
-    """The ids of each message's top-level elements: what the ws extension swaps.
-
-    A browser parses a message as a template whose first element decides the parser's mode:
-    table parts after another element (or the reverse) would be dropped, so none may mix.
-    """
-    found = []
-    for message in messages:
-        parser = _TopLevel()
-        parser.feed(message)
-        kinds = {tag in TABLE_PARTS for tag, _ in parser.tags}
-        assert len(kinds) == 1, f"table parts mixed with other elements: {parser.tags}"
-        assert all(element_id for _, element_id in parser.tags), parser.tags
-        found.append([element_id for _, element_id in parser.tags])
-    return found
-
-
-async def receive(communicator: WebsocketCommunicator, count: int = 1) -> list[str]:
-    return [await communicator.receive_from(timeout=WAIT) for _ in range(count)]
-
-
-async def opened(communicator: WebsocketCommunicator, count: int = 1) -> list[str]:
-    connected, _ = await communicator.connect()
-    assert connected
-    return await receive(communicator, count)
 
 
 # --- who may connect -------------------------------------------------------------------------

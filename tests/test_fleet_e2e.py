@@ -10,24 +10,18 @@ property manager of another organization sees none of it; the audit log shows it
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from django.conf import settings
 from rest_framework.authtoken.models import Token
 
 from accounts.models import AuditEntry, IdToken, Membership, Organization, Site
 from stations.models import LocalListState, Transaction
 from tests.support.personas import CHARGER_PASSWORD, make_station, make_user
-from tests.support.servers import ROOT, daphne, server_env
-from tools.bench import stop_process_group
+from tests.support.servers import celery_worker, daphne
 from tools.simulator import ChargerConfig, VirtualCharger
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.multiprocess]
@@ -35,31 +29,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.multiprocess]
 CARDS = [f"FLEET-{n:03d}" for n in range(1, 21)]
 STATIONS = {"1.6": "E2E-16", "2.0.1": "E2E-201"}
 SECONDS = 20  # every wait below is bounded by this
-
-
-@contextmanager
-def celery_worker() -> Iterator[None]:
-    """A real worker on the test database (production path only: embedded, tasks run eagerly
-    inside daphne)."""
-    if not settings.REDIS_URL:
-        yield
-        return
-    log_path = ROOT / f"test-artifacts/celery-{uuid.uuid4().hex[:8]}.log"
-    log = open(log_path, "w")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "csms", "worker", "--pool", "solo",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info"],
-        cwd=ROOT, env=server_env(), stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True)
-    try:
-        deadline = time.monotonic() + SECONDS
-        while "ready." not in log_path.read_text():
-            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.2)
-        yield
-    finally:
-        stop_process_group(process)
-        log.close()
 
 
 class Api:
@@ -121,7 +90,7 @@ def test_fleet_admin_imports_blocks_and_the_charger_refuses_within_seconds():
     for station_id in STATIONS.values():
         make_station(station_id, site=site)
 
-    with daphne() as (port, _), celery_worker():
+    with daphne() as (port, _), celery_worker(SECONDS):
         as_operator, as_fleet, as_outsider = (Api(port, u) for u in (operator, fleet, outsider))
 
         async def day() -> dict[str, float]:

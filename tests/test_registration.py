@@ -7,15 +7,14 @@ from types import SimpleNamespace
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from django.test import Client
 
 from accounts.models import AuditEntry
 from stations.api.serializers import StationSerializer
 from stations.models import Station
 from tests.support.chargers import ChargerSocket
 from tests.support.concurrency import in_threads
+from tests.support.live import ids, logged_in, opened, receive, run, socket
 from tests.support.personas import Personas, make_station
-from tests.test_dashboard_socket import ids, opened, receive, run, socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,12 +25,6 @@ PENDING = Station.Registration.PENDING
 def pending_station(station_id: str, site=None) -> Station:
     return Station.objects.create(pk=station_id, site=site, registration=PENDING,
                                   security_profile=Station.SecurityProfile.NONE)
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def decisions() -> list[tuple[str, str, str, str, dict]]:

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 
@@ -126,6 +127,31 @@ def _process(command: list[str], name: str, env: dict[str, str]) -> Iterator[sub
     finally:
         if process.poll() is None:
             stop_process_group(process)
+        log.close()
+
+
+@contextmanager
+def celery_worker(seconds: float = 20) -> Iterator[None]:
+    """A real worker on the test database (production path only: embedded, tasks run eagerly
+    inside daphne), ready within `seconds`."""
+    if not settings.REDIS_URL:
+        yield
+        return
+    log_path = ROOT / f"test-artifacts/celery-{uuid.uuid4().hex[:8]}.log"
+    log = open(log_path, "w")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "csms", "worker", "--pool", "solo",
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info"],
+        cwd=ROOT, env=server_env(), stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True)
+    try:
+        deadline = time.monotonic() + seconds
+        while "ready." not in log_path.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+        yield
+    finally:
+        stop_process_group(process)
         log.close()
 
 
