@@ -1,77 +1,20 @@
-"""The RFID card lifecycle: what a charger is told per card state (both versions), issuing,
-blocking and expiring through the API, CSV import (5,000 rows with bad ones, re-imported) and
-export, each action in the audit log."""
+"""The RFID card lifecycle: issuing, blocking and expiring through the API, CSV import (5,000
+rows with bad ones, re-imported) and export, each action in the audit log. What a charger is
+told per card state is in the authorization block's test,
+tests/gateway/blocks/test_authorization.py."""
 
 import csv
 import io
 import time
-from datetime import timedelta
 
 import pytest
-from asgiref.sync import async_to_sync
-from django.utils import timezone
 
 from accounts import cards
 from accounts.models import AuditEntry, CardImport, IdToken
-from tests.support.chargers import ChargerSocket
-from tests.support.personas import make_station, make_transaction
+from tests.support.personas import make_transaction
 
 TOKENS = "/api/v1/id-tokens/"
 IMPORTS = "/api/v1/card-imports/"
-
-
-# --- what the charger is told ---------------------------------------------------------------
-
-EXPECTED = {
-    # card: (1.6 answer, 2.0.1 answer)
-    "CARD-OK": ("Accepted", "Accepted"),
-    "CARD-BLOCKED": ("Blocked", "Blocked"),
-    "CARD-RAN-OUT": ("Expired", "Expired"),
-    "CARD-EXPIRED": ("Expired", "Expired"),
-    "CARD-UNKNOWN": ("Invalid", "Invalid"),
-    "CARD-ELSEWHERE": ("Invalid", "NotAtThisLocation"),
-    "CARD-HERE": ("Accepted", "Accepted"),
-    "CARD-GROUP-2": ("ConcurrentTx", "ConcurrentTx"),
-    "CARD-BUSY": ("ConcurrentTx", "ConcurrentTx"),
-    "CARD-BUSY-HERE": ("Accepted", "Accepted"),  # its session is at this very station
-}
-
-
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
-def test_authorize_answers_each_card_state(personas, version):
-    station = make_station(f"AUTH-{version}", site=personas.site_a)
-    past = timezone.now() - timedelta(days=1)
-    IdToken.objects.create(value="CARD-OK")
-    IdToken.objects.create(value="CARD-BLOCKED", status=IdToken.Status.BLOCKED)
-    IdToken.objects.create(value="CARD-RAN-OUT", expires_at=past)
-    IdToken.objects.create(value="CARD-EXPIRED", status=IdToken.Status.EXPIRED)
-    IdToken.objects.create(value="CARD-ELSEWHERE").allowed_sites.set([personas.site_b])
-    IdToken.objects.create(value="CARD-HERE").allowed_sites.set([personas.site_a, personas.site_b])
-    first = IdToken.objects.create(value="CARD-GROUP-1", group="FAMILY")
-    IdToken.objects.create(value="CARD-GROUP-2", group="FAMILY")
-    make_transaction(personas.station_b, first)  # the group charges at another station
-    # Cards without a group ("") charging elsewhere: CARD-OK and CARD-HERE stay accepted.
-    make_transaction(personas.station_b, IdToken.objects.create(value="CARD-BUSY"), evse=2)
-    make_transaction(station, IdToken.objects.create(value="CARD-BUSY-HERE"))
-
-    async def ask() -> dict[str, str]:
-        charger = ChargerSocket(station.pk, version)
-        assert await charger.connect()
-        answers = {}
-        for card in EXPECTED:
-            if version == "1.6":
-                reply = await charger.ok("Authorize", {"idTag": card})
-                answers[card] = reply["idTagInfo"]["status"]
-            else:
-                reply = await charger.ok("Authorize",
-                                         {"idToken": {"idToken": card, "type": "ISO14443"}})
-                answers[card] = reply["idTokenInfo"]["status"]
-        await charger.close()
-        return answers
-
-    column = 0 if version == "1.6" else 1
-    assert async_to_sync(ask)() == {card: both[column] for card, both in EXPECTED.items()}
 
 
 # --- single cards through the API -------------------------------------------------------------
@@ -261,7 +204,6 @@ def test_finance_and_managers_cannot_write_cards(api, finance, manager, personas
                                               "ids": [personas.fleet_token.pk]},
                            format="json").status_code == 403
     assert IdToken.objects.get(pk=personas.fleet_token.pk).status == "Accepted"
-
 
 
 @pytest.mark.django_db
