@@ -9,7 +9,6 @@ from django.contrib.auth.models import User
 from accounts import audit
 from accounts.models import AuditEntry, CardImport, IdToken, Membership
 from stations.models import LocalListState
-from stations.services import local_lists
 from tests.support.personas import PASSWORD, make_station
 
 pytestmark = pytest.mark.django_db
@@ -184,10 +183,3 @@ def test_login_with_password_reaches_the_cards(client, fleet):
     assert client.login(username="fleet", password=PASSWORD)
     assert client.get("/cards/").status_code == 200
 
-
-def test_local_list_state_is_kept_per_station(personas, operator):
-    station = make_station("KEEP-1", personas.site_a, ocpp_version="1.6", evses=1)
-    local_lists.set_enabled(operator, station, True)
-    local_lists.set_enabled(operator, station, False)
-    assert not LocalListState.objects.get(station=station).enabled
-    assert AuditEntry.objects.filter(action="local_list.push").count() == 2
