@@ -1,24 +1,14 @@
-"""The version-neutral cost update command: 2.0.1 chargers get CostUpdated, 1.6 ones nothing."""
+"""The version-neutral cost update command: 2.0.1 chargers get CostUpdated, 1.6 ones nothing,
+and a running session is priced again only after the interval. What the command says in each
+version is the tariff and cost block's test (tests/gateway/blocks/test_tariff_cost.py)."""
 
 from decimal import Decimal
 
 import pytest
 
-from csms.gateway.frames import CALL, validate
-from csms.gateway.table import TABLE, VersionProtocol
 from stations.models import Call
 from stations.services import commands
 from tests.support.personas import make_station, make_transaction
-
-
-def test_builders_speak_each_version():
-    action, payload = VersionProtocol(TABLE, "2.0.1").build(
-        commands.CostUpdate("tx-1", Decimal("12.34")))
-    assert (action, payload) == ("CostUpdated", {"totalCost": Decimal("12.34"),
-                                                 "transactionId": "tx-1"})
-    validate(CALL, action, payload, "2.0.1")
-    with pytest.raises(commands.CommandError, match=r"1\.6 has no message"):
-        VersionProtocol(TABLE, "1.6").build(commands.CostUpdate("1", Decimal("1")))
 
 
 def test_cost_update_is_none_for_16_and_stored_for_201(personas):
