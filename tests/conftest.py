@@ -123,7 +123,7 @@ def api(db) -> Callable[[User | None], APIClient]:
 @pytest.fixture
 def eager():
     """Celery tasks run in-process for this test, on the production path too (where the tests
-    that need a real worker start one, tests/test_fleet_e2e.py)."""
+    that need a real worker start one: tests/support/servers.py's celery_worker)."""
     from csms.celery import app
 
     before = app.conf.task_always_eager

@@ -2,7 +2,7 @@
 away for 30 s, and a charger's hours-long offline backlog.
 
 Real processes, a real Redis and PostgreSQL, the project's simulator as the charger; all on
-127.0.0.1, each bounded in time. Faults come from tests/servers.py: SIGKILL, a private
+127.0.0.1, each bounded in time. Faults come from tests/support/servers.py: SIGKILL, a private
 redis-server, and a TCP proxy (load balancer, or a cable to PostgreSQL the test cuts).
 """
 
