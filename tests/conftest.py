@@ -15,7 +15,7 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from accounts.models import Site
+from accounts.models import IdToken, Site
 from billing.models import Issuer, Tariff
 from csms.gateway import auth
 from stations.models import Station
@@ -103,6 +103,15 @@ def station_a(personas: Personas) -> Station:
 @pytest.fixture
 def station_b(personas: Personas) -> Station:
     return personas.station_b
+
+
+@pytest.fixture
+def tokens(db) -> None:
+    """Cards of no organization that the gateway's tests' chargers name: CARD-1 valid,
+    CARD-BLOCKED blocked, CARD-OLD expired."""
+    IdToken.objects.create(value="CARD-1")
+    IdToken.objects.create(value="CARD-BLOCKED", status=IdToken.Status.BLOCKED)
+    IdToken.objects.create(value="CARD-OLD", expires_at="2020-01-01T00:00:00Z")
 
 
 @pytest.fixture
