@@ -11,7 +11,8 @@
     browser       the dashboard in Debian's chromium (Playwright) against a real daphne
     concurrency   real threads for races
 
-Their fixtures are in tests/conftest.py, which applies to every folder below it.
+Their fixtures are offered by tests/conftest.py, which applies to every folder below it (the
+browser's are defined in browser.py and registered there).
 """
 
 from pathlib import Path
