@@ -48,7 +48,7 @@ test: venv browser lint check
 
 # Refresh the README's screenshots (docs/screenshots/) from the browser tests.
 screenshots: venv browser
-	CSMS_RUN_ID=$${CSMS_RUN_ID:-$$$$} UPDATE_SCREENSHOTS=1 $(VENV)/bin/pytest tests/test_browser.py -k screenshots
+	CSMS_RUN_ID=$${CSMS_RUN_ID:-$$$$} UPDATE_SCREENSHOTS=1 $(VENV)/bin/pytest tests/dashboard/test_browser.py -k screenshots
 
 # Load benchmark (tools/bench.py) against PostgreSQL and Redis on 127.0.0.1 (started as .ci/run does).
 # The method and the latest figures: docs/benchmark.md. BENCH_ARGS="--servers 2 --profile" etc.

@@ -1,4 +1,5 @@
-"""Shared fixtures: the personas of tests/personas.py, and API clients acting as one of them.
+"""Shared fixtures: the personas of tests/support/personas.py, and API clients acting as one of
+them.
 
     def test_outsider_cannot_see_a(api, outsider, station_a):
         assert api(outsider).get(f"/api/v1/stations/{station_a.pk}/").status_code == 404
@@ -14,13 +15,16 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from accounts.models import Site
+from accounts.models import IdToken, Site
 from billing.models import Issuer, Tariff
 from csms.gateway import auth
 from stations.models import Station
-from tests import personas as cast
-from tests.billing_cast import billing_cast
-from tests.personas import Personas
+from tests.support import personas as cast
+from tests.support.billing_cast import billing_cast
+from tests.support.personas import Personas
+
+# The browser tests' fixtures, `server` and `dashboard`, for the browser tests of every folder.
+pytest_plugins = ["tests.support.browser"]
 
 
 @pytest.fixture(autouse=True)
@@ -76,8 +80,8 @@ def fleet(personas: Personas) -> User:
 
 @pytest.fixture(name="cast")
 def billing_cast_fixture(personas: Personas) -> tuple[Issuer, Tariff]:
-    """Billing's additions (tests/billing_cast.py): the operator invoices, site A has a tariff,
-    the fleet has billing details."""
+    """Billing's additions (tests/support/billing_cast.py): the operator invoices, site A has a
+    tariff, the fleet has billing details."""
     return billing_cast(personas)
 
 
@@ -102,6 +106,15 @@ def station_b(personas: Personas) -> Station:
 
 
 @pytest.fixture
+def tokens(db) -> None:
+    """Cards of no organization that the gateway's tests' chargers name: CARD-1 valid,
+    CARD-BLOCKED blocked, CARD-OLD expired."""
+    IdToken.objects.create(value="CARD-1")
+    IdToken.objects.create(value="CARD-BLOCKED", status=IdToken.Status.BLOCKED)
+    IdToken.objects.create(value="CARD-OLD", expires_at="2020-01-01T00:00:00Z")
+
+
+@pytest.fixture
 def api(db) -> Callable[[User | None], APIClient]:
     """api(user): a DRF client sending user's API token, as an integration would; api() is
     anonymous."""
@@ -119,7 +132,7 @@ def api(db) -> Callable[[User | None], APIClient]:
 @pytest.fixture
 def eager():
     """Celery tasks run in-process for this test, on the production path too (where the tests
-    that need a real worker start one, tests/test_fleet_e2e.py)."""
+    that need a real worker start one: tests/support/servers.py's celery_worker)."""
     from csms.celery import app
 
     before = app.conf.task_always_eager

@@ -206,8 +206,8 @@ class _Draft4Code(CodeGeneratorDraft04):
     """fastjsonschema's draft-04 code, changed where it would pass what Draft4Validator rejects.
 
     The `ocpp` library checks both versions' schemas with Draft4Validator, without format checks
-    and without filling defaults in; `_compile` asks for the same. `tests/test_frames_validation.py`
-    holds the two to the same verdicts over every schema.
+    and without filling defaults in; `_compile` asks for the same.
+    `tests/gateway/test_frame_validation.py` holds the two to the same verdicts over every schema.
     """
 
     def generate_type(self) -> None:

@@ -6,7 +6,6 @@ is answered NotSupported, and each command is sent in its version's words and it
 The examples come from each block's own test module (tests/gateway/blocks/test_<block>.py)."""
 
 from importlib import import_module
-from pathlib import Path
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -16,11 +15,10 @@ from csms.gateway.frames import CALL, CALLRESULT
 from csms.gateway.table import SPOKEN, TABLE, Direction, block_modules
 from stations.models import Call, MessageLog, Station
 from stations.services import commands
-from tests.charger_socket import make_station
-from tests.gateway.examples import Examples
-from tests.real_socket import RealCharger, in_thread, serving
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
+from tests.support.chargers import RealCharger, in_thread, serving
+from tests.support.examples import Examples
+from tests.support.personas import make_station
 
 
 def _examples() -> dict[str, Examples]:

@@ -1,7 +1,8 @@
 """Availability: connector status, availability changes, heartbeats."""
 
 from stations.services import commands
-from tests.gateway.examples import T0, Examples
+from tests.support.chargers import T0
+from tests.support.examples import Examples
 
 EXAMPLES = Examples(
     received={

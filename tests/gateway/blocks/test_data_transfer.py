@@ -1,6 +1,6 @@
 """Data transfer: vendor data in both versions."""
 
-from tests.gateway.examples import Examples
+from tests.support.examples import Examples
 
 EXAMPLES = Examples(
     received={

@@ -1,6 +1,7 @@
 """Diagnostics: what a station reports of its logs, and its monitors' events."""
 
-from tests.gateway.examples import T0, Examples
+from tests.support.chargers import T0
+from tests.support.examples import Examples
 
 EXAMPLES = Examples(
     received={

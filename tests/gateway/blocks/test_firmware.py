@@ -1,6 +1,6 @@
 """Firmware: what a station reports of its updates."""
 
-from tests.gateway.examples import Examples
+from tests.support.examples import Examples
 
 EXAMPLES = Examples(
     received={

@@ -1,6 +1,7 @@
 """Meter values outside transaction messages."""
 
-from tests.gateway.examples import T0, Examples
+from tests.support.chargers import T0
+from tests.support.examples import Examples
 
 EXAMPLES = Examples(
     received={

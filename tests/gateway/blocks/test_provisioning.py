@@ -1,7 +1,7 @@
 """Provisioning: boot, resets, the configuration and device model a station reports."""
 
 from stations.services import commands
-from tests.gateway.examples import Examples
+from tests.support.examples import Examples
 
 EXAMPLES = Examples(
     received={

@@ -1,7 +1,7 @@
 """Remote control: starting and stopping sessions, unlocking, triggering messages."""
 
 from stations.services import commands
-from tests.gateway.examples import Examples
+from tests.support.examples import Examples
 
 EXAMPLES = Examples(
     sent={

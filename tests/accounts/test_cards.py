@@ -1,0 +1,237 @@
+"""The RFID card lifecycle: issuing, blocking and expiring through the API, CSV import (5,000
+rows with bad ones, re-imported) and export, each action in the audit log. What a charger is
+told per card state is in the authorization block's test,
+tests/gateway/blocks/test_authorization.py."""
+
+import csv
+import io
+import time
+
+import pytest
+
+from accounts import cards
+from accounts.models import AuditEntry, CardImport, IdToken
+from tests.support.personas import make_transaction
+
+TOKENS = "/api/v1/id-tokens/"
+IMPORTS = "/api/v1/card-imports/"
+
+
+# --- single cards through the API -------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_fleet_admin_issues_blocks_and_expires_their_cards(api, fleet, personas, eager):
+    client = api(fleet)
+    created = client.post(TOKENS, {"value": "FLEET-NEW", "token_type": "ISO15693",
+                                   "holder": "Driver One", "group": "VAN-7",
+                                   "organization": personas.fleet_org.pk}, format="json")
+    assert created.status_code == 201, created.content
+    card = IdToken.objects.get(value="FLEET-NEW")
+    assert (card.token_type, card.holder, card.group) == ("ISO15693", "Driver One", "VAN-7")
+
+    blocked = client.post(f"{TOKENS}bulk/", {"action": "block",
+                                             "ids": [card.pk, personas.token.pk]}, format="json")
+    # The operator's card is not the fleet admin's to block: only theirs changed.
+    assert blocked.json() == {"changed": 1}
+    assert IdToken.objects.get(pk=personas.token.pk).status == IdToken.Status.ACCEPTED
+    card.refresh_from_db()
+    assert card.status == IdToken.Status.BLOCKED
+    assert client.post(f"{TOKENS}bulk/", {"action": "unblock", "ids": [card.pk]},
+                       format="json").json() == {"changed": 1}
+    assert client.post(f"{TOKENS}bulk/", {"action": "expire", "ids": [card.pk]},
+                       format="json").json() == {"changed": 1}
+    card.refresh_from_db()
+    assert card.effective_status() == IdToken.Status.EXPIRED
+
+    log = list(AuditEntry.objects.order_by("id").values_list("actor_name", "action", "target"))
+    assert log == [("fleet", a, f"card:{card.pk}") for a in
+                   ("card.issued", "card.blocked", "card.unblocked", "card.expired")]
+
+
+@pytest.mark.django_db
+def test_card_limited_to_sites_and_what_each_reader_sees_of_them(api, operator, fleet,
+                                                                personas, eager):
+    created = api(operator).post(TOKENS, {
+        "value": "DEPOT-ONLY", "organization": personas.fleet_org.pk,
+        "allowed_sites": [personas.site_a.pk]}, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["allowed_sites"] == [personas.site_a.pk]
+    # The fleet admin sees the card but not another tenant's site ids...
+    mine = api(fleet).get(f"{TOKENS}{created.json()['id']}/").json()
+    assert mine["allowed_sites"] == []
+    # ...and changing the holder keeps the limit they cannot see.
+    changed = api(fleet).patch(f"{TOKENS}{mine['id']}/", {"holder": "Depot van"}, format="json")
+    assert changed.status_code == 200, changed.content
+    card = IdToken.objects.get(value="DEPOT-ONLY")
+    assert list(card.allowed_sites.all()) == [personas.site_a] and card.holder == "Depot van"
+    entry = AuditEntry.objects.filter(action="card.changed").get()
+    assert entry.details == {"changed": {"holder": ["", "Depot van"]}}
+    # Limiting a card to a site they cannot see is refused.
+    refused = api(fleet).patch(f"{TOKENS}{mine['id']}/",
+                               {"allowed_sites": [personas.site_b.pk]}, format="json")
+    assert refused.status_code == 400
+
+
+@pytest.mark.django_db
+def test_card_numbers_are_checked(api, operator, eager):
+    for value, reason in [("", "blank"), ("has space", "printable"), ("X" * 37, "36")]:
+        response = api(operator).post(TOKENS, {"value": value}, format="json")
+        assert response.status_code == 400, value
+        assert reason in str(response.json()["value"]), response.json()
+    api(operator).post(TOKENS, {"value": "ONCE"}, format="json")
+    again = api(operator).post(TOKENS, {"value": "ONCE"}, format="json")
+    assert again.status_code == 400 and "already" in str(again.json()["value"])
+    assert AuditEntry.objects.filter(action="card.issued").count() == 1
+
+
+# --- import and export --------------------------------------------------------------------------
+
+def _bulk_file(count: int) -> tuple[bytes, dict[int, str]]:
+    """count card rows, one in fifty of them wrong in some way; returns the bytes and the
+    line numbers expected to be rejected with a word of their reason."""
+    lines = ["card_number,token_type,holder,group,expires_at,status"]
+    bad: dict[int, str] = {}
+    for n in range(count):
+        line = n + 2
+        row = [f"BULK-{n:05d}", "ISO14443", f"Driver {n}", f"G{n % 7}", "2030-12-31", "Accepted"]
+        match n % 50:
+            case 10:
+                row[1], bad[line] = "Magstripe", "Token type"
+            case 20:
+                row[4], bad[line] = "next tuesday", "date"
+            case 30:
+                row[0], bad[line] = "TOO-LONG-" + "X" * 40, "36"
+            case 40:
+                row[0], bad[line] = "BULK-00000", "Repeats"
+        lines.append(",".join(row))
+    return ("\n".join(lines) + "\n").encode(), bad
+
+
+@pytest.mark.django_db(transaction=True)
+def test_import_of_5000_cards_with_bad_rows_and_idempotent_reimport(api, fleet, personas,
+                                                                   eager):
+    content, bad = _bulk_file(5000)
+    IdToken.objects.create(value="BULK-04999", organization=personas.org_b)  # someone else's
+    bad[5001] = "another organization"
+    upload = io.BytesIO(content)
+    upload.name = "fleet-cards.csv"
+    started = time.monotonic()
+    response = api(fleet).post(f"{TOKENS}import/", {"file": upload,
+                                                    "organization": personas.fleet_org.pk})
+    elapsed = time.monotonic() - started
+    assert response.status_code == 202, response.content
+    job = CardImport.objects.get(pk=response.json()["id"])
+    print(f"\n5,000-card import: {elapsed:.2f} s")
+    assert (job.state, job.total, job.processed) == ("done", 5000, 5000)
+    assert (job.created, job.updated, job.unchanged, job.rejected) == (
+        5000 - len(bad), 0, 0, len(bad))
+    assert IdToken.objects.filter(organization=personas.fleet_org,
+                                  value__startswith="BULK-").count() == 5000 - len(bad)
+    card = IdToken.objects.get(value="BULK-00001")
+    assert (card.holder, card.group, card.expires_at.date().isoformat()) == (
+        "Driver 1", "G1", "2030-12-31")
+
+    report = api(fleet).get(f"{IMPORTS}{job.pk}/rejections/")
+    assert report.status_code == 200 and report["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(report.content.decode())))
+    assert {int(row["line"]) for row in rows} == set(bad)
+    for row in rows:
+        assert bad[int(row["line"])] in row["reason"], row
+
+    progress = api(fleet).get(f"{IMPORTS}{job.pk}/").json()
+    assert progress["percent"] == 100 and progress["rejected"] == len(bad)
+    entry = AuditEntry.objects.get(action="cards.imported")
+    assert entry.actor_name == "fleet" and entry.details["created"] == 5000 - len(bad)
+
+    # The same file again: nothing changes. One changed line: one update.
+    upload = io.BytesIO(content.replace(b"BULK-00003,ISO14443,Driver 3",
+                                        b"BULK-00003,ISO14443,Driver Three"))
+    upload.name = "fleet-cards.csv"
+    again = api(fleet).post(f"{TOKENS}import/", {"file": upload,
+                                                 "organization": personas.fleet_org.pk})
+    job = CardImport.objects.get(pk=again.json()["id"])
+    assert (job.created, job.updated, job.unchanged, job.rejected) == (
+        0, 1, 5000 - len(bad) - 1, len(bad))
+    assert IdToken.objects.get(value="BULK-00003").holder == "Driver Three"
+    # The other organization's card was not touched.
+    assert IdToken.objects.get(value="BULK-04999").organization == personas.org_b
+
+
+@pytest.mark.django_db
+def test_import_refuses_a_file_it_cannot_read(api, fleet, personas, eager):
+    for content, reason in [(b"\xff\xfe\x00garbage", "UTF-8"),
+                            (b"holder,group\nA,B\n", "card number")]:
+        upload = io.BytesIO(content)
+        upload.name = "x.csv"
+        response = api(fleet).post(f"{TOKENS}import/", {"file": upload,
+                                                        "organization": personas.fleet_org.pk})
+        assert response.status_code == 400 and reason in str(response.json()), response.content
+    upload = io.BytesIO(b"value\nA\n")
+    upload.name = "x.csv"
+    other = api(fleet).post(f"{TOKENS}import/", {"file": upload,
+                                                 "organization": personas.org_b.pk})
+    assert other.status_code == 400  # not their organization
+    assert not CardImport.objects.exists()
+
+
+@pytest.mark.django_db
+def test_export_is_scoped_audited_and_safe_in_a_spreadsheet(api, fleet, personas, eager,
+                                                            django_capture_on_commit_callbacks):
+    IdToken.objects.create(value="FORMULA", holder="=HYPERLINK(\"x\")",
+                           organization=personas.fleet_org)
+    response = api(fleet).get(f"{TOKENS}export/")
+    assert response.status_code == 200
+    text = b"".join(response.streaming_content).decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert {row["value"] for row in rows} == {"TOKEN-FLEET", "FORMULA"}
+    assert next(r for r in rows if r["value"] == "FORMULA")["holder"].startswith("'=")
+    entry = AuditEntry.objects.get(action="export")
+    assert (entry.actor_name, entry.summary) == ("fleet", "exported 2 cards")
+
+    # What was exported imports back unchanged.
+    with django_capture_on_commit_callbacks(execute=True):
+        job = cards.import_start(fleet, personas.fleet_org, "back.csv", text.encode())
+    job.refresh_from_db()
+    assert (job.created, job.updated, job.unchanged, job.rejected) == (0, 0, 2, 0)
+
+
+@pytest.mark.django_db
+def test_finance_and_managers_cannot_write_cards(api, finance, manager, personas, eager):
+    for user in (finance, manager):
+        client = api(user)
+        assert client.post(TOKENS, {"value": "NOPE"}, format="json").status_code == 403
+        assert client.post(f"{TOKENS}bulk/", {"action": "block",
+                                              "ids": [personas.fleet_token.pk]},
+                           format="json").status_code == 403
+    assert IdToken.objects.get(pk=personas.fleet_token.pk).status == "Accepted"
+
+
+@pytest.mark.django_db
+def test_a_card_that_charged_is_kept(api, client, fleet, personas, eager):
+    make_transaction(personas.station_a, personas.fleet_token)
+    response = api(fleet).delete(f"{TOKENS}{personas.fleet_token.pk}/")
+    assert response.status_code == 409 and "block it instead" in response.json()["detail"]
+    client.force_login(fleet)
+    page = client.post(f"/cards/{personas.fleet_token.pk}/delete/", follow=True)
+    assert "block it instead" in page.content.decode()
+    assert IdToken.objects.filter(pk=personas.fleet_token.pk).exists()
+    assert not AuditEntry.objects.filter(action="card.deleted").exists()
+
+
+@pytest.mark.django_db
+def test_an_import_stopped_by_a_bug_says_so_without_a_stack_trace(
+        client, fleet, personas, eager, monkeypatch, django_capture_on_commit_callbacks):
+    def broken(*args):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(cards, "_import_batch", broken)
+    client.force_login(fleet)
+    upload = io.BytesIO(b"value\nOK-1\n")
+    upload.name = "x.csv"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/cards/import/", {"file": upload,
+                                                  "organization": personas.fleet_org.pk})
+    job = CardImport.objects.get()
+    assert response.status_code == 302 and job.state == "failed"
+    page = client.get(f"/cards/import/{job.pk}/").content.decode()
+    assert "Stopped by an internal error" in page and "database went away" not in page

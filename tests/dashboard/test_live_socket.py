@@ -1,0 +1,285 @@
+"""The dashboard's live socket, driven in-process: who may connect, which events reach whom, and
+that what is pushed is re-read from the database as small fragments.
+
+Each test runs one asyncio scenario (asyncio.run, by tests/support/live.py's run): the
+communicator's consumer lives in that loop, and database writes go through
+database_sync_to_async so that the events they publish on commit (async_to_sync(group_send))
+are delivered in the same loop.
+"""
+
+import re
+from decimal import Decimal
+
+import pytest
+from channels.db import database_sync_to_async
+from django.db import transaction
+
+from stations import events, records
+from stations.models import Call, Station
+from stations.services import batch, presence, registration
+from tests.support.live import ids, opened, receive, run, socket
+from tests.support.personas import Personas, make_transaction
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@database_sync_to_async
+def set_status(station_id: str, status: str, evse: int = 1) -> None:
+    station = Station.objects.get(pk=station_id)
+    with transaction.atomic():
+        batch.status_record(station, evse=evse, connector=1, status=status)
+
+
+@database_sync_to_async
+def set_connected(station_id: str) -> None:
+    station = Station.objects.get(pk=station_id)
+    with transaction.atomic():
+        presence.station_connected(station, "1.6")
+
+
+@database_sync_to_async
+def start_session(personas: Personas):
+    return make_transaction(Station.objects.get(pk="STATION-A"), personas.token,
+                            start_wh=Decimal("1000"))
+
+
+# --- who may connect -------------------------------------------------------------------------
+
+def test_anonymous_and_foreign_origin_connections_are_refused(personas: Personas):
+    async def scenario():
+        for communicator in (await socket(None),
+                             await socket(personas.operator,
+                                          origin="http://evil.example")):
+            connected, _ = await communicator.connect()
+            assert not connected
+            await communicator.disconnect()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("query", [
+    "page=station&station=STATION-B", "page=site&site={site_b}", "page=nonsense", "",
+    "page=session&tx=999999",
+])
+def test_pages_the_user_may_not_see_are_refused(personas: Personas, query):
+    query = query.format(site_b=personas.site_b.pk)
+
+    async def scenario():
+        communicator = await socket(personas.manager, query)
+        connected, _ = await communicator.connect()
+        assert not connected
+        await communicator.disconnect()
+
+    run(scenario)
+
+
+# --- who hears what -------------------------------------------------------------------------
+
+def test_the_overview_catches_up_on_connect_and_counts_a_fault_live(personas: Personas):
+    async def scenario():
+        await set_connected("STATION-A")
+        communicator = await socket(personas.operator)
+        first = await opened(communicator)
+        assert ids(*first) == [["counters", "alerts"]]
+        assert "All quiet" in first[0]
+        await set_status("STATION-A", "Faulted")
+        [update] = await receive(communicator)
+        assert ids(update) == [["counters", "alerts"]]
+        assert re.search(r'<span class="value">1</span> <span class="label">Faulted', update)
+        assert "connector 1/1 faulted" in update
+        await communicator.disconnect()
+
+    run(scenario)
+
+
+def test_a_manager_hears_only_their_sites(personas: Personas):
+    async def scenario():
+        communicator = await socket(personas.manager)
+        await opened(communicator)
+        await set_status("STATION-B", "Faulted")  # the outsider's station
+        assert await communicator.receive_nothing(timeout=0.6)
+        await set_status("STATION-A", "Occupied")
+        [update] = await receive(communicator)
+        assert ids(update) == [["counters"]]  # no fault: the alerts stay as they are
+        await communicator.disconnect()
+
+    run(scenario)
+
+
+def test_the_socket_joins_only_the_groups_the_user_may_see(personas: Personas):
+    from stations.web.consumers import open_page
+
+    operator = open_page(personas.operator, {"page": "overview"})
+    manager = open_page(personas.manager, {"page": "overview"})
+    fleet = open_page(personas.fleet, {"page": "sessions"})
+    station = open_page(personas.manager, {"page": "station", "station": "STATION-A"})
+    assert operator.groups == [events.EVERYTHING]
+    assert manager.groups == [events.site_group(personas.site_a.pk)]
+    assert fleet.groups == []
+    assert station.groups == [events.station_group("STATION-A")]
+
+
+# --- small fragments, re-read ----------------------------------------------------------------
+
+def test_a_status_change_costs_one_row_on_the_site_page(personas: Personas):
+    async def scenario():
+        await set_connected("STATION-A")
+        communicator = await socket(personas.manager, f"page=site&site={personas.site_a.pk}")
+        first = await opened(communicator, 2)
+        assert ids(*first) == [["counters"], ["stations-body"]]
+        await set_status("STATION-A", "Faulted")
+        counters, row = await receive(communicator, 2)
+        assert ids(counters, row) == [["counters"], ["station-STATION-A"]]
+        assert "1 Faulted" in row and len(row) < 2000
+        await communicator.disconnect()
+
+    run(scenario)
+
+
+def test_events_are_hints_what_is_shown_is_read_from_the_database(personas: Personas):
+    async def scenario():
+        await set_connected("STATION-A")
+        await set_status("STATION-A", "Faulted")
+        communicator = await socket(personas.operator, "page=station&station=STATION-A")
+        first = await opened(communicator)
+        assert ids(*first) == [["station-identity", "connectors", "current-sessions",
+                                "recent-sessions", "calls"]]
+        # An event that lies about the status (or arrives late) shows the stored truth.
+        await events.asend([{
+            "event": "connector.status", "station_id": "STATION-A",
+            "site_id": personas.site_a.pk, "data": {"evse": 1, "status": "Available"}}])
+        [update] = await receive(communicator)
+        assert ids(update) == [["station-identity", "connectors"]]
+        assert "1 Faulted" in update and "1 Available" not in update
+        await communicator.disconnect()
+
+    run(scenario)
+
+
+def test_a_burst_of_events_is_folded_into_one_message(personas: Personas):
+    async def scenario():
+        await set_connected("STATION-A")
+        communicator = await socket(personas.operator, "page=station&station=STATION-A")
+        await opened(communicator)
+
+        @database_sync_to_async
+        def burst():
+            station = Station.objects.get(pk="STATION-A")
+            for status in ("Occupied", "Faulted", "Unavailable", "Available", "Occupied"):
+                with transaction.atomic():
+                    batch.status_record(station, evse=1, connector=1, status=status)
+
+        await burst()
+        [update] = await receive(communicator)
+        assert "1 Occupied" in update
+        assert await communicator.receive_nothing(timeout=0.5)
+        await communicator.disconnect()
+
+    run(scenario)
+
+
+def test_a_reconnected_page_catches_up_on_what_it_missed(personas: Personas):
+    async def scenario():
+        await set_connected("STATION-A")
+        query = f"page=site&site={personas.site_a.pk}"
+        communicator = await socket(personas.manager, query)
+        assert "1 Available" in (await opened(communicator, 2))[1]
+        await communicator.disconnect()
+        await set_status("STATION-A", "Faulted")  # while the page was away
+        again = await socket(personas.manager, query)
+        assert "1 Faulted" in (await opened(again, 2))[1]
+        await again.disconnect()
+
+    run(scenario)
+
+
+def test_the_station_page_shows_a_commands_outcome_live(personas: Personas):
+    async def scenario():
+        communicator = await socket(personas.operator, "page=station&station=STATION-A")
+        await opened(communicator)
+
+        @database_sync_to_async
+        def answered():
+            call = Call.objects.create(station_id="STATION-A", action="Reset",
+                                       payload={"type": "Soft"}, status=Call.Status.SENT)
+            with transaction.atomic():
+                Call.objects.filter(pk=call.pk).update(status=Call.Status.ACCEPTED,
+                                                       response={"status": "Accepted"})
+                events.publish("call.outcome", "STATION-A", personas.site_a.pk, call=call.pk,
+                               status="accepted")
+
+        await answered()
+        [update] = await receive(communicator)
+        assert ids(update) == [["calls"]]
+        assert '<span class="badge ok">Accepted</span>' in update
+        await communicator.disconnect()
+
+    run(scenario)
+
+
+def test_sessions_appear_and_update_live(personas: Personas):
+    async def scenario():
+        communicator = await socket(personas.operator, "page=sessions")
+        assert ids(*await opened(communicator)) == [["sessions-body"]]
+        tx = await start_session(personas)
+        [started] = await receive(communicator)
+        assert ids(started) == [["sessions-body"]] and f'id="tx-{tx.pk}"' in started
+
+        @database_sync_to_async
+        def metered():
+            with transaction.atomic():
+                batch.meter_values_record(tx.station, evse=1, transaction_id=tx.transaction_id,
+                                             samples=[records.Sample(tx.started_at,
+                                                                      Decimal("3500"))])
+
+        await metered()
+        [update] = await receive(communicator)
+        assert ids(update) == [[f"tx-{tx.pk}"]] and "2.500 kWh" in update
+        await communicator.disconnect()
+
+    run(scenario)
+
+
+def test_a_session_page_follows_its_meter_values(personas: Personas):
+    async def scenario():
+        tx = await start_session(personas)
+        communicator = await socket(personas.manager, f"page=session&tx={tx.pk}")
+        [first] = await opened(communicator)
+        assert ids(first) == [["session-summary", "session-chart", "session-messages"]]
+        assert "No meter values" in first
+
+        @database_sync_to_async
+        def metered():
+            with transaction.atomic():
+                batch.meter_values_record(tx.station, evse=1, transaction_id=tx.transaction_id,
+                                             samples=[records.Sample(tx.started_at,
+                                                                      Decimal("1800"))])
+
+        await metered()
+        [update] = await receive(communicator)
+        assert "0.800 kWh" in update and "<svg" in update
+        await set_status("STATION-A", "Faulted")  # the same station, not this session
+        assert await communicator.receive_nothing(timeout=0.6)
+        await communicator.disconnect()
+
+    run(scenario)
+
+
+def test_a_station_awaiting_approval_appears_on_the_pending_page(personas: Personas):
+    async def scenario():
+        communicator = await socket(personas.operator, "page=pending")
+        assert "No station is waiting" in (await opened(communicator))[0]
+
+        @database_sync_to_async
+        def arrives():
+            with transaction.atomic():
+                station = registration.station_onboard("NEWCOMER-7")
+                presence.station_connected(station, "2.0.1")
+
+        await arrives()
+        [update] = await receive(communicator)
+        assert ids(update) == [["pending-body"]] and 'id="pending-NEWCOMER-7"' in update
+        assert "Approve" in update
+        await communicator.disconnect()
+
+    run(scenario)
