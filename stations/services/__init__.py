@@ -10,8 +10,8 @@ one), so a charger's message is stored whole or not at all, and events go out on
 - transactions: sessions, their messages and meter readings, transactions nobody will end
 - batch: what every charger sends all day, from many chargers at once, stored set-based
 - device: notifications and the device model / configuration
-- commands: commands to chargers (persisted, routed, answered from the Call row)
-- protocols: what the domain needs to know of an OCPP version, filled in by the gateway
+- commands: commands to chargers (persisted, routed, answered from the Call row), and the
+  Protocol through which the gateway says them in each OCPP version's words
 - local_lists: the local authorization lists kept on chargers
 - message_log: frames outside a batch (errors, replies, commands)
 - retention: what is deleted and when
