@@ -377,8 +377,7 @@ class ChargerConsumer(AsyncWebsocketConsumer):
         read = entry.read if entry is not None else status_reader
         try:
             with transaction.atomic():
-                status = read(ReplyContext(self.station, self.version, outstanding.call_id),
-                              payload)
+                status = read(ReplyContext(self.station, outstanding.call_id), payload)
         except Exception:
             log.exception("reading the answer to %s failed", outstanding.action)
             return Reply(CallRow.Status.ERROR, response=payload,

@@ -53,16 +53,15 @@ class Context:
     chargers' messages its records join (csms/gateway/writer.py)."""
 
     station: Station
-    version: str
     batch: Batch
 
 
 @dataclass(frozen=True, slots=True)
 class ReplyContext:
-    """What a reply reader knows: the station that answered, in which version, to which call."""
+    """What a reply reader knows: the station that answered, and to which call (the version is
+    the reader's own: a reader is registered per version)."""
 
     station: Station
-    version: str
     call_id: int
 
 

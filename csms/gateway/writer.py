@@ -151,7 +151,7 @@ def _store(jobs: list[Job]) -> tuple[list[str | Exception], list[dict]]:
     with events.collected() as published, transaction.atomic():
         for job in jobs:
             call = job.call
-            payload = job.handler(Context(job.station, job.version, batch), call.payload)
+            payload = job.handler(Context(job.station, batch), call.payload)
             if settings.OCPP["VALIDATE_REPLIES"]:
                 frames.validate(CALLRESULT, call.action, payload, job.version)
             reply = frames.dumps(payload)
