@@ -24,8 +24,8 @@ from accounts import audit
 from accounts.models import AuditEntry, Site
 from billing import einvoice, pdf
 from billing.costing import CENT
-from billing.invoices import vat_groups
 from billing.models import ExportJob, Invoice, SessionCost
+from billing.vat import vat_groups
 
 CSV_COLUMNS = [
     "row_type", "invoice_number", "document_type", "status", "issue_date", "period_start",

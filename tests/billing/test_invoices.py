@@ -132,7 +132,7 @@ def test_csv_pdf_and_xml_agree_with_each_other_and_the_sessions(personas, month)
     document = pdf.render(invoice)
     text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(document)).pages)
     for expected in ("Invoice INV-000001", "Operator GmbH", "Fleet AG", "DE987654321",
-                     "FLEET-42", "2026-11-01 to 2026-11-30", "STATION-A", "TOKEN-FLEET",
+                     "FLEET-42", "2026-11-03 to 2026-11-20", "STATION-A", "TOKEN-FLEET",
                      "13.875", "VAT 19 % on 15.55 EUR", "2.95 EUR", "VAT 7 % on 3.33 EUR",
                      "0.23 EUR", "18.88 EUR", "22.06 EUR", "2026-11-03 09:00"):
         assert expected in text, expected
