@@ -108,7 +108,7 @@ def test_a_draft_can_be_discarded_and_its_sessions_billed_again(personas, month)
 
 
 def _csv_rows(data: bytes) -> list[dict]:
-    return list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
 
 
 def test_csv_pdf_and_xml_agree_with_each_other_and_the_sessions(personas, month):
@@ -194,6 +194,6 @@ def test_revenue_per_site(personas, month):
         ("Site A", "Operator"): (1, D("5000"), D("2.00")),
         ("Site B", "Fleet"): (1, D("9000"), D("3.33")),
     }
-    data = exports.revenue_csv(rows, *NOVEMBER).decode()
+    data = exports.revenue_csv(rows, *NOVEMBER).decode("utf-8-sig")
     assert data.splitlines()[0] == ",".join(exports.REVENUE_COLUMNS)
     assert "Site A,Fleet,2026-11-01,2026-11-30,2,38.875,15.55,2.95,18.50" in data
