@@ -13,8 +13,8 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 
-from accounts.exports import csv_lines
 from accounts.models import AuditEntry
+from csms.csvfiles import csv_lines
 
 Action = AuditEntry.Action
 MASK = "••••••"

@@ -22,9 +22,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from accounts import access, audit
-from accounts.exports import csv_lines, uncell
 from accounts.models import AuditEntry, CardImport, IdToken, Organization, Site
 from accounts.signals import card_import_queued, id_tokens_changed
+from csms.csvfiles import csv_lines, uncell
 
 log = logging.getLogger(__name__)
 Action = AuditEntry.Action

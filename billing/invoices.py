@@ -8,9 +8,7 @@ never get the same number, and a failure rolls the counter back with the invoice
 
 import calendar
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.db import transaction as db
@@ -18,7 +16,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Organization
-from billing.costing import vat_of
+from billing import einvoice
 from billing.models import (
     ZERO,
     CustomerAccount,
@@ -27,17 +25,11 @@ from billing.models import (
     Issuer,
     SessionCost,
 )
+from billing.vat import vat_groups
 
 
 class InvoiceError(ValueError):
     """A request the invoice's state does not allow, said readably."""
-
-
-@dataclass(frozen=True, slots=True)
-class VatGroup:
-    rate: Decimal
-    base: Decimal
-    amount: Decimal
 
 
 def previous_month(today: date) -> tuple[date, date]:
@@ -53,14 +45,6 @@ def month(year: int, number: int) -> tuple[date, date]:
 def period_end_instant(issuer: Issuer, end: date) -> datetime:
     """The end of a period's last day in the issuer's time zone (exclusive)."""
     return datetime.combine(end + timedelta(days=1), time(0), tzinfo=ZoneInfo(issuer.time_zone))
-
-
-def vat_groups(invoice: Invoice) -> list[VatGroup]:
-    """VAT per rate, on the sum of the lines' nets at that rate (EN 16931 BR-CO-17)."""
-    bases: dict[Decimal, Decimal] = defaultdict(lambda: ZERO)
-    for rate, net in invoice.lines.values_list("vat_rate", "net_amount"):
-        bases[rate] += net
-    return [VatGroup(rate, base, vat_of(base, rate)) for rate, base in sorted(bases.items())]
 
 
 def _total(invoice: Invoice) -> None:
@@ -190,6 +174,7 @@ def _issue_locked(invoice: Invoice, issuer: Issuer) -> None:
     invoice.due_date = today + timedelta(days=issuer.payment_days)
     invoice.status = Invoice.Status.ISSUED
     invoice.issued_at = timezone.now()
+    einvoice.refuse_unless_compliant(invoice)
     invoice.save()
 
 

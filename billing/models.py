@@ -5,7 +5,9 @@ billing/costing.py. A tariff changes by a new version, never by editing one; an 
 frozen once issued (save() and the query sets refuse changes), corrected by a credit note.
 """
 
+from datetime import date
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -60,6 +62,14 @@ class Issuer(Party):
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT,
                                      related_name="issuers")
+    # Without a VAT id an invoice still names the seller for tax (EN 16931 BR-S-02: BT-31 or
+    # BT-32) and for the buyer's records (BR-CO-26: BT-29, BT-30 or BT-31).
+    tax_number = models.CharField("tax number", max_length=30, blank=True,
+                                  help_text="Tax registration number (BT-32), e.g. a "
+                                            "Steuernummer; needed when there is no VAT id.")
+    registration_id = models.CharField("legal registration id", max_length=60, blank=True,
+                                       help_text="Commercial register entry (BT-30), e.g. "
+                                                 "HRB 12345; needed when there is no VAT id.")
     iban = models.CharField("IBAN", max_length=34, blank=True)
     bic = models.CharField("BIC", max_length=11, blank=True)
     number_prefix = models.CharField(max_length=20, default="INV-")
@@ -73,6 +83,10 @@ class Issuer(Party):
 
     def __str__(self) -> str:
         return self.legal_name
+
+    def details(self) -> dict[str, str]:
+        return super().details() | {"tax_number": self.tax_number,
+                                     "registration_id": self.registration_id}
 
 
 class CustomerAccount(Party):
@@ -450,6 +464,13 @@ class InvoiceLine(models.Model):
     @property
     def energy_kwh(self) -> Decimal:
         return (self.energy_wh / 1000).quantize(Decimal("0.001"))
+
+    @property
+    def service_period(self) -> tuple[date, date]:
+        """The days the session ran on, in its site's calendar (EN 16931 BG-26)."""
+        zone = ZoneInfo(self.time_zone or "UTC")
+        return (self.started_at.astimezone(zone).date(),
+                (self.stopped_at or self.started_at).astimezone(zone).date())
 
 
 class ExportJob(BackgroundJob):

@@ -30,6 +30,7 @@ from billing.models import (
     TariffVersion,
     TimeWindow,
 )
+from csms import csvfiles
 
 
 class MayEditBilling(BasePermission):
@@ -292,8 +293,9 @@ class InvoiceViewSet(viewsets.ReadOnlyModelViewSet):
 
     def _download(self, kind: str) -> HttpResponse:
         try:
-            return exports.invoice_download(self.request.user, self.get_object(),
-                                            kind).response()
+            return exports.invoice_download(
+                self.request.user, self.get_object(), kind,
+                csvfiles.layout_named(self.request.query_params.get("separator"))).response()
         except einvoice.EInvoiceError as error:
             raise ApiValidationError({"detail": str(error)}) from None
 

@@ -122,8 +122,8 @@ class IssuerForm(forms.ModelForm):
     class Meta:
         model = Issuer
         fields = ["organization", "legal_name", "street", "postcode", "city", "country",
-                  "vat_id", "email", "iban", "bic", "number_prefix", "payment_days",
-                  "time_zone"]
+                  "vat_id", "tax_number", "registration_id", "email", "iban", "bic",
+                  "number_prefix", "payment_days", "time_zone"]
 
 
 class CustomerAccountForm(forms.ModelForm):

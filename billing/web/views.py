@@ -23,6 +23,7 @@ from billing import einvoice, exports, invoices, services, tariffs, tasks
 from billing.access import invoices_for, revenue_sites_for, session_costs_for, tariffs_for
 from billing.models import CustomerAccount, ExportJob, Invoice, Issuer, SessionCost
 from billing.web import forms
+from csms import csvfiles
 from stations.access import transactions_for
 from stations.web import fragments
 
@@ -311,7 +312,9 @@ def invoice_file(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
     if kind not in exports.INVOICE_FORMATS:
         raise Http404("No such file")
     try:
-        return exports.invoice_download(request.user, invoice, kind).response()
+        return exports.invoice_download(
+            request.user, invoice, kind,
+            csvfiles.layout_named(request.GET.get("separator"))).response()
     except einvoice.EInvoiceError as error:
         messages.error(request, str(error))
         return redirect("billing:invoice", invoice.pk)
@@ -320,16 +323,14 @@ def invoice_file(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
 @require_GET
 @login_required
 def invoices_csv(request: HttpRequest) -> HttpResponse:
-    """Every invoice the user sees whose period lies in the chosen month, as one CSV."""
+    """Every document the user sees that was issued in the chosen month, as one CSV."""
     form = forms.PeriodForm(request.GET)
     if not form.is_valid():
         messages.error(request, "Choose a month.")
         return redirect("billing:invoices")
-    start, end = form.period()
-    listed = (invoices_for(request.user)
-              .filter(period_start__gte=start, period_end__lte=end)
-              .select_related("issuer", "customer").order_by("issuer", "sequence", "pk"))
-    return exports.invoices_download(request.user, listed, start).response()
+    return exports.invoices_download(
+        request.user, invoices_for(request.user), *form.period(),
+        csvfiles.layout_named(request.GET.get("separator"))).response()
 
 
 # --- revenue ----------------------------------------------------------------------------------
@@ -343,7 +344,9 @@ def revenue(request: HttpRequest) -> HttpResponse:
     start, end = form.period() if form.is_valid() else invoices.month(today.year, today.month)
     rows = exports.revenue(sites, start, end)
     if request.GET.get("format") == "csv":
-        return exports.revenue_download(request.user, rows, start, end).response()
+        return exports.revenue_download(
+            request.user, rows, start, end,
+            csvfiles.layout_named(request.GET.get("separator"))).response()
     return _page(request, "revenue", {"rows": rows, "form": form, "start": start, "end": end,
                                       "month": f"{start:%Y-%m}",
                                       "totals": exports.revenue_totals(rows)})

@@ -108,7 +108,7 @@ def test_a_draft_can_be_discarded_and_its_sessions_billed_again(personas, month)
 
 
 def _csv_rows(data: bytes) -> list[dict]:
-    return list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
 
 
 def test_csv_pdf_and_xml_agree_with_each_other_and_the_sessions(personas, month):
@@ -132,7 +132,7 @@ def test_csv_pdf_and_xml_agree_with_each_other_and_the_sessions(personas, month)
     document = pdf.render(invoice)
     text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(document)).pages)
     for expected in ("Invoice INV-000001", "Operator GmbH", "Fleet AG", "DE987654321",
-                     "FLEET-42", "2026-11-01 to 2026-11-30", "STATION-A", "TOKEN-FLEET",
+                     "FLEET-42", "2026-11-03 to 2026-11-20", "STATION-A", "TOKEN-FLEET",
                      "13.875", "VAT 19 % on 15.55 EUR", "2.95 EUR", "VAT 7 % on 3.33 EUR",
                      "0.23 EUR", "18.88 EUR", "22.06 EUR", "2026-11-03 09:00"):
         assert expected in text, expected
@@ -194,6 +194,6 @@ def test_revenue_per_site(personas, month):
         ("Site A", "Operator"): (1, D("5000"), D("2.00")),
         ("Site B", "Fleet"): (1, D("9000"), D("3.33")),
     }
-    data = exports.revenue_csv(rows, *NOVEMBER).decode()
+    data = exports.revenue_csv(rows, *NOVEMBER).decode("utf-8-sig")
     assert data.splitlines()[0] == ",".join(exports.REVENUE_COLUMNS)
     assert "Site A,Fleet,2026-11-01,2026-11-30,2,38.875,15.55,2.95,18.50" in data
