@@ -109,6 +109,23 @@ def test_cold_boot_accepted(world: World):
     assert (station.vendor, station.model, station.ocpp_version) == ("OCTT", "Tool", V201)
 
 
+@octt.case(V201, "TC_B_02_CSMS", "TC_B_30_CSMS")
+def test_cold_boot_pending(world: World):
+    """A station awaiting approval: its boot is answered Pending, what else it sends but a
+    heartbeat SecurityError, and nothing of it is recorded."""
+    Station.objects.filter(pk=STATION).update(registration=Station.Registration.PENDING)
+
+    async def flow(tool: Tool):
+        answer = await tool.ok("BootNotification", boot())
+        assert answer["status"] == "Pending" and answer["interval"] > 0
+        assert (await tool.ok("Heartbeat", {}))["currentTime"].endswith("Z")
+        refused = await tool.charger.call("StatusNotification", status(1, "Faulted"))
+        assert refused[0] == 4 and refused[2] == "SecurityError", refused
+
+    world.play(V201, flow)
+    assert Connector.objects.get(evse__station_id=STATION, evse__number=1).status == "Available"
+
+
 @octt.case(V201, "TC_B_06_CSMS", "TC_B_07_CSMS")
 @pytest.mark.parametrize("variables", [["HeartbeatInterval"],
                                        ["HeartbeatInterval", "OfflineThreshold"]],
@@ -325,6 +342,39 @@ def test_transaction_ended(world: World, trigger: str, reason: str):
         tx = await session()
         assert tx.state == Transaction.State.COMPLETED and tx.stop_reason == reason
         assert tx.energy_wh == 2000
+
+    world.play(V201, flow)
+
+
+@octt.case(V201, "TC_E_16_CSMS", "TC_E_17_CSMS", "TC_E_19_CSMS", "TC_E_39_CSMS")
+@pytest.mark.parametrize(("trigger", "reason"), [("Deauthorized", "DeAuthorized"),
+                                                 ("EVCommunicationLost", "EVDisconnected"),
+                                                 ("EVDeparted", "EVDisconnected"),
+                                                 ("EVConnectTimeout", "Timeout")])
+def test_transaction_ended_by_the_station(world: World, trigger: str, reason: str):
+    async def flow(tool: Tool):
+        await started(tool)
+        await tool.ok("TransactionEvent", event(
+            "Updated", trigger, 1, info={"chargingState": "SuspendedEVSE"}))
+        await tool.ok("TransactionEvent", event("Ended", trigger, 2,
+                                                info={"stoppedReason": reason},
+                                                meterValue=energy(1400, "Transaction.End")))
+        tx = await session()
+        assert tx.state == Transaction.State.COMPLETED and tx.stop_reason == reason
+        assert tx.energy_wh == 400
+
+    world.play(V201, flow)
+
+
+@octt.case(V201, "TC_E_22_CSMS", "TC_E_26_CSMS", "TC_E_38_CSMS")
+@pytest.mark.parametrize("charging_state", ["SuspendedEV", "EVConnected", "Idle"])
+def test_transaction_suspended_stays_open(world: World, charging_state: str):
+    async def flow(tool: Tool):
+        await started(tool, "CablePluggedIn")
+        assert await tool.ok("TransactionEvent", event(
+            "Updated", "ChargingStateChanged", 1,
+            info={"chargingState": charging_state})) == {}
+        assert (await session()).state == Transaction.State.ACTIVE
 
     world.play(V201, flow)
 
