@@ -123,6 +123,10 @@ class TariffVersion(models.Model):
                       verbose_name="maximum session price")
     vat_rate = models.DecimalField("VAT rate %", max_digits=5, decimal_places=2,
                                    default=Decimal("19.00"), validators=[MinValueValidator(0)])
+    # Off: a session that delivered no energy (refused, never charged) costs nothing.
+    bills_empty_sessions = models.BooleanField(
+        "bill sessions that delivered no energy", default=False,
+        help_text="Session fee, minimum price, time and idle fees also for 0 kWh sessions.")
     note = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                    on_delete=models.SET_NULL)
@@ -266,6 +270,10 @@ class SessionCost(models.Model):
     cost_sent_at = models.DateTimeField(null=True, blank=True)
     reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                     on_delete=models.SET_NULL, related_name="+")
+    # The energy a person established when the meter's could not be used (a rollover, a
+    # replaced meter); when set, the session is priced with it, spread evenly over the session.
+    corrected_energy_wh = models.DecimalField(max_digits=15, decimal_places=3, null=True,
+                                              blank=True)
     invoice = models.ForeignKey("Invoice", null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="session_costs")
 

@@ -26,10 +26,10 @@ from stations.services import commands
 
 log = logging.getLogger(__name__)
 State = SessionCost.State
-# A car still reported on the connector this long after its session is a lost status report.
-IDLE_SETTLE_LIMIT = timedelta(hours=24)
 # The stop reason both OCPP versions give when the cable was pulled out on the car's side.
 EV_DISCONNECTED = "EVDisconnected"
+NO_ENERGY_NOTE = ("delivered no energy: not billed (the tariff bills only sessions that "
+                  "charged)")
 
 
 def zone_of(tx: Transaction) -> ZoneInfo:
@@ -60,6 +60,7 @@ def terms_of(version: TariffVersion, zone: ZoneInfo) -> costing.Terms:
         idle_per_minute=version.idle_price_minute,
         idle_grace=timedelta(minutes=version.idle_grace_minutes), min_price=version.min_price,
         max_price=version.max_price, vat_rate=version.vat_rate, zone=zone,
+        bills_empty_sessions=version.bills_empty_sessions,
     )
 
 
@@ -127,7 +128,7 @@ def live_cost(tx: Transaction, now: datetime | None = None) -> costing.Cost | No
     try:
         return costing.compute(terms_of(version, zone_of(tx)), costing.Session(
             tx.started_at, until, tuple(readings), running=True))
-    except costing.InvalidMeterData:
+    except costing.Unpriceable:
         return None
 
 
@@ -176,20 +177,26 @@ def price(tx: Transaction, *, now: datetime | None = None, accepted_by=None,
         released = released_at(tx, charged_until)
         if released is None and not terms.idle_per_minute:
             released = stopped  # no idle fee to wait for: final at the end
-        if released is None and cost.state == State.IDLE and now - stopped > IDLE_SETTLE_LIMIT:
-            released = stopped + IDLE_SETTLE_LIMIT
+        if released is None and cost.state == State.IDLE and now - stopped > costing.IDLE_LIMIT:
+            released = charged_until + costing.IDLE_LIMIT
             problems.append("the connector was still reported occupied a day after the "
                             "session: idle time counted for one day")
         state = State.FINAL if released is not None else State.IDLE
-        until = max(stopped, released) if released is not None else max(now, stopped)
+        # Still plugged in: the idle time so far, never beyond the day the settling allows.
+        until = (max(stopped, released) if released is not None
+                 else max(stopped, min(now, charged_until + costing.IDLE_LIMIT)))
     try:
         result = costing.compute(terms, costing.Session(
             tx.started_at, until, readings, released=released, running=running))
-    except costing.InvalidMeterData as error:
+    except costing.Unpriceable as error:
         cost.state, cost.note = State.REVIEW, "; ".join([*problems, str(error)])[:200]
         cost.save()
         return cost
     _store(cost, result)
+    if result.empty and not problems:
+        cost.state, cost.note = State.EXCLUDED, NO_ENERGY_NOTE
+        cost.save()
+        return cost
     problems += result.problems
     if problems and state == State.FINAL and accepted_by is None and cost.reviewed_by is None:
         state = State.REVIEW
@@ -210,12 +217,18 @@ def exclude(cost: SessionCost, user: AbstractBaseUser, note: str) -> SessionCost
 
 
 def total_cost(tx: Transaction) -> Decimal | None:
-    """The session's total including taxes for the charger at its end, or None when there is
-    no price to tell (no tariff, needs review)."""
+    """The session's final total including taxes for the charger at its end, or None when
+    there is no final price to tell (no tariff, needs review, or idle: the car is still plugged
+    in and the idle fee still runs, so the charger hears a running cost instead). A session
+    that is not billed (it delivered no energy) costs nothing."""
     cost = SessionCost.objects.filter(transaction=tx).only("state", "gross").first()
-    if cost is None or cost.state not in (State.FINAL, State.IDLE):
+    if cost is None:
         return None
-    return cost.gross
+    if cost.state == State.FINAL:
+        return cost.gross
+    if cost.state == State.EXCLUDED:
+        return Decimal("0.00")
+    return None
 
 
 def on_transaction_changed(sender, transaction: Transaction, kind: str, created: bool = False,
@@ -228,7 +241,10 @@ def on_transaction_changed(sender, transaction: Transaction, kind: str, created:
             if kind == "update" and transaction.state == Transaction.State.ACTIVE:
                 _running_costs(_running_due([transaction.pk]))
             else:
-                price(transaction, new=created)
+                cost = price(transaction, new=created)
+                if cost.state == State.IDLE and cost.tariff_version_id:
+                    # Not final yet: the charger is told the cost so far, as a running cost.
+                    commands.cost_update(transaction, cost.gross)
     except Exception:
         log.exception("pricing %s failed", transaction)
 

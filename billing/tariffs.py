@@ -16,7 +16,8 @@ from billing.models import Issuer, Tariff, TariffAssignment, TariffVersion, Time
 from stations.models import Station
 
 PRICE_FIELDS = ("price_kwh", "price_minute", "session_fee", "idle_price_minute",
-                "idle_grace_minutes", "min_price", "max_price", "vat_rate", "note")
+                "idle_grace_minutes", "min_price", "max_price", "vat_rate",
+                "bills_empty_sessions", "note")
 _MINUTES_A_WEEK = 7 * 24 * 60
 
 
@@ -45,11 +46,19 @@ def _minutes_of(window: WindowSpec) -> set[int]:
 
 
 def check_windows(windows: list[WindowSpec]) -> None:
-    """Windows may not overlap: each moment of the week has one price."""
+    """Windows may not overlap: each moment of the week has one price. Labels are unique in a
+    version: the breakdown, invoices and exports name a window by its label, and two windows
+    of one name would read as one price."""
     seen: dict[int, str] = {}
+    labels: set[str] = set()
     for window in windows:
-        if not window.label.strip():
+        label = window.label.strip()
+        if not label:
             raise ValidationError("Every time window needs a label (e.g. night).")
+        if label.casefold() in labels:
+            raise ValidationError(f"Two time windows are called {label}: give each its own "
+                                  "label (e.g. night weekdays, night weekend).")
+        labels.add(label.casefold())
         if not window.weekdays or set(window.weekdays) - set("0123456"):
             raise ValidationError(f"{window.label}: pick at least one weekday.")
         for minute in _minutes_of(window):

@@ -53,7 +53,7 @@ class VersionSerializer(serializers.ModelSerializer):
         model = TariffVersion
         fields = ["number", "valid_from", "price_kwh", "price_minute", "session_fee",
                   "idle_price_minute", "idle_grace_minutes", "min_price", "max_price",
-                  "vat_rate", "note", "windows", "created_at"]
+                  "vat_rate", "bills_empty_sessions", "note", "windows", "created_at"]
         read_only_fields = ["number", "created_at"]
 
 

@@ -9,13 +9,11 @@ from django.utils import timezone
 from accounts.models import Organization, Site
 from billing.invoices import month
 from billing.models import CustomerAccount, Issuer, Tariff, TariffVersion
-from billing.tariffs import WindowSpec
+from billing.tariffs import PRICE_FIELDS, WindowSpec
 from stations.models import Station
 
 WEEKDAYS = [("0", "Mon"), ("1", "Tue"), ("2", "Wed"), ("3", "Thu"), ("4", "Fri"), ("5", "Sat"),
             ("6", "Sun")]
-PRICE_FIELDS = ["price_kwh", "price_minute", "session_fee", "idle_price_minute",
-                "idle_grace_minutes", "min_price", "max_price", "vat_rate", "note"]
 
 
 class VersionForm(forms.ModelForm):
