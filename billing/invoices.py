@@ -139,7 +139,8 @@ def _draft(issuer: Issuer, customer_id: int, costs: list[SessionCost], period_st
     customer = Organization.objects.get(pk=customer_id)
     account = _account(customer, issuer)
     currency = costs[0].currency
-    invoice = Invoice.objects.filter(
+    # Locked: a draft being discarded meanwhile is waited for, then not found.
+    invoice = Invoice.objects.select_for_update().filter(
         issuer=issuer, customer=customer, status=Invoice.Status.DRAFT,
         kind=Invoice.Kind.INVOICE, period_start=period_start, period_end=period_end,
         currency=currency,
@@ -166,7 +167,7 @@ def issue(invoice: Invoice) -> Invoice:
     """Give a draft its number and freeze it."""
     with db.atomic():
         issuer = Issuer.objects.select_for_update().get(pk=invoice.issuer_id)
-        fresh = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        fresh = _locked(invoice)
         _issue_locked(fresh, issuer)
     return fresh
 
@@ -193,20 +194,34 @@ def _issue_locked(invoice: Invoice, issuer: Issuer) -> None:
     invoice.save()
 
 
+def _locked(invoice: Invoice) -> Invoice:
+    """The invoice's row, locked until the end of the transaction, as it is now: every change
+    of state decides on this, never on a copy read before (a request racing another)."""
+    try:
+        return Invoice.objects.select_for_update().get(pk=invoice.pk)
+    except Invoice.DoesNotExist:
+        raise InvoiceError(f"{invoice} no longer exists (discarded meanwhile).") from None
+
+
 def discard(invoice: Invoice) -> None:
     """Delete a draft; its sessions become billable again."""
-    if invoice.status != Invoice.Status.DRAFT:
-        raise InvoiceError("Only a draft can be discarded; correct an issued invoice with a "
-                           "credit note.")
-    invoice.delete()
+    with db.atomic():
+        fresh = _locked(invoice)
+        if fresh.status != Invoice.Status.DRAFT:
+            raise InvoiceError(f"Only a draft can be discarded; {fresh} is {fresh.status}: "
+                               "correct an issued invoice with a credit note.")
+        fresh.delete()
 
 
 def mark_paid(invoice: Invoice, when: datetime | None = None) -> Invoice:
-    if invoice.kind != Invoice.Kind.INVOICE or invoice.status != Invoice.Status.ISSUED:
-        raise InvoiceError(f"Only an issued invoice can be paid; {invoice} is {invoice.status}.")
-    invoice.status, invoice.paid_at = Invoice.Status.PAID, when or timezone.now()
-    invoice.save()
-    return invoice
+    with db.atomic():
+        fresh = _locked(invoice)
+        if fresh.kind != Invoice.Kind.INVOICE or fresh.status != Invoice.Status.ISSUED:
+            raise InvoiceError(f"Only an issued invoice can be paid; {fresh} is "
+                               f"{fresh.status}.")
+        fresh.status, fresh.paid_at = Invoice.Status.PAID, when or timezone.now()
+        fresh.save()
+    return fresh
 
 
 def credit(invoice: Invoice, *, rebill: bool, reason: str = "") -> Invoice:
@@ -215,7 +230,7 @@ def credit(invoice: Invoice, *, rebill: bool, reason: str = "") -> Invoice:
     (`rebill`, e.g. after the customer's details were corrected) or not at all."""
     with db.atomic():
         issuer = Issuer.objects.select_for_update().get(pk=invoice.issuer_id)
-        original = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        original = _locked(invoice)
         if original.kind != Invoice.Kind.INVOICE or original.status not in (
                 Invoice.Status.ISSUED, Invoice.Status.PAID):
             raise InvoiceError(f"Only an issued or paid invoice can be credited; {original} "

@@ -390,6 +390,15 @@ class Invoice(models.Model):
         instance._stored = dict(zip(field_names, values, strict=True))
         return instance
 
+    def refresh_from_db(self, using=None, fields=None, from_queryset=None) -> None:
+        """What is stored now is what the next save() compares with (another request may have
+        moved the invoice on)."""
+        super().refresh_from_db(using=using, fields=fields, from_queryset=from_queryset)
+        refreshed = ({self._meta.get_field(name).attname for name in fields} if fields else
+                     {f.attname for f in self._meta.concrete_fields} - self.get_deferred_fields())
+        self._stored = {**getattr(self, "_stored", {}),
+                        **{name: getattr(self, name) for name in refreshed}}
+
     @property
     def is_draft(self) -> bool:
         return self.status == Invoice.Status.DRAFT
