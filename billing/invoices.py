@@ -13,11 +13,13 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction as db
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 
-from accounts.models import Organization
+from accounts import audit
+from accounts.models import AuditEntry, Organization
 from billing.costing import vat_of
 from billing.models import (
     ZERO,
@@ -28,9 +30,20 @@ from billing.models import (
     SessionCost,
 )
 
+Action = AuditEntry.Action
+
 
 class InvoiceError(ValueError):
     """A request the invoice's state does not allow, said readably."""
+
+
+def _audit(user: AbstractBaseUser | None, action: str, invoice: Invoice, summary: str,
+           **details) -> None:
+    """Finance's actions in the audit log, in the transaction that makes them (no entry for
+    what rolled back). A None user is the monthly background run."""
+    audit.record(user, action, summary, target=f"invoice:{invoice.pk}", details={
+        "number": invoice.number, "customer": invoice.customer_id,
+        "gross_total": str(invoice.gross_total), **details})
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +93,30 @@ def billable(issuer: Issuer, until: datetime) -> QuerySet[SessionCost]:
             .order_by("transaction__started_at", "pk"))
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """What generating a period would put on one customer's invoice from one issuer."""
+
+    issuer: str
+    customer: str
+    sessions: int
+    net: Decimal
+
+
+def pending(period_start: date, period_end: date,
+            customer: Organization | None = None) -> list[Pending]:
+    """What `generate` would bill, without writing anything (shown before issuing at once)."""
+    rows = []
+    for issuer in Issuer.objects.all():
+        costs = billable(issuer, period_end_instant(issuer, period_end))
+        if customer is not None:
+            costs = costs.filter(customer=customer)
+        rows += [Pending(issuer.legal_name, row["customer__name"], row["sessions"], row["net"])
+                 for row in costs.order_by().values("customer__name")
+                 .annotate(sessions=Count("pk"), net=Sum("net")).order_by("customer__name")]
+    return rows
+
+
 def _account(customer: Organization, issuer: Issuer) -> CustomerAccount:
     account = CustomerAccount.objects.filter(organization=customer).first()
     if account is None:
@@ -106,7 +143,8 @@ def _line(invoice: Invoice, position: int, cost: SessionCost, sign: int = 1) -> 
 
 
 def generate(period_start: date, period_end: date, *, issuer: Issuer | None = None,
-             customer: Organization | None = None, issue: bool = False) -> list[Invoice]:
+             customer: Organization | None = None, issue: bool = False,
+             user: AbstractBaseUser | None = None) -> list[Invoice]:
     """Invoices (drafts, or issued with `issue`) for every customer with billable sessions.
 
     Idempotent: sessions already on an invoice are never added twice, and a customer's draft
@@ -128,8 +166,14 @@ def generate(period_start: date, period_end: date, *, issuer: Issuer | None = No
                 by_customer[cost.customer_id].append(cost)
             for customer_id, group in sorted(by_customer.items()):
                 invoice = _draft(locked, customer_id, group, period_start, period_end)
+                _audit(user, Action.INVOICES_GENERATED, invoice,
+                       f"{len(group)} session(s) drafted on an invoice to {invoice.customer} "
+                       f"for {period_start:%Y-%m-%d}..{period_end:%Y-%m-%d}",
+                       sessions=[cost.transaction_id for cost in group])
                 if issue:
                     _issue_locked(invoice, locked)
+                    _audit(user, Action.INVOICE_ISSUED, invoice,
+                           f"issued {invoice.number} to {invoice.customer}")
                 made.append(invoice)
     return made
 
@@ -163,12 +207,13 @@ def _draft(issuer: Issuer, customer_id: int, costs: list[SessionCost], period_st
     return invoice
 
 
-def issue(invoice: Invoice) -> Invoice:
+def issue(invoice: Invoice, user: AbstractBaseUser | None = None) -> Invoice:
     """Give a draft its number and freeze it."""
     with db.atomic():
         issuer = Issuer.objects.select_for_update().get(pk=invoice.issuer_id)
         fresh = _locked(invoice)
         _issue_locked(fresh, issuer)
+        _audit(user, Action.INVOICE_ISSUED, fresh, f"issued {fresh.number} to {fresh.customer}")
     return fresh
 
 
@@ -203,17 +248,20 @@ def _locked(invoice: Invoice) -> Invoice:
         raise InvoiceError(f"{invoice} no longer exists (discarded meanwhile).") from None
 
 
-def discard(invoice: Invoice) -> None:
+def discard(invoice: Invoice, user: AbstractBaseUser | None = None) -> None:
     """Delete a draft; its sessions become billable again."""
     with db.atomic():
         fresh = _locked(invoice)
         if fresh.status != Invoice.Status.DRAFT:
             raise InvoiceError(f"Only a draft can be discarded; {fresh} is {fresh.status}: "
                                "correct an issued invoice with a credit note.")
+        _audit(user, Action.INVOICE_DISCARDED, fresh,
+               f"discarded the draft to {fresh.customer} ({fresh.lines.count()} line(s))")
         fresh.delete()
 
 
-def mark_paid(invoice: Invoice, when: datetime | None = None) -> Invoice:
+def mark_paid(invoice: Invoice, when: datetime | None = None,
+              user: AbstractBaseUser | None = None) -> Invoice:
     with db.atomic():
         fresh = _locked(invoice)
         if fresh.kind != Invoice.Kind.INVOICE or fresh.status != Invoice.Status.ISSUED:
@@ -221,10 +269,12 @@ def mark_paid(invoice: Invoice, when: datetime | None = None) -> Invoice:
                                f"{fresh.status}.")
         fresh.status, fresh.paid_at = Invoice.Status.PAID, when or timezone.now()
         fresh.save()
+        _audit(user, Action.INVOICE_PAID, fresh, f"marked {fresh.number} paid")
     return fresh
 
 
-def credit(invoice: Invoice, *, rebill: bool, reason: str = "") -> Invoice:
+def credit(invoice: Invoice, *, rebill: bool, reason: str = "",
+           user: AbstractBaseUser | None = None) -> Invoice:
     """Cancel an issued (or paid) invoice with a credit note, issued at once with the next
     number. The invoice becomes void. Its sessions are billed again on the next invoice
     (`rebill`, e.g. after the customer's details were corrected) or not at all."""
@@ -257,13 +307,9 @@ def credit(invoice: Invoice, *, rebill: bool, reason: str = "") -> Invoice:
         else:
             costs.update(invoice=None, state=SessionCost.State.EXCLUDED,
                          note=f"credited by {note.number}")
+        _audit(user, Action.INVOICE_CREDITED, original,
+               f"cancelled {original.number} with credit note {note.number}"
+               + (", sessions billed again" if rebill else ", sessions not billed"),
+               credit_note=note.number, rebill=rebill, reason=reason)
     return note
 
-
-def issue_drafts(drafts: QuerySet[Invoice]) -> int:
-    """Issue every draft of the query set (each with its own number, in order)."""
-    count = 0
-    for invoice in drafts.filter(status=Invoice.Status.DRAFT):
-        issue(invoice)
-        count += 1
-    return count

@@ -283,6 +283,12 @@ class SessionCost(models.Model):
     def __str__(self) -> str:
         return f"{self.transaction}: {self.gross} {self.currency} ({self.state})"
 
+    @property
+    def provisional(self) -> bool:
+        """The amounts are the cost so far (charging, or idle with the car still plugged in),
+        not what is billed."""
+        return self.state in (self.State.RUNNING, self.State.IDLE)
+
 
 class InvoiceQuerySet(models.QuerySet):
     """Bulk writes obey the same rule as save(): nothing but drafts changes or goes."""

@@ -17,7 +17,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction as db
 from django.utils import timezone
 
-from accounts.models import Organization
+from accounts import audit
+from accounts.models import AuditEntry, Organization
 from billing import costing, persistence
 from billing.models import SessionCost, TariffVersion, TimeWindow
 from stations.models import Connector, Transaction
@@ -161,13 +162,15 @@ def price(tx: Transaction, *, now: datetime | None = None, accepted_by=None,
         return cost
     cost.currency = cost.tariff_version.tariff.currency
     terms = terms_of(cost.tariff_version, zone_of(tx))
-    readings = tuple(readings_of(tx))
     running = tx.state == Transaction.State.ACTIVE
     problems = []
-    if not running:
-        if tx.needs_review:
+    if cost.corrected_energy_wh is not None and not running:
+        readings = corrected_readings(tx, cost.corrected_energy_wh)
+    else:
+        readings = tuple(readings_of(tx))
+        if not running and tx.needs_review:
             problems.append(tx.review_note or "the session's messages need a look")
-        if tx.energy_wh is None or tx.meter_stop_wh is None:
+        if not running and (tx.energy_wh is None or tx.meter_stop_wh is None):
             problems.append("energy unknown: no start or stop meter reading")
     state, released = State.RUNNING, None
     until = max(now, tx.started_at, *(r.at for r in readings[-1:]))
@@ -202,17 +205,84 @@ def price(tx: Transaction, *, now: datetime | None = None, accepted_by=None,
         state = State.REVIEW
     cost.state = state
     cost.note = "; ".join(problems)[:200]
+    if cost.corrected_energy_wh is not None and not problems:
+        cost.note = f"energy corrected to {cost.corrected_energy_wh / 1000:.3f} kWh by a person"
     cost.save()
     return cost
+
+
+def corrected_readings(tx: Transaction, energy_wh: Decimal) -> tuple[costing.Reading, ...]:
+    """The register a person's corrected energy stands for: from 0 at the start to the energy
+    at the stop, nothing known between (so, by the pricing rule, charging until the stop)."""
+    stopped = tx.stopped_at or tx.started_at
+    return (costing.Reading(tx.started_at, Decimal(0)), costing.Reading(stopped, energy_wh))
+
+
+def _decided(cost: SessionCost, user: AbstractBaseUser, action: str, summary: str,
+             **details) -> None:
+    audit.record(user, action, summary, target=f"session:{cost.transaction_id}", details={
+        "state": cost.state, "net": str(cost.net), "gross": str(cost.gross), **details})
+
+
+def _undecidable(cost: SessionCost) -> None:
+    if cost.invoice_id is not None:
+        raise ValueError("This session is on an invoice; correct it with a credit note.")
+    if cost.transaction.state == Transaction.State.ACTIVE:
+        raise ValueError("This session is still running; decide once it has ended.")
+
+
+def accept(cost: SessionCost, user: AbstractBaseUser) -> SessionCost:
+    """A person accepts a session that needed review: billed as priced. A session that cannot
+    be priced as it is (its meter data are unusable) is refused, saying why: its energy has to
+    be corrected first, or it is not billed."""
+    _undecidable(cost)
+    with db.atomic():
+        priced = price(cost.transaction, accepted_by=user)
+        if priced.state not in (State.FINAL, State.IDLE):
+            raise ValueError(f"This session cannot be billed as priced ({priced.note}): enter "
+                             "the corrected energy, or do not bill it.")
+        _decided(priced, user, AuditEntry.Action.SESSION_COST_ACCEPTED,
+                 f"accepted session {cost.transaction_id} as priced: {priced.gross} "
+                 f"{priced.currency}")
+    return priced
+
+
+def correct_energy(cost: SessionCost, user: AbstractBaseUser, energy_wh: Decimal,
+                   reason: str) -> SessionCost:
+    """A person enters the energy a session really delivered (the meter rolled over, was
+    replaced, reported nonsense); the session is priced with it and billed."""
+    _undecidable(cost)
+    if energy_wh < 0:
+        raise ValueError("The corrected energy cannot be negative.")
+    if not reason.strip():
+        raise ValueError("Say why the energy is corrected (e.g. meter rollover, value read "
+                         "on the charger's display).")
+    with db.atomic():
+        before = cost.corrected_energy_wh
+        metered = cost.transaction.energy_wh
+        SessionCost.objects.filter(pk=cost.pk).update(corrected_energy_wh=energy_wh,
+                                                      state=State.REVIEW)
+        priced = price(cost.transaction, accepted_by=user)
+        if priced.state not in (State.FINAL, State.IDLE):
+            raise ValueError(f"This session cannot be priced ({priced.note}).")
+        _decided(priced, user, AuditEntry.Action.SESSION_COST_CORRECTED,
+                 f"corrected the energy of session {cost.transaction_id} to "
+                 f"{energy_wh / 1000:.3f} kWh: {priced.gross} {priced.currency}",
+                 metered_wh=str(metered), previously_corrected_wh=str(before),
+                 corrected_wh=str(energy_wh), reason=reason)
+    return priced
 
 
 def exclude(cost: SessionCost, user: AbstractBaseUser, note: str) -> SessionCost:
     """A person decides a session is not billed (a test, a fault, a goodwill gesture)."""
     if cost.invoice_id is not None:
         raise ValueError("This session is on an invoice; correct it with a credit note.")
-    cost.state, cost.reviewed_by = State.EXCLUDED, user
-    cost.note = (note or "not billed")[:200]
-    cost.save(update_fields=["state", "reviewed_by", "note"])
+    with db.atomic():
+        cost.state, cost.reviewed_by = State.EXCLUDED, user
+        cost.note = (note or "not billed")[:200]
+        cost.save(update_fields=["state", "reviewed_by", "note"])
+        _decided(cost, user, AuditEntry.Action.SESSION_COST_EXCLUDED,
+                 f"session {cost.transaction_id} not billed: {cost.note}")
     return cost
 
 
