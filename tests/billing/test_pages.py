@@ -233,3 +233,25 @@ def test_finance_invoices_one_customer_and_confirms_what_cannot_be_undone(client
                       "invoice.generated", "invoice.discarded"]
     credited = AuditEntry.objects.get(action="invoice.credited")
     assert credited.target == f"invoice:{invoice.pk}" and "INV-000002" in credited.summary
+
+
+def test_finance_corrects_a_rolled_over_meter_on_the_session_page(client, personas, cast):
+    tx = charge(personas.station_a, personas.fleet_token, start=at("2026-11-02T10:00"),
+                readings=[(0, 99_990_000), (30, 99_999_000), (60, 1_500)], stop=60)
+    client.force_login(personas.finance)
+    page = client.get(f"/billing/sessions/{tx.pk}/").content.decode()
+    assert 'data-testid="correct-energy"' in page and "backwards" in page
+    # Accept says why it cannot, instead of leaving the session as it was without a word.
+    response = client.post(f"/billing/sessions/{tx.pk}/", {"action": "accept"}, follow=True)
+    assert "enter the corrected energy" in response.content.decode()
+    assert SessionCost.objects.get(transaction=tx).state == "review"
+    response = client.post(f"/billing/sessions/{tx.pk}/", {
+        "action": "correct", "kwh": "11.5", "reason": "meter rollover"}, follow=True)
+    assert "Priced with the corrected energy: final, 5.47 EUR" in response.content.decode()
+    cost = SessionCost.objects.get(transaction=tx)
+    assert (cost.state, cost.net, cost.corrected_energy_wh, cost.reviewed_by) == (
+        "final", D("4.60"), D("11500"), personas.finance)
+    # Somebody without billing rights cannot decide.
+    client.force_login(personas.manager)  # reads site A's costs, decides nothing
+    assert client.post(f"/billing/sessions/{tx.pk}/", {"action": "correct", "kwh": "1",
+                                                       "reason": "x"}).status_code == 403
