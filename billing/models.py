@@ -428,6 +428,13 @@ class InvoiceLineQuerySet(models.QuerySet):
             raise ValidationError("Lines of an issued invoice cannot be deleted.")
         return super().delete()
 
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        if Invoice.objects.filter(pk__in={line.invoice_id for line in objs}).exclude(
+                status=Invoice.Status.DRAFT).exists():
+            raise ValidationError("Lines cannot be added to an issued invoice.")
+        return super().bulk_create(objs, *args, **kwargs)
+
 
 class InvoiceLine(models.Model):
     """One charging session on an invoice (negative amounts on a credit note)."""

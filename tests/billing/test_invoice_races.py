@@ -139,12 +139,16 @@ def test_the_database_refuses_changes_to_issued_invoices_on_every_path(personas,
     with pytest.raises(DatabaseError), transaction.atomic():
         InvoiceLine._base_manager.filter(pk=line.pk).update(net_amount=D("0.01"))
     with pytest.raises(DatabaseError), transaction.atomic():
-        InvoiceLine.objects.bulk_create([InvoiceLine(
+        InvoiceLine._base_manager.bulk_create([InvoiceLine(
             invoice=invoice, position=2, description="added later", started_at=line.started_at,
             energy_wh=D("1"), net_amount=D("100.00"), vat_rate=D("19"))])
     # The model's own guards say it readably first.
     with pytest.raises(ValidationError):
         Invoice.objects.filter(pk=invoice.pk).update(net_total=D("1.00"))
+    with pytest.raises(ValidationError, match="cannot be added to an issued invoice"):
+        InvoiceLine.objects.bulk_create([InvoiceLine(
+            invoice=invoice, position=2, description="added later", started_at=line.started_at,
+            energy_wh=D("1"), net_amount=D("100.00"), vat_rate=D("19"))])
     # Only the way it ends may change.
     Invoice._base_manager.filter(pk=invoice.pk).update(status=Invoice.Status.PAID)
     invoice.refresh_from_db()
