@@ -363,13 +363,16 @@ def compute(terms: Terms, session: Session) -> Cost:
 
 def _gaps_across_changes(readings: Sequence[Reading], cuts: Iterable[datetime],
                          terms: Terms) -> list[str]:
-    """Readings so far apart, across a change of price, that the split is a guess."""
+    """Readings so far apart, across a change of price, that the split is a guess. The cuts are
+    in time order: the changes between two readings are found by bisection, so the work grows
+    with the readings and the changes, not with their product."""
     changes = list(cuts)[1:-1]
     problems = []
     for before, after in itertools.pairwise(readings):
         if after.at - before.at <= MAX_READING_GAP or after.wh == before.wh:
             continue
-        inside = [c for c in changes if before.at < c < after.at]
+        inside = changes[bisect.bisect_right(changes, before.at):
+                         bisect.bisect_left(changes, after.at)]
         if inside and len({terms.label_and_prices(terms.window_at(moment))[1]
                            for moment in (before.at, after.at, *inside)}) > 1:
             problems.append(f"no meter reading between {before.at:%Y-%m-%d %H:%M} and "
