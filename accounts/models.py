@@ -152,6 +152,18 @@ class AuditEntry(models.Model):
         COMMAND = "station.command", "remote command"
         LOCAL_LIST = "local_list.push", "local list pushed"
         EXPORT = "export", "export"
+        TARIFF_CREATED = "tariff.created", "tariff created"
+        TARIFF_VERSION = "tariff.version", "tariff prices changed"
+        TARIFF_ASSIGNED = "tariff.assigned", "tariff assigned"
+        TARIFF_UNASSIGNED = "tariff.unassigned", "tariff assignment removed"
+        INVOICES_GENERATED = "invoice.generated", "invoices generated"
+        INVOICE_ISSUED = "invoice.issued", "invoice issued"
+        INVOICE_PAID = "invoice.paid", "invoice paid"
+        INVOICE_CREDITED = "invoice.credited", "invoice credited"
+        INVOICE_DISCARDED = "invoice.discarded", "draft invoice discarded"
+        SESSION_COST_ACCEPTED = "session_cost.accepted", "session cost accepted"
+        SESSION_COST_CORRECTED = "session_cost.corrected", "session energy corrected"
+        SESSION_COST_EXCLUDED = "session_cost.excluded", "session not billed"
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(

@@ -16,6 +16,7 @@ repeated hour, and the DST transitions themselves), so a session across a DST ch
 by the wall clock the driver sees.
 """
 
+import bisect
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,12 @@ UTC_ZONE = ZoneInfo("UTC")
 IDLE_BELOW_W = 100
 # Meter readings further apart than this, across a change of price, make the split a guess.
 MAX_READING_GAP = timedelta(hours=1)
+# Pricing walks a session day by day (the wall clock's windows, DST); a charger's clock chooses
+# how many days. Longer than this is a clock or a lost stop, not a session: a person looks.
+MAX_PRICED_SPAN = timedelta(days=31)
+# A car still reported on the connector a day after its session is a lost status report: idle
+# time, provisional or final, counts for one day at most.
+IDLE_LIMIT = timedelta(hours=24)
 
 
 def round_cents(amount: Fraction | Decimal) -> Decimal:
@@ -85,13 +92,23 @@ class Terms:
     vat_rate: Decimal = Decimal("0")
     zone: ZoneInfo = UTC_ZONE
     default_label: str = "standard"
+    # Whether a session that delivered no energy (refused, never charged) is billed at all.
+    bills_empty_sessions: bool = False
 
-    def window_at(self, moment: datetime) -> tuple[str, Prices]:
+    def window_at(self, moment: datetime) -> int | None:
+        """The position of the window covering `moment`, None outside every window. Windows
+        are told apart by themselves: two may share a label and still have their own prices."""
         local = moment.astimezone(self.zone)
-        for window in self.windows:
+        for position, window in enumerate(self.windows):
             if window.covers(local):
-                return window.label, window.prices
-        return self.default_label, self.prices
+                return position
+        return None
+
+    def label_and_prices(self, position: int | None) -> tuple[str, Prices]:
+        if position is None:
+            return self.default_label, self.prices
+        window = self.windows[position]
+        return window.label, window.prices
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,10 +171,20 @@ class Cost:
     gross: Decimal
     parts: list[Part] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # Delivered no energy, and the tariff does not bill such sessions: every amount is zero.
+    empty: bool = False
 
 
-class InvalidMeterData(ValueError):
-    """The readings cannot be priced as they are (a person has to look)."""
+class Unpriceable(ValueError):
+    """The session cannot be priced as it is (a person has to look)."""
+
+
+class InvalidMeterData(Unpriceable):
+    """The readings cannot be priced as they are."""
+
+
+class ImplausibleSpan(Unpriceable):
+    """The session's times span more than pricing accepts (a charger's clock, a lost stop)."""
 
 
 def check_readings(readings: Sequence[Reading]) -> None:
@@ -179,25 +206,33 @@ class Register:
 
     def __init__(self, readings: Sequence[Reading]):
         self.readings = readings
+        self.times = [reading.at for reading in readings]
 
     def at(self, moment: datetime) -> Fraction:
         readings = self.readings
         if moment <= readings[0].at:
             return Fraction(readings[0].wh)
-        for before, after in itertools.pairwise(readings):
-            if moment <= after.at:
-                span = _seconds(after.at - before.at)
-                if span == 0:
-                    return Fraction(after.wh)
-                share = _seconds(moment - before.at) / span
-                return Fraction(before.wh) + (Fraction(after.wh) - Fraction(before.wh)) * share
-        return Fraction(readings[-1].wh)
+        if moment > readings[-1].at:
+            return Fraction(readings[-1].wh)
+        after_index = bisect.bisect_left(self.times, moment)
+        before, after = readings[after_index - 1], readings[after_index]
+        span = _seconds(after.at - before.at)
+        if span == 0:
+            return Fraction(after.wh)
+        share = _seconds(moment - before.at) / span
+        return Fraction(before.wh) + (Fraction(after.wh) - Fraction(before.wh)) * share
 
 
 def charging_end(session: Session) -> datetime:
     """When the car stopped charging for good: the end of the last interval between readings
-    whose average power was at least IDLE_BELOW_W (the session's start if there is none)."""
+    whose average power was at least IDLE_BELOW_W (the session's start if there is none).
+
+    With no reading between the start and the stop, nothing tells when within the session the
+    energy flowed: charging ends at the stop (a slow charge over the whole session is as likely
+    as a fast one followed by idling, and idle fees are not billed on a guess)."""
     readings = session.readings
+    if not session.running and len(readings) == 2:
+        return min(max(readings[-1].at, session.started_at), session.until)
     end = session.started_at
     for before, after in itertools.pairwise(readings):
         seconds = _seconds(after.at - before.at)
@@ -210,9 +245,23 @@ def charging_end(session: Session) -> datetime:
 
 
 def price_changes(start: datetime, end: datetime, terms: Terms) -> list[datetime]:
-    """The instants within (start, end) where the applicable window may change (UTC)."""
+    """The instants within (start, end) where the applicable window may change (UTC). Found
+    day by day, so the span is bounded (MAX_PRICED_SPAN): a charger's clock cannot make pricing
+    walk centuries."""
+    if end - start > MAX_PRICED_SPAN:
+        raise ImplausibleSpan(
+            f"the session spans {(end - start).days} days ({start:%Y-%m-%d %H:%M} to "
+            f"{end:%Y-%m-%d %H:%M} UTC), more than the {MAX_PRICED_SPAN.days} pricing accepts")
     if not terms.windows:
         return []
+    try:
+        return _price_changes(start, end, terms)
+    except OverflowError:  # a day before year 1 or after 9999 in the site's zone
+        raise ImplausibleSpan(f"the session's times ({start:%Y-%m-%d} to {end:%Y-%m-%d}) are "
+                              "out of the calendar's range") from None
+
+
+def _price_changes(start: datetime, end: datetime, terms: Terms) -> list[datetime]:
     zone = terms.zone
     edges = {time(0)} | {w.start for w in terms.windows} | {w.end for w in terms.windows}
     first = start.astimezone(zone).date() - timedelta(days=1)
@@ -247,25 +296,27 @@ def _transition(low: datetime, high: datetime, zone: ZoneInfo) -> datetime:
 
 
 def compute(terms: Terms, session: Session) -> Cost:
-    """Price a session; InvalidMeterData when its readings cannot be priced."""
+    """Price a session; Unpriceable when it cannot be priced as it is."""
     readings = tuple(r for r in session.readings if session.started_at <= r.at <= session.until)
     if not readings and session.readings:
         readings = (session.readings[0],)
     check_readings(readings)
     session = Session(session.started_at, session.until, readings, session.released,
                       session.running)
+    cuts = [session.started_at, *price_changes(session.started_at, session.until, terms),
+            session.until]
     register = Register(readings)
     charged_until = charging_end(session)
     problems = []
 
-    parts: dict[str, Part] = {}
-    cuts = [session.started_at, *price_changes(session.started_at, session.until, terms),
-            session.until]
+    parts: dict[int | None, Part] = {}
     for a, b in itertools.pairwise(cuts):
         if b <= a:
             continue
-        label, prices = terms.window_at(a + (b - a) / 2)
-        part = parts.setdefault(label, Part(label, prices))
+        window = terms.window_at(a + (b - a) / 2)
+        if window not in parts:
+            parts[window] = Part(*terms.label_and_prices(window))
+        part = parts[window]
         part.energy_wh += register.at(b) - register.at(a)
         overlap = min(b, charged_until) - a
         if overlap > timedelta(0):
@@ -279,42 +330,51 @@ def compute(terms: Terms, session: Session) -> Cost:
                    for p in parts.values()), Fraction(0))
     idle_end = session.released if session.released is not None else session.until
     idle = max(timedelta(0), idle_end - charged_until)
+    if session.released is None:
+        idle = min(idle, IDLE_LIMIT)  # still plugged in: provisional, never beyond the limit
     billable_idle = max(timedelta(0), idle - terms.idle_grace)
     idle_fee = _seconds(billable_idle) * Fraction(terms.idle_per_minute) / 60
+    total_wh = Fraction(readings[-1].wh) - Fraction(readings[0].wh)
+    empty = total_wh == 0 and not session.running and not terms.bills_empty_sessions
 
     energy_amount, time_amount = round_cents(energy), round_cents(minutes)
     idle_amount = round_cents(idle_fee)
-    subtotal = energy_amount + time_amount + idle_amount + terms.session_fee
+    session_fee = round_cents(terms.session_fee)
+    if empty:
+        energy_amount = time_amount = idle_amount = session_fee = round_cents(Fraction(0))
+    subtotal = energy_amount + time_amount + idle_amount + session_fee
     net = subtotal
-    if terms.min_price is not None and net < terms.min_price:
+    if terms.min_price is not None and net < terms.min_price and not empty:
         net = terms.min_price
     if terms.max_price is not None and net > terms.max_price:
         net = terms.max_price
     net = round_cents(net)
     vat = vat_of(net, terms.vat_rate)
-    total_wh = Fraction(readings[-1].wh) - Fraction(readings[0].wh)
     return Cost(
         energy_wh=Decimal(total_wh.numerator) / total_wh.denominator,
         charging_seconds=int(_seconds(charged_until - session.started_at)),
         idle_seconds=int(_seconds(idle)), billable_idle_seconds=int(_seconds(billable_idle)),
         energy_amount=energy_amount, time_amount=time_amount, idle_amount=idle_amount,
-        session_fee=round_cents(terms.session_fee), cap_adjustment=round_cents(net - subtotal),
+        session_fee=session_fee, cap_adjustment=round_cents(net - subtotal),
         net=net, vat_rate=terms.vat_rate, vat_amount=vat, gross=net + vat,
-        parts=list(parts.values()), problems=problems,
+        parts=list(parts.values()), problems=problems, empty=empty,
     )
 
 
 def _gaps_across_changes(readings: Sequence[Reading], cuts: Iterable[datetime],
                          terms: Terms) -> list[str]:
-    """Readings so far apart, across a change of price, that the split is a guess."""
+    """Readings so far apart, across a change of price, that the split is a guess. The cuts are
+    in time order: the changes between two readings are found by bisection, so the work grows
+    with the readings and the changes, not with their product."""
     changes = list(cuts)[1:-1]
     problems = []
     for before, after in itertools.pairwise(readings):
         if after.at - before.at <= MAX_READING_GAP or after.wh == before.wh:
             continue
-        inside = [c for c in changes if before.at < c < after.at]
-        if inside and len({terms.window_at(before.at)[0], terms.window_at(after.at)[0],
-                           *(terms.window_at(c)[0] for c in inside)}) > 1:
+        inside = changes[bisect.bisect_right(changes, before.at):
+                         bisect.bisect_left(changes, after.at)]
+        if inside and len({terms.label_and_prices(terms.window_at(moment))[1]
+                           for moment in (before.at, after.at, *inside)}) > 1:
             problems.append(f"no meter reading between {before.at:%Y-%m-%d %H:%M} and "
                             f"{after.at:%H:%M} UTC, across a change of price")
     return problems

@@ -8,14 +8,18 @@ never get the same number, and a failure rolls the counter back with the invoice
 
 import calendar
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction as db
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 
-from accounts.models import Organization
+from accounts import audit
+from accounts.models import AuditEntry, Organization
 from billing import einvoice
 from billing.models import (
     ZERO,
@@ -27,9 +31,20 @@ from billing.models import (
 )
 from billing.vat import vat_groups
 
+Action = AuditEntry.Action
+
 
 class InvoiceError(ValueError):
     """A request the invoice's state does not allow, said readably."""
+
+
+def _audit(user: AbstractBaseUser | None, action: str, invoice: Invoice, summary: str,
+           **details) -> None:
+    """Finance's actions in the audit log, in the transaction that makes them (no entry for
+    what rolled back). A None user is the monthly background run."""
+    audit.record(user, action, summary, target=f"invoice:{invoice.pk}", details={
+        "number": invoice.number, "customer": invoice.customer_id,
+        "gross_total": str(invoice.gross_total), **details})
 
 
 def previous_month(today: date) -> tuple[date, date]:
@@ -64,6 +79,30 @@ def billable(issuer: Issuer, until: datetime) -> QuerySet[SessionCost]:
             .order_by("transaction__started_at", "pk"))
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """What generating a period would put on one customer's invoice from one issuer."""
+
+    issuer: str
+    customer: str
+    sessions: int
+    net: Decimal
+
+
+def pending(period_start: date, period_end: date,
+            customer: Organization | None = None) -> list[Pending]:
+    """What `generate` would bill, without writing anything (shown before issuing at once)."""
+    rows = []
+    for issuer in Issuer.objects.all():
+        costs = billable(issuer, period_end_instant(issuer, period_end))
+        if customer is not None:
+            costs = costs.filter(customer=customer)
+        rows += [Pending(issuer.legal_name, row["customer__name"], row["sessions"], row["net"])
+                 for row in costs.order_by().values("customer__name")
+                 .annotate(sessions=Count("pk"), net=Sum("net")).order_by("customer__name")]
+    return rows
+
+
 def _account(customer: Organization, issuer: Issuer) -> CustomerAccount:
     account = CustomerAccount.objects.filter(organization=customer).first()
     if account is None:
@@ -90,7 +129,8 @@ def _line(invoice: Invoice, position: int, cost: SessionCost, sign: int = 1) -> 
 
 
 def generate(period_start: date, period_end: date, *, issuer: Issuer | None = None,
-             customer: Organization | None = None, issue: bool = False) -> list[Invoice]:
+             customer: Organization | None = None, issue: bool = False,
+             user: AbstractBaseUser | None = None) -> list[Invoice]:
     """Invoices (drafts, or issued with `issue`) for every customer with billable sessions.
 
     Idempotent: sessions already on an invoice are never added twice, and a customer's draft
@@ -112,8 +152,14 @@ def generate(period_start: date, period_end: date, *, issuer: Issuer | None = No
                 by_customer[cost.customer_id].append(cost)
             for customer_id, group in sorted(by_customer.items()):
                 invoice = _draft(locked, customer_id, group, period_start, period_end)
+                _audit(user, Action.INVOICES_GENERATED, invoice,
+                       f"{len(group)} session(s) drafted on an invoice to {invoice.customer} "
+                       f"for {period_start:%Y-%m-%d}..{period_end:%Y-%m-%d}",
+                       sessions=[cost.transaction_id for cost in group])
                 if issue:
                     _issue_locked(invoice, locked)
+                    _audit(user, Action.INVOICE_ISSUED, invoice,
+                           f"issued {invoice.number} to {invoice.customer}")
                 made.append(invoice)
     return made
 
@@ -123,7 +169,8 @@ def _draft(issuer: Issuer, customer_id: int, costs: list[SessionCost], period_st
     customer = Organization.objects.get(pk=customer_id)
     account = _account(customer, issuer)
     currency = costs[0].currency
-    invoice = Invoice.objects.filter(
+    # Locked: a draft being discarded meanwhile is waited for, then not found.
+    invoice = Invoice.objects.select_for_update().filter(
         issuer=issuer, customer=customer, status=Invoice.Status.DRAFT,
         kind=Invoice.Kind.INVOICE, period_start=period_start, period_end=period_end,
         currency=currency,
@@ -146,12 +193,13 @@ def _draft(issuer: Issuer, customer_id: int, costs: list[SessionCost], period_st
     return invoice
 
 
-def issue(invoice: Invoice) -> Invoice:
+def issue(invoice: Invoice, user: AbstractBaseUser | None = None) -> Invoice:
     """Give a draft its number and freeze it."""
     with db.atomic():
         issuer = Issuer.objects.select_for_update().get(pk=invoice.issuer_id)
-        fresh = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        fresh = _locked(invoice)
         _issue_locked(fresh, issuer)
+        _audit(user, Action.INVOICE_ISSUED, fresh, f"issued {fresh.number} to {fresh.customer}")
     return fresh
 
 
@@ -178,29 +226,48 @@ def _issue_locked(invoice: Invoice, issuer: Issuer) -> None:
     invoice.save()
 
 
-def discard(invoice: Invoice) -> None:
+def _locked(invoice: Invoice) -> Invoice:
+    """The invoice's row, locked until the end of the transaction, as it is now: every change
+    of state decides on this, never on a copy read before (a request racing another)."""
+    try:
+        return Invoice.objects.select_for_update().get(pk=invoice.pk)
+    except Invoice.DoesNotExist:
+        raise InvoiceError(f"{invoice} no longer exists (discarded meanwhile).") from None
+
+
+def discard(invoice: Invoice, user: AbstractBaseUser | None = None) -> None:
     """Delete a draft; its sessions become billable again."""
-    if invoice.status != Invoice.Status.DRAFT:
-        raise InvoiceError("Only a draft can be discarded; correct an issued invoice with a "
-                           "credit note.")
-    invoice.delete()
+    with db.atomic():
+        fresh = _locked(invoice)
+        if fresh.status != Invoice.Status.DRAFT:
+            raise InvoiceError(f"Only a draft can be discarded; {fresh} is {fresh.status}: "
+                               "correct an issued invoice with a credit note.")
+        _audit(user, Action.INVOICE_DISCARDED, fresh,
+               f"discarded the draft to {fresh.customer} ({fresh.lines.count()} line(s))")
+        fresh.delete()
 
 
-def mark_paid(invoice: Invoice, when: datetime | None = None) -> Invoice:
-    if invoice.kind != Invoice.Kind.INVOICE or invoice.status != Invoice.Status.ISSUED:
-        raise InvoiceError(f"Only an issued invoice can be paid; {invoice} is {invoice.status}.")
-    invoice.status, invoice.paid_at = Invoice.Status.PAID, when or timezone.now()
-    invoice.save()
-    return invoice
+def mark_paid(invoice: Invoice, when: datetime | None = None,
+              user: AbstractBaseUser | None = None) -> Invoice:
+    with db.atomic():
+        fresh = _locked(invoice)
+        if fresh.kind != Invoice.Kind.INVOICE or fresh.status != Invoice.Status.ISSUED:
+            raise InvoiceError(f"Only an issued invoice can be paid; {fresh} is "
+                               f"{fresh.status}.")
+        fresh.status, fresh.paid_at = Invoice.Status.PAID, when or timezone.now()
+        fresh.save()
+        _audit(user, Action.INVOICE_PAID, fresh, f"marked {fresh.number} paid")
+    return fresh
 
 
-def credit(invoice: Invoice, *, rebill: bool, reason: str = "") -> Invoice:
+def credit(invoice: Invoice, *, rebill: bool, reason: str = "",
+           user: AbstractBaseUser | None = None) -> Invoice:
     """Cancel an issued (or paid) invoice with a credit note, issued at once with the next
     number. The invoice becomes void. Its sessions are billed again on the next invoice
     (`rebill`, e.g. after the customer's details were corrected) or not at all."""
     with db.atomic():
         issuer = Issuer.objects.select_for_update().get(pk=invoice.issuer_id)
-        original = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        original = _locked(invoice)
         if original.kind != Invoice.Kind.INVOICE or original.status not in (
                 Invoice.Status.ISSUED, Invoice.Status.PAID):
             raise InvoiceError(f"Only an issued or paid invoice can be credited; {original} "
@@ -227,13 +294,9 @@ def credit(invoice: Invoice, *, rebill: bool, reason: str = "") -> Invoice:
         else:
             costs.update(invoice=None, state=SessionCost.State.EXCLUDED,
                          note=f"credited by {note.number}")
+        _audit(user, Action.INVOICE_CREDITED, original,
+               f"cancelled {original.number} with credit note {note.number}"
+               + (", sessions billed again" if rebill else ", sessions not billed"),
+               credit_note=note.number, rebill=rebill, reason=reason)
     return note
 
-
-def issue_drafts(drafts: QuerySet[Invoice]) -> int:
-    """Issue every draft of the query set (each with its own number, in order)."""
-    count = 0
-    for invoice in drafts.filter(status=Invoice.Status.DRAFT):
-        issue(invoice)
-        count += 1
-    return count

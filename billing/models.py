@@ -137,6 +137,10 @@ class TariffVersion(models.Model):
                       verbose_name="maximum session price")
     vat_rate = models.DecimalField("VAT rate %", max_digits=5, decimal_places=2,
                                    default=Decimal("19.00"), validators=[MinValueValidator(0)])
+    # Off: a session that delivered no energy (refused, never charged) costs nothing.
+    bills_empty_sessions = models.BooleanField(
+        "bill sessions that delivered no energy", default=False,
+        help_text="Session fee, minimum price, time and idle fees also for 0 kWh sessions.")
     note = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                    on_delete=models.SET_NULL)
@@ -280,6 +284,10 @@ class SessionCost(models.Model):
     cost_sent_at = models.DateTimeField(null=True, blank=True)
     reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                     on_delete=models.SET_NULL, related_name="+")
+    # The energy a person established when the meter's could not be used (a rollover, a
+    # replaced meter); when set, the session is priced with it, spread evenly over the session.
+    corrected_energy_wh = models.DecimalField(max_digits=15, decimal_places=3, null=True,
+                                              blank=True)
     invoice = models.ForeignKey("Invoice", null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="session_costs")
 
@@ -288,6 +296,12 @@ class SessionCost(models.Model):
 
     def __str__(self) -> str:
         return f"{self.transaction}: {self.gross} {self.currency} ({self.state})"
+
+    @property
+    def provisional(self) -> bool:
+        """The amounts are the cost so far (charging, or idle with the car still plugged in),
+        not what is billed."""
+        return self.state in (self.State.RUNNING, self.State.IDLE)
 
 
 class InvoiceQuerySet(models.QuerySet):
@@ -396,6 +410,15 @@ class Invoice(models.Model):
         instance._stored = dict(zip(field_names, values, strict=True))
         return instance
 
+    def refresh_from_db(self, using=None, fields=None, from_queryset=None) -> None:
+        """What is stored now is what the next save() compares with (another request may have
+        moved the invoice on)."""
+        super().refresh_from_db(using=using, fields=fields, from_queryset=from_queryset)
+        refreshed = ({self._meta.get_field(name).attname for name in fields} if fields else
+                     {f.attname for f in self._meta.concrete_fields} - self.get_deferred_fields())
+        self._stored = {**getattr(self, "_stored", {}),
+                        **{name: getattr(self, name) for name in refreshed}}
+
     @property
     def is_draft(self) -> bool:
         return self.status == Invoice.Status.DRAFT
@@ -418,6 +441,13 @@ class InvoiceLineQuerySet(models.QuerySet):
         if self._frozen():
             raise ValidationError("Lines of an issued invoice cannot be deleted.")
         return super().delete()
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        if Invoice.objects.filter(pk__in={line.invoice_id for line in objs}).exclude(
+                status=Invoice.Status.DRAFT).exists():
+            raise ValidationError("Lines cannot be added to an issued invoice.")
+        return super().bulk_create(objs, *args, **kwargs)
 
 
 class InvoiceLine(models.Model):

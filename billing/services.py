@@ -17,7 +17,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction as db
 from django.utils import timezone
 
-from accounts.models import Organization
+from accounts import audit
+from accounts.models import AuditEntry, Organization
 from billing import costing, persistence
 from billing.models import SessionCost, TariffVersion, TimeWindow
 from stations.models import Connector, Transaction
@@ -26,10 +27,10 @@ from stations.services import commands
 
 log = logging.getLogger(__name__)
 State = SessionCost.State
-# A car still reported on the connector this long after its session is a lost status report.
-IDLE_SETTLE_LIMIT = timedelta(hours=24)
 # The stop reason both OCPP versions give when the cable was pulled out on the car's side.
 EV_DISCONNECTED = "EVDisconnected"
+NO_ENERGY_NOTE = ("delivered no energy: not billed (the tariff bills only sessions that "
+                  "charged)")
 
 
 def zone_of(tx: Transaction) -> ZoneInfo:
@@ -60,6 +61,7 @@ def terms_of(version: TariffVersion, zone: ZoneInfo) -> costing.Terms:
         idle_per_minute=version.idle_price_minute,
         idle_grace=timedelta(minutes=version.idle_grace_minutes), min_price=version.min_price,
         max_price=version.max_price, vat_rate=version.vat_rate, zone=zone,
+        bills_empty_sessions=version.bills_empty_sessions,
     )
 
 
@@ -127,7 +129,7 @@ def live_cost(tx: Transaction, now: datetime | None = None) -> costing.Cost | No
     try:
         return costing.compute(terms_of(version, zone_of(tx)), costing.Session(
             tx.started_at, until, tuple(readings), running=True))
-    except costing.InvalidMeterData:
+    except costing.Unpriceable:
         return None
 
 
@@ -160,13 +162,15 @@ def price(tx: Transaction, *, now: datetime | None = None, accepted_by=None,
         return cost
     cost.currency = cost.tariff_version.tariff.currency
     terms = terms_of(cost.tariff_version, zone_of(tx))
-    readings = tuple(readings_of(tx))
     running = tx.state == Transaction.State.ACTIVE
     problems = []
-    if not running:
-        if tx.needs_review:
+    if cost.corrected_energy_wh is not None and not running:
+        readings = corrected_readings(tx, cost.corrected_energy_wh)
+    else:
+        readings = tuple(readings_of(tx))
+        if not running and tx.needs_review:
             problems.append(tx.review_note or "the session's messages need a look")
-        if tx.energy_wh is None or tx.meter_stop_wh is None:
+        if not running and (tx.energy_wh is None or tx.meter_stop_wh is None):
             problems.append("energy unknown: no start or stop meter reading")
     state, released = State.RUNNING, None
     until = max(now, tx.started_at, *(r.at for r in readings[-1:]))
@@ -176,46 +180,125 @@ def price(tx: Transaction, *, now: datetime | None = None, accepted_by=None,
         released = released_at(tx, charged_until)
         if released is None and not terms.idle_per_minute:
             released = stopped  # no idle fee to wait for: final at the end
-        if released is None and cost.state == State.IDLE and now - stopped > IDLE_SETTLE_LIMIT:
-            released = stopped + IDLE_SETTLE_LIMIT
+        if released is None and cost.state == State.IDLE and now - stopped > costing.IDLE_LIMIT:
+            released = charged_until + costing.IDLE_LIMIT
             problems.append("the connector was still reported occupied a day after the "
                             "session: idle time counted for one day")
         state = State.FINAL if released is not None else State.IDLE
-        until = max(stopped, released) if released is not None else max(now, stopped)
+        # Still plugged in: the idle time so far, never beyond the day the settling allows.
+        until = (max(stopped, released) if released is not None
+                 else max(stopped, min(now, charged_until + costing.IDLE_LIMIT)))
     try:
         result = costing.compute(terms, costing.Session(
             tx.started_at, until, readings, released=released, running=running))
-    except costing.InvalidMeterData as error:
+    except costing.Unpriceable as error:
         cost.state, cost.note = State.REVIEW, "; ".join([*problems, str(error)])[:200]
         cost.save()
         return cost
     _store(cost, result)
+    if result.empty and not problems:
+        cost.state, cost.note = State.EXCLUDED, NO_ENERGY_NOTE
+        cost.save()
+        return cost
     problems += result.problems
     if problems and state == State.FINAL and accepted_by is None and cost.reviewed_by is None:
         state = State.REVIEW
     cost.state = state
     cost.note = "; ".join(problems)[:200]
+    if cost.corrected_energy_wh is not None and not problems:
+        cost.note = f"energy corrected to {cost.corrected_energy_wh / 1000:.3f} kWh by a person"
     cost.save()
     return cost
+
+
+def corrected_readings(tx: Transaction, energy_wh: Decimal) -> tuple[costing.Reading, ...]:
+    """The register a person's corrected energy stands for: from 0 at the start to the energy
+    at the stop, nothing known between (so, by the pricing rule, charging until the stop)."""
+    stopped = tx.stopped_at or tx.started_at
+    return (costing.Reading(tx.started_at, Decimal(0)), costing.Reading(stopped, energy_wh))
+
+
+def _decided(cost: SessionCost, user: AbstractBaseUser, action: str, summary: str,
+             **details) -> None:
+    audit.record(user, action, summary, target=f"session:{cost.transaction_id}", details={
+        "state": cost.state, "net": str(cost.net), "gross": str(cost.gross), **details})
+
+
+def _undecidable(cost: SessionCost) -> None:
+    if cost.invoice_id is not None:
+        raise ValueError("This session is on an invoice; correct it with a credit note.")
+    if cost.transaction.state == Transaction.State.ACTIVE:
+        raise ValueError("This session is still running; decide once it has ended.")
+
+
+def accept(cost: SessionCost, user: AbstractBaseUser) -> SessionCost:
+    """A person accepts a session that needed review: billed as priced. A session that cannot
+    be priced as it is (its meter data are unusable) is refused, saying why: its energy has to
+    be corrected first, or it is not billed."""
+    _undecidable(cost)
+    with db.atomic():
+        priced = price(cost.transaction, accepted_by=user)
+        if priced.state not in (State.FINAL, State.IDLE):
+            raise ValueError(f"This session cannot be billed as priced ({priced.note}): enter "
+                             "the corrected energy, or do not bill it.")
+        _decided(priced, user, AuditEntry.Action.SESSION_COST_ACCEPTED,
+                 f"accepted session {cost.transaction_id} as priced: {priced.gross} "
+                 f"{priced.currency}")
+    return priced
+
+
+def correct_energy(cost: SessionCost, user: AbstractBaseUser, energy_wh: Decimal,
+                   reason: str) -> SessionCost:
+    """A person enters the energy a session really delivered (the meter rolled over, was
+    replaced, reported nonsense); the session is priced with it and billed."""
+    _undecidable(cost)
+    if energy_wh < 0:
+        raise ValueError("The corrected energy cannot be negative.")
+    if not reason.strip():
+        raise ValueError("Say why the energy is corrected (e.g. meter rollover, value read "
+                         "on the charger's display).")
+    with db.atomic():
+        before = cost.corrected_energy_wh
+        metered = cost.transaction.energy_wh
+        SessionCost.objects.filter(pk=cost.pk).update(corrected_energy_wh=energy_wh,
+                                                      state=State.REVIEW)
+        priced = price(cost.transaction, accepted_by=user)
+        if priced.state not in (State.FINAL, State.IDLE):
+            raise ValueError(f"This session cannot be priced ({priced.note}).")
+        _decided(priced, user, AuditEntry.Action.SESSION_COST_CORRECTED,
+                 f"corrected the energy of session {cost.transaction_id} to "
+                 f"{energy_wh / 1000:.3f} kWh: {priced.gross} {priced.currency}",
+                 metered_wh=str(metered), previously_corrected_wh=str(before),
+                 corrected_wh=str(energy_wh), reason=reason)
+    return priced
 
 
 def exclude(cost: SessionCost, user: AbstractBaseUser, note: str) -> SessionCost:
     """A person decides a session is not billed (a test, a fault, a goodwill gesture)."""
     if cost.invoice_id is not None:
         raise ValueError("This session is on an invoice; correct it with a credit note.")
-    cost.state, cost.reviewed_by = State.EXCLUDED, user
-    cost.note = (note or "not billed")[:200]
-    cost.save(update_fields=["state", "reviewed_by", "note"])
+    with db.atomic():
+        cost.state, cost.reviewed_by = State.EXCLUDED, user
+        cost.note = (note or "not billed")[:200]
+        cost.save(update_fields=["state", "reviewed_by", "note"])
+        _decided(cost, user, AuditEntry.Action.SESSION_COST_EXCLUDED,
+                 f"session {cost.transaction_id} not billed: {cost.note}")
     return cost
 
 
 def total_cost(tx: Transaction) -> Decimal | None:
-    """The session's total including taxes for the charger at its end, or None when there is
-    no price to tell (no tariff, needs review)."""
+    """The session's final total including taxes for the charger at its end, or None when
+    there is no final price to tell (no tariff, needs review, or idle: the car is still plugged
+    in and the idle fee still runs, so the charger hears a running cost instead). A session
+    that is not billed (it delivered no energy) costs nothing."""
     cost = SessionCost.objects.filter(transaction=tx).only("state", "gross").first()
-    if cost is None or cost.state not in (State.FINAL, State.IDLE):
+    if cost is None:
         return None
-    return cost.gross
+    if cost.state == State.FINAL:
+        return cost.gross
+    if cost.state == State.EXCLUDED:
+        return Decimal("0.00")
+    return None
 
 
 def on_transaction_changed(sender, transaction: Transaction, kind: str, created: bool = False,
@@ -228,7 +311,10 @@ def on_transaction_changed(sender, transaction: Transaction, kind: str, created:
             if kind == "update" and transaction.state == Transaction.State.ACTIVE:
                 _running_costs(_running_due([transaction.pk]))
             else:
-                price(transaction, new=created)
+                cost = price(transaction, new=created)
+                if cost.state == State.IDLE and cost.tariff_version_id:
+                    # Not final yet: the charger is told the cost so far, as a running cost.
+                    commands.cost_update(transaction, cost.gross)
     except Exception:
         log.exception("pricing %s failed", transaction)
 

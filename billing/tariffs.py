@@ -11,12 +11,14 @@ from django.db import IntegrityError
 from django.db import transaction as db
 from django.utils import timezone
 
-from accounts.models import Organization, Site
+from accounts import audit
+from accounts.models import AuditEntry, Organization, Site
 from billing.models import Issuer, Tariff, TariffAssignment, TariffVersion, TimeWindow
 from stations.models import Station
 
 PRICE_FIELDS = ("price_kwh", "price_minute", "session_fee", "idle_price_minute",
-                "idle_grace_minutes", "min_price", "max_price", "vat_rate", "note")
+                "idle_grace_minutes", "min_price", "max_price", "vat_rate",
+                "bills_empty_sessions", "note")
 _MINUTES_A_WEEK = 7 * 24 * 60
 
 
@@ -45,11 +47,19 @@ def _minutes_of(window: WindowSpec) -> set[int]:
 
 
 def check_windows(windows: list[WindowSpec]) -> None:
-    """Windows may not overlap: each moment of the week has one price."""
+    """Windows may not overlap: each moment of the week has one price. Labels are unique in a
+    version: the breakdown, invoices and exports name a window by its label, and two windows
+    of one name would read as one price."""
     seen: dict[int, str] = {}
+    labels: set[str] = set()
     for window in windows:
-        if not window.label.strip():
+        label = window.label.strip()
+        if not label:
             raise ValidationError("Every time window needs a label (e.g. night).")
+        if label.casefold() in labels:
+            raise ValidationError(f"Two time windows are called {label}: give each its own "
+                                  "label (e.g. night weekdays, night weekend).")
+        labels.add(label.casefold())
         if not window.weekdays or set(window.weekdays) - set("0123456"):
             raise ValidationError(f"{window.label}: pick at least one weekday.")
         for minute in _minutes_of(window):
@@ -68,6 +78,9 @@ def create_tariff(*, issuer: Issuer, name: str, currency: str = "EUR",
         tariff = Tariff(issuer=issuer, name=name, currency=currency)
         tariff.full_clean()
         tariff.save()
+        audit.record(user, AuditEntry.Action.TARIFF_CREATED,
+                     f"created tariff {tariff.name} ({tariff.currency}, issuer {issuer})",
+                     target=f"tariff:{tariff.pk}")
         add_version(tariff, valid_from=valid_from or timezone.now(), windows=windows,
                     user=user, now=valid_from, **prices)
     return tariff
@@ -102,20 +115,45 @@ def add_version(tariff: Tariff, *, valid_from: datetime, windows: list[WindowSpe
                        price_minute=w.price_minute)
             for w in windows
         ])
+        audit.record(user, AuditEntry.Action.TARIFF_VERSION,
+                     f"{tariff.name} version {version.number} valid from "
+                     f"{valid_from:%Y-%m-%d %H:%M} UTC", target=f"tariff:{tariff.pk}",
+                     details={name: str(value) for name, value in prices.items()}
+                     | {"windows": [f"{w.label} {w.weekdays} {w.start:%H:%M}-{w.end:%H:%M} "
+                                    f"{w.price_kwh}/kWh {w.price_minute}/min" for w in windows]})
     return version
 
 
 def assign(tariff: Tariff, *, site: Site | None = None, station: Station | None = None,
-           customer: Organization | None = None) -> TariffAssignment:
+           customer: Organization | None = None,
+           user: AbstractBaseUser | None = None) -> TariffAssignment:
     """Price the sessions of a site or a station (for one customer, or everyone) with a tariff.
     Replaces what applied to exactly that place and customer before."""
     if (site is None) == (station is None):
         raise ValidationError("Assign a tariff to a site or to a station.")
     try:
         with db.atomic():
+            replaced = list(TariffAssignment.objects.filter(site=site, station=station,
+                                                            customer=customer)
+                            .values_list("tariff__name", flat=True))
             TariffAssignment.objects.filter(site=site, station=station,
                                             customer=customer).delete()
-            return TariffAssignment.objects.create(tariff=tariff, site=site, station=station,
-                                                   customer=customer)
+            assignment = TariffAssignment.objects.create(tariff=tariff, site=site,
+                                                         station=station, customer=customer)
+            audit.record(user, AuditEntry.Action.TARIFF_ASSIGNED, str(assignment),
+                         target=f"tariff:{tariff.pk}", details={
+                             "site": site.pk if site else None,
+                             "station": station.pk if station else None,
+                             "customer": customer.pk if customer else None,
+                             "replaced": replaced})
+            return assignment
     except IntegrityError:
         raise ValidationError("That place already has a tariff for that customer.") from None
+
+
+def unassign(assignment: TariffAssignment, user: AbstractBaseUser | None = None) -> None:
+    """Stop pricing a place's sessions with the tariff; sessions priced keep their price."""
+    with db.atomic():
+        audit.record(user, AuditEntry.Action.TARIFF_UNASSIGNED, f"removed {assignment}",
+                     target=f"tariff:{assignment.tariff_id}")
+        assignment.delete()

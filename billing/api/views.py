@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import access
+from accounts.models import Organization
 from billing import einvoice, exports, invoices, services, tariffs, tasks
 from billing.access import invoices_for, revenue_sites_for, session_costs_for, tariffs_for
 from billing.models import (
@@ -54,7 +55,7 @@ class VersionSerializer(serializers.ModelSerializer):
         model = TariffVersion
         fields = ["number", "valid_from", "price_kwh", "price_minute", "session_fee",
                   "idle_price_minute", "idle_grace_minutes", "min_price", "max_price",
-                  "vat_rate", "note", "windows", "created_at"]
+                  "vat_rate", "bills_empty_sessions", "note", "windows", "created_at"]
         read_only_fields = ["number", "created_at"]
 
 
@@ -129,13 +130,16 @@ class TariffViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         serializer = AssignmentSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            assignment = tariffs.assign(tariff, **serializer.validated_data)
+            assignment = tariffs.assign(tariff, **serializer.validated_data, user=request.user)
         except DjangoValidationError as error:
             raise _refuse(error) from None
         return Response(AssignmentSerializer(assignment).data, status=status.HTTP_201_CREATED)
 
 
 class SessionCostSerializer(serializers.ModelSerializer):
+    provisional = serializers.BooleanField(
+        read_only=True, help_text="The cost so far (running, or idle with the car still "
+                                  "plugged in): amounts change until the state is final.")
     transaction_id = serializers.CharField(source="transaction.transaction_id", read_only=True)
     station = serializers.CharField(source="transaction.station_id", read_only=True)
     started_at = serializers.DateTimeField(source="transaction.started_at", read_only=True)
@@ -147,12 +151,18 @@ class SessionCostSerializer(serializers.ModelSerializer):
                   "customer", "tariff_version", "state", "note", "currency", "energy_wh",
                   "charging_seconds", "idle_seconds", "billable_idle_seconds", "energy_amount",
                   "time_amount", "idle_amount", "session_fee", "cap_adjustment", "net",
-                  "vat_rate", "vat_amount", "gross", "breakdown", "priced_at", "invoice"]
+                  "vat_rate", "vat_amount", "gross", "provisional", "corrected_energy_wh",
+                  "breakdown", "priced_at", "invoice"]
         read_only_fields = fields
 
 
 class ExcludeSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=200, required=False, default="")
+
+
+class CorrectEnergySerializer(serializers.Serializer):
+    energy_wh = serializers.DecimalField(max_digits=15, decimal_places=3, min_value=Decimal(0))
+    reason = serializers.CharField(max_length=200)
 
 
 @extend_schema(tags=["billing"], parameters=[
@@ -169,27 +179,39 @@ class SessionCostViewSet(viewsets.ReadOnlyModelViewSet):
         state = self.request.query_params.get("state")
         return costs.filter(state=state) if state else costs
 
+    def _decide(self, decision) -> Response:
+        try:
+            cost = decision(self.get_object())
+        except ValueError as error:
+            raise ApiValidationError({"detail": str(error)}) from None
+        return Response(SessionCostSerializer(cost).data)
+
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
     def accept(self, request: Request, pk=None) -> Response:
-        """Bill a session that needed review as priced."""
-        cost = self.get_object()
-        with db.atomic():
-            cost = services.price(cost.transaction, accepted_by=request.user)
-        return Response(SessionCostSerializer(cost).data)
+        """Bill a session that needed review as priced (400 when it cannot be priced as it
+        is: correct its energy, or exclude it)."""
+        return self._decide(lambda cost: services.accept(cost, request.user))
+
+    @extend_schema(request=CorrectEnergySerializer)
+    @action(detail=True, methods=["post"])
+    def correct(self, request: Request, pk=None) -> Response:
+        """Price and bill the session with the energy a person established
+        ({"energy_wh": "12345.000", "reason": "meter rollover"})."""
+        serializer = CorrectEnergySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        return self._decide(lambda cost: services.correct_energy(
+            cost, request.user, data["energy_wh"], data["reason"]))
 
     @extend_schema(request=ExcludeSerializer)
     @action(detail=True, methods=["post"])
     def exclude(self, request: Request, pk=None) -> Response:
         """Never bill this session ({"note": "why"})."""
-        cost = self.get_object()
         serializer = ExcludeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            cost = services.exclude(cost, request.user, serializer.validated_data["note"])
-        except ValueError as error:
-            raise ApiValidationError({"detail": str(error)}) from None
-        return Response(SessionCostSerializer(cost).data)
+        return self._decide(lambda cost: services.exclude(cost, request.user,
+                                                          serializer.validated_data["note"]))
 
 
 class InvoiceLineSerializer(serializers.ModelSerializer):
@@ -221,6 +243,9 @@ class InvoiceSerializer(serializers.ModelSerializer):
 
 class GenerateSerializer(serializers.Serializer):
     month = serializers.RegexField(r"^\d{4}-(0[1-9]|1[0-2])\Z", help_text="YYYY-MM")
+    customer = serializers.PrimaryKeyRelatedField(
+        queryset=Organization.objects.all(), required=False, allow_null=True, default=None,
+        help_text="Only this customer organization's sessions (default: every customer).")
     issue = serializers.BooleanField(default=False)
 
 
@@ -247,7 +272,7 @@ class InvoiceViewSet(viewsets.ReadOnlyModelViewSet):
 
     def _change(self, change) -> Response:
         try:
-            invoice = change(self.get_object())
+            invoice = change(self.get_object(), user=self.request.user)
         except (invoices.InvoiceError, DjangoValidationError) as error:
             raise ApiValidationError({"detail": str(error)}) from None
         return Response(InvoiceSerializer(invoice).data)
@@ -258,8 +283,9 @@ class InvoiceViewSet(viewsets.ReadOnlyModelViewSet):
         """Invoices of a month for every customer with billable sessions."""
         serializer = GenerateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        made = invoices.generate(*_month(serializer.validated_data["month"]),
-                                 issue=serializer.validated_data["issue"])
+        data = serializer.validated_data
+        made = invoices.generate(*_month(data["month"]), customer=data["customer"],
+                                 issue=data["issue"], user=request.user)
         return Response(InvoiceSerializer(made, many=True).data,
                         status=status.HTTP_201_CREATED)
 
@@ -279,14 +305,14 @@ class InvoiceViewSet(viewsets.ReadOnlyModelViewSet):
         """Cancel with a credit note (returned); `rebill` bills the sessions again."""
         serializer = CreditSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return self._change(lambda invoice: invoices.credit(invoice,
-                                                            **serializer.validated_data))
+        return self._change(lambda invoice, user: invoices.credit(
+            invoice, **serializer.validated_data, user=user))
 
     @extend_schema(request=None, responses={204: None})
     @action(detail=True, methods=["post"])
     def discard(self, request: Request, pk=None) -> Response:
         try:
-            invoices.discard(self.get_object())
+            invoices.discard(self.get_object(), request.user)
         except invoices.InvoiceError as error:
             raise ApiValidationError({"detail": str(error)}) from None
         return Response(status=status.HTTP_204_NO_CONTENT)

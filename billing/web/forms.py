@@ -9,13 +9,11 @@ from django.utils import timezone
 from accounts.models import Organization, Site
 from billing.invoices import month
 from billing.models import CustomerAccount, Issuer, Tariff, TariffVersion
-from billing.tariffs import WindowSpec
+from billing.tariffs import PRICE_FIELDS, WindowSpec
 from stations.models import Station
 
 WEEKDAYS = [("0", "Mon"), ("1", "Tue"), ("2", "Wed"), ("3", "Thu"), ("4", "Fri"), ("5", "Sat"),
             ("6", "Sun")]
-PRICE_FIELDS = ["price_kwh", "price_minute", "session_fee", "idle_price_minute",
-                "idle_grace_minutes", "min_price", "max_price", "vat_rate", "note"]
 
 
 class VersionForm(forms.ModelForm):
@@ -104,6 +102,9 @@ class PeriodForm(forms.Form):
 
 
 class GenerateForm(PeriodForm):
+    customer = forms.ModelChoiceField(Organization.objects.order_by("name"), required=False,
+                                      empty_label="every customer",
+                                      help_text="Only this customer's sessions.")
     issue = forms.BooleanField(required=False, help_text="Issue them at once (numbers are "
                                                          "given; they cannot change after).")
 
@@ -116,6 +117,18 @@ class CreditForm(forms.Form):
 
 class ExcludeForm(forms.Form):
     note = forms.CharField(max_length=200, required=False)
+
+
+class CorrectEnergyForm(forms.Form):
+    """The energy a session really delivered, when its meter's cannot be used."""
+
+    kwh = forms.DecimalField(label="Energy (kWh)", min_value=0, max_digits=12, decimal_places=3,
+                             help_text="Billed as if charged evenly from start to stop.")
+    reason = forms.CharField(max_length=200, help_text="e.g. meter rollover, read on the "
+                                                       "charger's display")
+
+    def energy_wh(self) -> Decimal:
+        return self.cleaned_data["kwh"] * 1000
 
 
 class IssuerForm(forms.ModelForm):

@@ -14,6 +14,7 @@ from django.db import transaction as db
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -143,7 +144,7 @@ def tariff_assign(request: HttpRequest, pk: int) -> HttpResponse:
     form = forms.AssignmentForm(request.POST)
     if form.is_valid():
         try:
-            assignment = tariffs.assign(tariff, **form.cleaned_data)
+            assignment = tariffs.assign(tariff, **form.cleaned_data, user=request.user)
             messages.info(request, f"{assignment} applies from now on.")
         except ValidationError as error:
             _refused(request, error)
@@ -156,7 +157,7 @@ def tariff_assign(request: HttpRequest, pk: int) -> HttpResponse:
 @editors_only
 def tariff_unassign(request: HttpRequest, pk: int, assignment: int) -> HttpResponse:
     tariff = get_object_or_404(tariffs_for(request.user), pk=pk)
-    tariff.assignments.filter(pk=assignment).delete()
+    tariffs.unassign(get_object_or_404(tariff.assignments, pk=assignment), request.user)
     messages.info(request, "Assignment removed; sessions already priced keep their price.")
     return redirect("billing:tariff", tariff.pk)
 
@@ -194,7 +195,8 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "tariff_version__tariff", "invoice", "reviewed_by", "customer").first()
     live = services.live_cost(tx) if tx.state == tx.State.ACTIVE else None
     return _page(request, "session", {"tx": tx, "cost": cost, "live": live,
-                                      "exclude_form": forms.ExcludeForm()})
+                                      "exclude_form": forms.ExcludeForm(),
+                                      "correct_form": forms.CorrectEnergyForm()})
 
 
 @require_GET
@@ -207,20 +209,29 @@ def session_cost_fragment(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _session_action(request: HttpRequest, tx) -> None:
     action = request.POST.get("action")
+    user = request.user
     try:
         with db.atomic():
+            cost = services.price(tx)
             if action == "accept":
-                cost = services.price(tx, accepted_by=request.user)
-                messages.info(request, f"Priced: {cost.get_state_display()}, {cost.gross} "
+                cost = services.accept(cost, user)
+                messages.info(request, f"Accepted: {cost.get_state_display()}, {cost.gross} "
+                                       f"{cost.currency}.")
+            elif action == "correct":
+                form = forms.CorrectEnergyForm(request.POST)
+                if not form.is_valid():
+                    raise ValueError(" ".join(e for errs in form.errors.values() for e in errs))
+                cost = services.correct_energy(cost, user, form.energy_wh(),
+                                               form.cleaned_data["reason"])
+                messages.info(request, f"Priced with the corrected energy: "
+                                       f"{cost.get_state_display()}, {cost.gross} "
                                        f"{cost.currency}.")
             elif action == "price":
-                cost = services.price(tx)
                 messages.info(request, f"Priced again: {cost.get_state_display()}.")
             elif action == "exclude":
                 form = forms.ExcludeForm(request.POST)
                 form.is_valid()
-                cost = services.price(tx)
-                services.exclude(cost, request.user, form.cleaned_data.get("note", ""))
+                services.exclude(cost, user, form.cleaned_data.get("note", ""))
                 messages.info(request, "This session will not be billed.")
             else:
                 messages.error(request, "Unknown action.")
@@ -238,14 +249,26 @@ def invoice_list(request: HttpRequest) -> HttpResponse:
         if not access.may_edit_billing(request.user):
             raise PermissionDenied
         if form.is_valid():
+            data = form.cleaned_data
+            if data["issue"] and not _confirmed(request):
+                rows = invoices.pending(*form.period(), data["customer"])
+                if rows:
+                    return _confirm(request, "Issue these invoices at once?", rows=rows,
+                                    consequence="Each gets its number now; an issued invoice "
+                                                "can only be cancelled by a credit note.",
+                                    button="Generate and issue", danger=False,
+                                    cancel=reverse("billing:invoices"))
             try:
-                made = invoices.generate(*form.period(), issue=form.cleaned_data["issue"])
+                made = invoices.generate(*form.period(), customer=data["customer"],
+                                         issue=data["issue"], user=request.user)
             except (ValueError, ValidationError) as error:
                 _refused(request, error)
             else:
-                messages.info(request, f"{len(made)} invoice(s) generated for "
-                                       f"{form.cleaned_data['month']}." if made else
-                              "Nothing to bill: no priced session is waiting for an invoice.")
+                whom = f" to {data['customer']}" if data["customer"] else ""
+                messages.info(request, f"{len(made)} invoice(s) generated{whom} for "
+                                       f"{data['month']}." if made else
+                              f"Nothing to bill{whom}: no priced session is waiting for an "
+                              "invoice.")
             return redirect("billing:invoices")
     status = request.GET.get("status", "")
     listed = invoices_for(request.user).select_related("customer", "issuer")
@@ -276,26 +299,68 @@ def invoice_detail(request: HttpRequest, pk: int) -> HttpResponse:
     })
 
 
+def _confirmed(request: HttpRequest) -> bool:
+    return request.POST.get("confirmed") == "yes"
+
+
+def _confirm(request: HttpRequest, question: str, *, consequence: str, button: str,
+             cancel: str, danger: bool = True, facts: tuple = (), rows: list = ()
+             ) -> HttpResponse:
+    """The page that asks before an action that cannot be taken back: what it applies to, what
+    follows, and the same form again with `confirmed=yes` (works without JavaScript)."""
+    fields = [(name, value) for name, values in request.POST.lists() if name not in (
+        "csrfmiddlewaretoken", "confirmed") for value in values]
+    return _page(request, "confirm", {"question": question, "consequence": consequence,
+                                      "button": button, "danger": danger, "cancel": cancel,
+                                      "facts": facts, "rows": rows, "fields": fields,
+                                      "action": request.path})
+
+
+# Actions that cannot be taken back: what the confirmation says, and its button.
+_ASKED = {
+    "issue": ("Issue this invoice?", "It gets the next number and can no longer change; only "
+              "a credit note cancels it.", "Issue"),
+    "discard": ("Discard this draft?", "The draft is deleted; its sessions go on the next "
+                "invoice generated.", "Discard draft"),
+    "credit": ("Cancel this invoice with a credit note?", "A credit note with the next number "
+               "cancels it for good, and the invoice becomes void.", "Issue the credit note"),
+}
+
+
 @require_POST
 @editors_only
 def invoice_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     invoice = _invoice(request, pk)
+    user = request.user
+    if action in _ASKED and not _confirmed(request):
+        question, consequence, button = _ASKED[action]
+        if action == "credit":
+            rebill = request.POST.get("rebill") in ("on", "true", "1")
+            consequence += (" Its sessions are billed again on the next invoice." if rebill
+                            else " Its sessions are never billed.")
+        return _confirm(request, question, consequence=consequence, button=button,
+                        danger=action != "issue",
+                        cancel=reverse("billing:invoice", args=[invoice.pk]), facts=(
+                            ("Invoice", str(invoice)), ("Customer", invoice.customer),
+                            ("Period", f"{invoice.period_start} to {invoice.period_end}"),
+                            ("Sessions", invoice.lines.count()),
+                            ("Total", f"{invoice.gross_total:,.2f} {invoice.currency}")))
     try:
         if action == "issue":
-            invoice = invoices.issue(invoice)
+            invoice = invoices.issue(invoice, user)
             messages.info(request, f"Issued as {invoice.number}.")
         elif action == "paid":
-            invoices.mark_paid(invoice)
+            invoices.mark_paid(invoice, user=user)
             messages.info(request, f"{invoice.number} marked paid.")
         elif action == "credit":
             form = forms.CreditForm(request.POST)
             form.is_valid()
             note = invoices.credit(invoice, rebill=form.cleaned_data.get("rebill", False),
-                                   reason=form.cleaned_data.get("reason", ""))
+                                   reason=form.cleaned_data.get("reason", ""), user=user)
             messages.info(request, f"Credit note {note.number} issued; {invoice.number} is void.")
             return redirect("billing:invoice", note.pk)
         elif action == "discard":
-            invoices.discard(invoice)
+            invoices.discard(invoice, user)
             messages.info(request, "Draft discarded; its sessions can be billed again.")
             return redirect("billing:invoices")
         else:

@@ -123,3 +123,76 @@ def test_api_schema_lists_billing(api, personas):
     for path in ("/api/v1/billing/tariffs/", "/api/v1/billing/invoices/{id}/pdf/",
                  "/api/v1/billing/revenue/"):
         assert path in schema
+
+
+def test_two_windows_of_one_label_are_refused_readably(api, personas, cast):
+    issuer, _ = cast
+    night = {"weekdays": "01234", "start": "22:00", "end": "06:00"}
+    response = api(personas.finance).post("/api/v1/billing/tariffs/", {
+        "name": "Nights", "issuer": issuer.pk, "currency": "EUR",
+        "first_version": {"valid_from": "2026-01-01T00:00:00Z", "price_kwh": "0.40",
+                          "vat_rate": "19", "windows": [
+                              {"label": "night", **night, "price_kwh": "0.20"},
+                              {"label": "night", **night, "weekdays": "56",
+                               "price_kwh": "0.10"}]}}, format="json")
+    assert response.status_code == 400
+    assert "Two time windows are called night" in response.data["detail"][0]
+    assert not Tariff.objects.filter(name="Nights").exists()
+
+
+def test_a_meter_rollover_is_billed_with_the_energy_a_person_corrects(api, personas, cast):
+    # The register rolls over at 100,000 kWh: 99,990 → 99,999 → 1.5 kWh. Unpriceable as it is;
+    # the real energy is 10 + 1.5 = 11.5 kWh: 11.5 x 0.40 = 4.60 net, 0.87 VAT, 5.47 total.
+    from accounts.models import AuditEntry
+
+    tx = charge(personas.station_a, personas.fleet_token, start=at("2026-11-02T10:00"),
+                readings=[(0, 99_990_000), (30, 99_999_000), (60, 1_500)], stop=60)
+    cost = tx.cost
+    assert cost.state == "review" and "backwards" in cost.note
+    client = api(personas.finance)
+    accepted = client.post(f"/api/v1/billing/session-costs/{cost.pk}/accept/")
+    assert accepted.status_code == 400 and "enter the corrected energy" in str(accepted.data)
+    missing_reason = client.post(f"/api/v1/billing/session-costs/{cost.pk}/correct/",
+                                 {"energy_wh": "11500"}, format="json")
+    assert missing_reason.status_code == 400
+    corrected = client.post(f"/api/v1/billing/session-costs/{cost.pk}/correct/",
+                            {"energy_wh": "11500", "reason": "meter rollover at 100,000 kWh"},
+                            format="json")
+    assert corrected.status_code == 200, corrected.data
+    assert (corrected.data["state"], corrected.data["net"], corrected.data["gross"]) == (
+        "final", "4.60", "5.47")
+    assert corrected.data["corrected_energy_wh"] == "11500.000"
+    assert corrected.data["provisional"] is False
+    entry = AuditEntry.objects.get(action="session_cost.corrected")
+    assert entry.actor == personas.finance and entry.target == f"session:{tx.pk}"
+    assert entry.details["reason"] == "meter rollover at 100,000 kWh"
+    made = client.post("/api/v1/billing/invoices/generate/", {"month": "2026-11"},
+                       format="json")
+    assert [line["net_amount"] for line in made.data[0]["lines"]] == ["4.60"]
+
+
+def test_finance_actions_through_the_api_are_audited(api, personas, cast, november):
+    from accounts.models import AuditEntry
+
+    issuer, _ = cast
+    client = api(personas.finance)
+    created = client.post("/api/v1/billing/tariffs/", {
+        "name": "Audited", "issuer": issuer.pk, "currency": "EUR",
+        "first_version": {"valid_from": "2026-01-01T00:00:00Z", "price_kwh": "0.35",
+                          "vat_rate": "19"}}, format="json")
+    client.post(f"/api/v1/billing/tariffs/{created.data['id']}/assignments/",
+                {"station": personas.station_b.pk}, format="json")
+    made = client.post("/api/v1/billing/invoices/generate/",
+                       {"month": "2026-11", "customer": personas.fleet_org.pk}, format="json")
+    invoice = made.data[0]["id"]
+    client.post(f"/api/v1/billing/invoices/{invoice}/issue/")
+    client.post(f"/api/v1/billing/invoices/{invoice}/pay/")
+    logged = list(AuditEntry.objects.filter(actor=personas.finance).order_by("at", "id")
+                  .values_list("action", "target"))
+    assert logged == [
+        ("tariff.created", f"tariff:{created.data['id']}"),
+        ("tariff.version", f"tariff:{created.data['id']}"),
+        ("tariff.assigned", f"tariff:{created.data['id']}"),
+        ("invoice.generated", f"invoice:{invoice}"),
+        ("invoice.issued", f"invoice:{invoice}"),
+        ("invoice.paid", f"invoice:{invoice}")]

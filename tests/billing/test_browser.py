@@ -41,6 +41,8 @@ def test_finance_sees_the_cost_and_invoices_the_session(dashboard: Dashboard, pe
     page.locator("#id_month").select_option(timezone.now().strftime("%Y-%m"))
     page.get_by_label("Issue at once").check()
     page.get_by_role("button", name="Generate invoices").click()
+    expect(page.get_by_role("heading", name="Issue these invoices at once?")).to_be_visible()
+    page.get_by_role("button", name="Generate and issue").click()
     expect(page.get_by_text("1 invoice(s) generated")).to_be_visible()
     page.get_by_role("link", name="INV-000001").click()
     expect(page.get_by_role("heading", name="Invoice INV-000001")).to_be_visible()

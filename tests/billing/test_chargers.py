@@ -94,3 +94,41 @@ def test_a_16_charger_is_priced_without_cost_messages(personas, settings):
     assert (tx.cost.state, tx.cost.net, tx.cost.gross) == ("final", Decimal("4.00"),
                                                            Decimal("4.76"))
     assert datetime.fromisoformat("2026-11-24T11:00:00+00:00") == tx.stopped_at
+
+
+def test_a_201_charger_is_not_told_a_total_while_the_idle_fee_still_runs(personas, settings):
+    """Stopped with the car still plugged in: the cost is provisional (the idle fee runs until
+    the car leaves), so the end's answer carries no totalCost; the charger hears the cost so
+    far as a running cost (CostUpdated) instead."""
+    from tests.support.billing_cast import make_tariff
+
+    issuer, _ = billing_cast(personas)
+    station = make_station("CP-IDLE", site=personas.site_a)
+    make_tariff(issuer, name="Idle", station=station, idle_price_minute=Decimal("0.10"))
+
+    async def flow() -> tuple[dict, list]:
+        cp = ChargerSocket("CP-IDLE", "2.0.1")
+        assert await cp.connect()
+        await cp.ok("BootNotification", {"reason": "PowerUp", "chargingStation": {
+            "vendorName": "ACME", "model": "AC22"}})
+        await cp.ok("StatusNotification", {"timestamp": T0, "connectorStatus": "Occupied",
+                                           "evseId": 1, "connectorId": 1})
+        await cp.ok("TransactionEvent", event(
+            "Started", 0, T0, idToken={"idToken": "TOKEN-FLEET", "type": "ISO14443"},
+            evse={"id": 1, "connectorId": 1},
+            meterValue=energy(20.5, "Transaction.Begin", T0)))
+        ended = await cp.ok("TransactionEvent", event(
+            "Ended", 1, "2026-11-24T10:20:00Z",
+            transactionInfo={"transactionId": "tx-cost", "stoppedReason": "Local"},
+            meterValue=energy(23.125, "Transaction.End", "2026-11-24T10:20:00Z")))
+        cost_call = await cp.receive()
+        await cp.answer(cost_call, {})
+        await cp.close()
+        return ended, cost_call
+
+    ended, cost_call = async_to_sync(flow)()
+    cost = SessionCost.objects.get(transaction__transaction_id="tx-cost")
+    assert cost.state == "idle" and cost.provisional
+    assert "totalCost" not in ended
+    assert cost_call[2:] == ["CostUpdated", {"totalCost": float(cost.gross),
+                                             "transactionId": "tx-cost"}]

@@ -185,3 +185,73 @@ def test_a_running_session_counts_as_charging_until_now():
     cost = compute(terms, session)
     assert (cost.charging_seconds, cost.idle_seconds) == (1800, 0)
     assert (cost.energy_amount, cost.time_amount) == (D("1.20"), D("3.00"))
+
+
+def test_with_only_start_and_stop_readings_charging_ends_at_the_stop():
+    # 0.9 kWh over 10 hours (90 W on average), no reading in between: nothing says when the
+    # energy flowed, so the whole session is charging time and none of it idle.
+    # 0.9 x 0.30 = 0.27; with charging ended at the start it was 570 idle min x 0.10 = 57.00 more.
+    terms = Terms(Prices(D("0.30"), D("0")), idle_per_minute=D("0.10"),
+                  idle_grace=timedelta(minutes=30))
+    session = Session(at("2026-11-03", "08:00"), at("2026-11-03", "18:00"), readings(
+        (at("2026-11-03", "08:00"), 0), (at("2026-11-03", "18:00"), 900)),
+        released=at("2026-11-03", "18:00"))
+    cost = compute(terms, session)
+    assert (cost.charging_seconds, cost.idle_seconds, cost.idle_amount) == (36000, 0, D("0.00"))
+    assert cost.net == D("0.27")
+
+
+def test_low_power_between_readings_is_idle_time():
+    # The same 0.9 kWh with a reading at 09:00 (800 Wh: 800 W, charging) and 18:00 (100 Wh in
+    # 9 h: 11 W): charging ended at 09:00; idle 9 h - 30 min grace = 510 min x 0.10 = 51.00.
+    terms = Terms(Prices(D("0.30"), D("0")), idle_per_minute=D("0.10"),
+                  idle_grace=timedelta(minutes=30))
+    session = Session(at("2026-11-03", "08:00"), at("2026-11-03", "18:00"), readings(
+        (at("2026-11-03", "08:00"), 0), (at("2026-11-03", "09:00"), 800),
+        (at("2026-11-03", "18:00"), 900)), released=at("2026-11-03", "18:00"))
+    cost = compute(terms, session)
+    assert (cost.charging_seconds, cost.idle_amount, cost.net) == (3600, D("51.00"), D("51.27"))
+
+
+def test_a_session_without_energy_costs_nothing_unless_the_tariff_bills_it():
+    # 60 minutes, 0 kWh: fee 0.50, 0.05 per charging minute, minimum price 1.00. Not billed by
+    # default; with the option, 0.50 + 60 x 0.05 = 3.50.
+    options = {"session_fee": D("0.50"), "min_price": D("1.00"), "vat_rate": D("19")}
+    session = Session(at("2026-11-03", "08:00"), at("2026-11-03", "09:00"), readings(
+        (at("2026-11-03", "08:00"), 1234), (at("2026-11-03", "09:00"), 1234)),
+        released=at("2026-11-03", "09:00"))
+    free = compute(Terms(Prices(D("0.30"), D("0.05")), **options), session)
+    assert free.empty and (free.net, free.gross, free.session_fee) == (D("0.00"), D("0.00"),
+                                                                       D("0.00"))
+    billed = compute(Terms(Prices(D("0.30"), D("0.05")), bills_empty_sessions=True, **options),
+                     session)
+    assert not billed.empty and (billed.net, billed.gross) == (D("3.50"), D("4.17"))
+
+
+def test_windows_with_the_same_label_keep_their_own_prices():
+    # "night" on weekdays at 0.20 and "night" at the weekend at 0.10, 0.40 by day. Friday
+    # 6 Nov 2026 23:00 to Saturday 23:00 Berlin, 1 kWh an hour: 7 h weekday night (Fri 23:00 -
+    # Sat 06:00), 16 h day, 1 h weekend night: 1.40 + 6.40 + 0.10 = 7.90 (merged by label, the
+    # 8 night hours all cost 0.20: 8.00).
+    weekday_night = Window("night", frozenset(range(5)), time(22), time(6),
+                           Prices(D("0.20"), D("0")))
+    weekend_night = Window("night", frozenset({5, 6}), time(22), time(6),
+                           Prices(D("0.10"), D("0")))
+    terms = Terms(Prices(D("0.40"), D("0")), (weekday_night, weekend_night), zone=BERLIN)
+    session = Session(at("2026-11-06", "22:00"), at("2026-11-07", "22:00"), readings(*(
+        (at("2026-11-06", "22:00") + timedelta(hours=h), 1000 * h) for h in range(25))))
+    cost = compute(terms, session)
+    assert cost.energy_amount == D("7.90")
+    assert [(p["label"], p["kwh"], p["price_kwh"]) for p in
+            (part.as_dict() for part in cost.parts)] == [
+        ("night", "7.000", "0.20"), ("standard", "16.000", "0.40"), ("night", "1.000", "0.10")]
+
+
+def test_provisional_idle_time_counts_one_day_at_most():
+    # Stopped and still plugged in for three days as far as anyone knows (a stop reported
+    # late): the idle fee so far counts one day, 1440 min x 0.10 = 144.00, not 432.00.
+    terms = Terms(Prices(D("0.30"), D("0")), idle_per_minute=D("0.10"))
+    session = Session(at("2026-11-03", "08:00"), at("2026-11-06", "09:00"), readings(
+        (at("2026-11-03", "08:00"), 0), (at("2026-11-03", "09:00"), 10000)))
+    cost = compute(terms, session)
+    assert (cost.idle_seconds, cost.idle_amount) == (86400, D("144.00"))

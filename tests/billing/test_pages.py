@@ -76,7 +76,12 @@ def test_finance_generates_issues_and_downloads_the_month(client, personas, cast
     assert "1 invoice(s) generated for 2026-11" in response.content.decode()
     invoice = Invoice.objects.get()
     assert invoice.status == "draft" and invoice.gross_total == D("11.90")
-    client.post(f"/billing/invoices/{invoice.pk}/issue/")
+    # Issuing asks first, saying what and how much; nothing happens until confirmed.
+    asked = client.post(f"/billing/invoices/{invoice.pk}/issue/").content.decode()
+    assert "Issue this invoice?" in asked and "11.90 EUR" in asked
+    invoice.refresh_from_db()
+    assert invoice.status == "draft"
+    client.post(f"/billing/invoices/{invoice.pk}/issue/", {"confirmed": "yes"})
     invoice.refresh_from_db()
     assert invoice.number == "INV-000001"
 
@@ -95,7 +100,8 @@ def test_finance_generates_issues_and_downloads_the_month(client, personas, cast
     assert [r["row_type"] for r in rows] == ["line", "line", "vat", "total"]
     assert rows[-1]["gross_amount"] == "11.90"
     # Issued means frozen: a second issue is refused readably.
-    response = client.post(f"/billing/invoices/{invoice.pk}/issue/", follow=True)
+    response = client.post(f"/billing/invoices/{invoice.pk}/issue/", {"confirmed": "yes"},
+                           follow=True)
     assert "not a draft" in response.content.decode()
 
 
@@ -181,3 +187,74 @@ def test_bulk_export_of_a_month(client, personas, cast, november, settings, tmp_
     names = zipfile.ZipFile(io.BytesIO(b"".join(archive.streaming_content))).namelist()
     assert sorted(names) == ["invoices.csv", "invoices/INV-000001.pdf",
                              "invoices/INV-000001.xml", "revenue_by_site.csv"]
+
+
+def test_finance_invoices_one_customer_and_confirms_what_cannot_be_undone(client, personas,
+                                                                           cast, november):
+    """Generating for one customer leaves the others' sessions alone; issuing at once, crediting
+    and discarding each ask first; every step is in the audit log with who did it."""
+    from accounts.models import AuditEntry
+
+    charge(personas.station_a, personas.token, start=at("2026-11-13T08:00"),
+           readings=[(0, 0), (60, 5000)], stop=60)  # the operator's own card: 2.00 + VAT
+    client.force_login(personas.finance)
+    asked = client.post("/billing/invoices/", {"month": NOVEMBER, "issue": "on",
+                                               "customer": personas.fleet_org.pk})
+    page = asked.content.decode()
+    assert "Issue these invoices at once?" in page and "10.00 EUR" in page
+    assert "Operator" not in re.sub(r"Operator GmbH", "", page.split("<table>")[1])
+    assert not Invoice.objects.exists()
+    response = client.post("/billing/invoices/", {"month": NOVEMBER, "issue": "on",
+                                                  "customer": personas.fleet_org.pk,
+                                                  "confirmed": "yes"}, follow=True)
+    assert "1 invoice(s) generated to Fleet for 2026-11" in response.content.decode()
+    invoice = Invoice.objects.get()
+    assert (invoice.customer, invoice.number) == (personas.fleet_org, "INV-000001")
+    assert SessionCost.objects.filter(invoice=None, customer=personas.operator_org,
+                                      state="final").count() == 1
+
+    asked = client.post(f"/billing/invoices/{invoice.pk}/credit/", {"reason": "wrong address",
+                                                                    "rebill": "on"})
+    assert "billed again" in asked.content.decode()
+    assert not Invoice.objects.filter(kind="credit_note").exists()
+    client.post(f"/billing/invoices/{invoice.pk}/credit/", {"reason": "wrong address",
+                                                            "rebill": "on", "confirmed": "yes"})
+    invoice.refresh_from_db()
+    assert invoice.status == "void"
+
+    client.post("/billing/invoices/", {"month": NOVEMBER, "customer": personas.fleet_org.pk})
+    draft = Invoice.objects.get(status="draft")
+    assert "Discard this draft?" in client.post(
+        f"/billing/invoices/{draft.pk}/discard/").content.decode()
+    assert Invoice.objects.filter(pk=draft.pk).exists()
+    client.post(f"/billing/invoices/{draft.pk}/discard/", {"confirmed": "yes"})
+    assert not Invoice.objects.filter(pk=draft.pk).exists()
+
+    logged = list(AuditEntry.objects.filter(actor=personas.finance).order_by("at", "id")
+                  .values_list("action", flat=True))
+    assert logged == ["invoice.generated", "invoice.issued", "invoice.credited",
+                      "invoice.generated", "invoice.discarded"]
+    credited = AuditEntry.objects.get(action="invoice.credited")
+    assert credited.target == f"invoice:{invoice.pk}" and "INV-000002" in credited.summary
+
+
+def test_finance_corrects_a_rolled_over_meter_on_the_session_page(client, personas, cast):
+    tx = charge(personas.station_a, personas.fleet_token, start=at("2026-11-02T10:00"),
+                readings=[(0, 99_990_000), (30, 99_999_000), (60, 1_500)], stop=60)
+    client.force_login(personas.finance)
+    page = client.get(f"/billing/sessions/{tx.pk}/").content.decode()
+    assert 'data-testid="correct-energy"' in page and "backwards" in page
+    # Accept says why it cannot, instead of leaving the session as it was without a word.
+    response = client.post(f"/billing/sessions/{tx.pk}/", {"action": "accept"}, follow=True)
+    assert "enter the corrected energy" in response.content.decode()
+    assert SessionCost.objects.get(transaction=tx).state == "review"
+    response = client.post(f"/billing/sessions/{tx.pk}/", {
+        "action": "correct", "kwh": "11.5", "reason": "meter rollover"}, follow=True)
+    assert "Priced with the corrected energy: final, 5.47 EUR" in response.content.decode()
+    cost = SessionCost.objects.get(transaction=tx)
+    assert (cost.state, cost.net, cost.corrected_energy_wh, cost.reviewed_by) == (
+        "final", D("4.60"), D("11500"), personas.finance)
+    # Somebody without billing rights cannot decide.
+    client.force_login(personas.manager)  # reads site A's costs, decides nothing
+    assert client.post(f"/billing/sessions/{tx.pk}/", {"action": "correct", "kwh": "1",
+                                                       "reason": "x"}).status_code == 403

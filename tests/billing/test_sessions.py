@@ -205,3 +205,73 @@ def test_settle_fixes_idle_sessions_whose_release_was_missed(personas, cast):
     assert services.settle() == 1
     cost = SessionCost.objects.get(transaction=tx)
     assert (cost.state, cost.idle_seconds, cost.idle_amount) == (State.FINAL, 600, D("1.00"))
+
+
+def test_start_and_stop_readings_only_are_charging_time_as_the_rule_says(personas, cast):
+    # The rule: "with only start and stop readings, charging ends at the stop". 0.9 kWh over
+    # 10 hours (90 W on average) at 0.40 €/kWh with an idle fee of 0.10 €/min after 30 min:
+    # 0.36 net, 0.07 VAT, 0.43 total, no idle minute. (Priced as idle from the start it was
+    # 570 min x 0.10 = 57.00 more.)
+    issuer, _ = cast
+    make_tariff(issuer, name="Idle", station=personas.station_a, idle_price_minute=D("0.10"),
+                idle_grace_minutes=30)
+    tx = charge(personas.station_a, personas.fleet_token, start=at("2026-11-02T08:00"),
+                readings=[(0, 5000), (600, 5900)], stop=600)
+    cost = tx.cost
+    assert (cost.state, cost.charging_seconds, cost.idle_seconds) == (State.FINAL, 36000, 0)
+    assert (cost.net, cost.vat_amount, cost.gross) == (D("0.36"), D("0.07"), D("0.43"))
+
+
+@pytest.mark.parametrize("reason", ["Local", "DeAuthorized"])
+def test_a_session_that_delivered_no_energy_is_not_billed(personas, cast, reason):
+    # 60 minutes, 0 kWh (a refused card, a car that never drew): with a 0.50 session fee and
+    # 0.10 €/min idle after 30 min it cost 0.50 + 3.00 = 3.50 net, 4.17 with VAT. Now nothing,
+    # and the charger is told 0.
+    issuer, _ = cast
+    make_tariff(issuer, name="Fee", station=personas.station_a, session_fee=D("0.50"),
+                idle_price_minute=D("0.10"), idle_grace_minutes=30)
+    tx = charge(personas.station_a, personas.fleet_token, start=at("2026-11-02T08:00"),
+                readings=[(0, 5000), (60, 5000)], stop=60, reason=reason)
+    cost = tx.cost
+    assert (cost.state, cost.net, cost.gross) == (State.EXCLUDED, D("0.00"), D("0.00"))
+    assert "no energy" in cost.note and cost.reviewed_by is None
+    assert services.total_cost(tx) == D("0.00")
+    from billing import invoices
+
+    assert invoices.generate(datetime(2026, 11, 1).date(), datetime(2026, 11, 30).date()) == []
+
+
+def test_a_tariff_may_bill_sessions_without_energy(personas, cast):
+    # The option on: the 0.50 fee is billed (charging ended at the stop: no idle minute).
+    issuer, _ = cast
+    make_tariff(issuer, name="Fee", station=personas.station_a, session_fee=D("0.50"),
+                idle_price_minute=D("0.10"), idle_grace_minutes=30, bills_empty_sessions=True)
+    tx = charge(personas.station_a, personas.fleet_token, start=at("2026-11-02T08:00"),
+                readings=[(0, 5000), (60, 5000)], stop=60)
+    assert (tx.cost.state, tx.cost.net, tx.cost.gross) == (State.FINAL, D("0.50"), D("0.60"))
+
+
+def test_two_windows_may_not_share_a_label(personas, cast):
+    issuer, _ = cast
+    night = tariffs.WindowSpec("night", "01234", datetime(1, 1, 1, 22).time(),
+                               datetime(1, 1, 1, 6).time(), D("0.20"), D("0"))
+    weekend = tariffs.WindowSpec("Night ", "56", datetime(1, 1, 1, 22).time(),
+                                 datetime(1, 1, 1, 6).time(), D("0.10"), D("0"))
+    with pytest.raises(ValidationError, match="Two time windows are called Night"):
+        make_tariff(issuer, name="Nights", windows=[night, weekend])
+
+
+def test_a_late_stop_shows_a_provisional_idle_cost_of_one_day_at_most(personas, cast):
+    # A stop reported weeks late, the car still reported on the connector: the idle fee so far
+    # (provisional, state idle) counts one day: 1440 min x 0.10 = 144.00 + 4.00 energy = 148.00
+    # net, 176.12 total; the charger is not told a final total.
+    issuer, _ = cast
+    make_tariff(issuer, name="Idle", station=personas.station_a, idle_price_minute=D("0.10"))
+    start = timezone.now() - timedelta(days=20)
+    tx = charge(personas.station_a, personas.fleet_token, start=start,
+                readings=[(0, 0), (60, 10000)], stop=60, unplug=None)
+    cost = tx.cost
+    assert (cost.state, cost.idle_seconds, cost.idle_amount) == (State.IDLE, 86400,
+                                                                 D("144.00"))
+    assert (cost.net, cost.gross) == (D("148.00"), D("176.12"))
+    assert services.total_cost(tx) is None
