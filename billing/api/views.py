@@ -2,6 +2,8 @@
 XML and CSV), bulk exports and revenue. Reading is scoped by accounts.access (another tenant's
 object is a 404); writing is for finance and operator admins (403 for the rest)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -260,6 +262,17 @@ def _month(text: str):
 
 
 @extend_schema(tags=["billing"])
+@contextmanager
+def _refusals_readable() -> Iterator[None]:
+    """What an invoice's state or the EN 16931 rules refuse, as a 400 that says it."""
+    try:
+        yield
+    except invoices.InvoiceError as error:
+        raise ApiValidationError({"detail": str(error)}) from None
+    except DjangoValidationError as error:
+        raise ApiValidationError({"detail": " ".join(error.messages)}) from None
+
+
 class InvoiceViewSet(viewsets.ReadOnlyModelViewSet):
     """Invoices and credit notes; their files; issue, pay, credit, discard."""
 
@@ -271,10 +284,8 @@ class InvoiceViewSet(viewsets.ReadOnlyModelViewSet):
                 .prefetch_related("lines").order_by("-created_at", "-id"))
 
     def _change(self, change) -> Response:
-        try:
+        with _refusals_readable():
             invoice = change(self.get_object(), user=self.request.user)
-        except (invoices.InvoiceError, DjangoValidationError) as error:
-            raise ApiValidationError({"detail": str(error)}) from None
         return Response(InvoiceSerializer(invoice).data)
 
     @extend_schema(request=GenerateSerializer, responses=InvoiceSerializer(many=True))
@@ -284,8 +295,9 @@ class InvoiceViewSet(viewsets.ReadOnlyModelViewSet):
         serializer = GenerateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        made = invoices.generate(*_month(data["month"]), customer=data["customer"],
-                                 issue=data["issue"], user=request.user)
+        with _refusals_readable():
+            made = invoices.generate(*_month(data["month"]), customer=data["customer"],
+                                     issue=data["issue"], user=request.user)
         return Response(InvoiceSerializer(made, many=True).data,
                         status=status.HTTP_201_CREATED)
 

@@ -23,8 +23,11 @@ def _rules(xml: bytes) -> list[str]:
 
 @pytest.fixture
 def sessions(personas, cast):
-    """Fleet sessions at 19 % and 7 % and a 0 kWh session (priced 0.00)."""
+    """Fleet sessions at 19 % and 7 % and a 0 kWh session (priced 0.00: station A's tariff,
+    the site's prices, bills sessions that delivered no energy)."""
     issuer, _ = cast
+    make_tariff(issuer, name="Empty sessions billed", station=personas.station_a,
+                bills_empty_sessions=True)
     make_tariff(issuer, name="Reduced", station=personas.station_b, price_kwh=D("0.37"),
                 vat_rate=D("7"))
     charge(personas.station_a, personas.fleet_token, start=at("2026-11-03T08:00"),
@@ -98,7 +101,8 @@ def test_the_refusal_is_shown_on_the_invoice_page(client, personas, sessions):
     Issuer.objects.filter(pk=sessions.pk).update(vat_id="")
     draft, = invoices.generate(*NOVEMBER, customer=personas.fleet_org)
     client.force_login(personas.finance)
-    page = client.post(f"/billing/invoices/{draft.pk}/issue/", follow=True).content.decode()
+    page = client.post(f"/billing/invoices/{draft.pk}/issue/", {"confirmed": "yes"},
+                       follow=True).content.decode()
     assert "BR-S-02" in page and "BR-CO-26" in page
     assert Invoice.objects.get(pk=draft.pk).status == Invoice.Status.DRAFT
 
@@ -114,3 +118,12 @@ def test_a_tax_number_and_a_registration_id_stand_in_for_the_vat_id(personas, se
     registration = seller.find("ram:SpecifiedTaxRegistration/ram:ID", RAM)
     assert (registration.text, registration.get("schemeID")) == ("22/815/08154", "FC")
     assert invoice.seller["tax_number"] == "22/815/08154"
+
+
+def test_the_api_refuses_to_issue_with_the_rules_said(api, personas, sessions):
+    Issuer.objects.filter(pk=sessions.pk).update(vat_id="")
+    response = api(personas.finance).post("/api/v1/billing/invoices/generate/", {
+        "month": "2026-11", "customer": personas.fleet_org.pk, "issue": True}, format="json")
+    assert response.status_code == 400, response.content
+    assert "BR-S-02" in response.json()["detail"] and "[" not in response.json()["detail"]
+    assert not Invoice.objects.filter(status=Invoice.Status.ISSUED).exists()
