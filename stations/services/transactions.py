@@ -34,6 +34,7 @@ _START_MISSING = "first message received was not the start"
 # The review note of a session that ended with messages missing, while the station is asked
 # for them (TransactionStatusQuery) and they may still come.
 _AWAITING = "waiting for its station's queued messages: "
+_NO_START = "start message missing"
 
 CsmsEnd = Transaction.CsmsEnd
 
@@ -190,14 +191,15 @@ def _transaction_apply(tx: Transaction, report: TransactionReport, created: bool
     tx.started_at = min(tx.started_at, report.timestamp)
 
 
-def _transaction_check_complete(tx: Transaction) -> None:
+def _transaction_check_complete(tx: Transaction, settle: bool = False) -> None:
     """At its end, a transaction's energy is fixed; gaps in its messages are flagged.
 
     A station that numbers its messages (2.0.1) may still hold the missing ones in its queue:
     it is asked (after this commit, never awaited here), and the session waits for them, held
-    for review so that no invoice takes it, until they come (then it is complete), the station
-    says it holds none (transaction_queue_reported) or the wait is over
-    (transactions_close_abandoned): then the gap is recorded on it."""
+    for review so that no invoice takes it, until they come (then it is complete), or it is
+    settled (`settle`): the station says it holds none (transaction_queue_reported), or the
+    wait is over (transactions_close_abandoned). Then the gap is recorded on it; a missing
+    start only when the readings do not replace it (no meter start)."""
     if tx.meter_start_wh is None:
         first = tx.samples.filter(measurand=ENERGY_REGISTER, phase="").order_by("timestamp")
         first = first.values_list("value", flat=True).first()
@@ -214,16 +216,18 @@ def _transaction_check_complete(tx: Transaction) -> None:
     kinds = {kind for _, kind in messages}
     if sequences:
         gap = _gap(sequences, kinds)
-        if tx.messages_awaited_since is not None:
-            if gap:
-                _flag(tx, _AWAITING + gap)
-            else:  # all came: complete
-                tx.messages_awaited_since = None
-                tx.needs_review, tx.review_note = (
-                    (False, "") if tx.review_note.startswith(_AWAITING)
-                    else (tx.needs_review, tx.review_note))
-        elif gap and tx.state == Transaction.State.COMPLETED:
-            _messages_ask(tx, gap)
+        if settle or (gap and tx.messages_awaited_since is None and not _messages_ask(tx)):
+            tx.messages_awaited_since = None
+            if gap and not (gap == _NO_START and tx.meter_start_wh is not None):
+                _flag(tx, gap)
+                return
+            gap = ""
+        if not gap:
+            tx.messages_awaited_since = None
+            if tx.review_note.startswith(_AWAITING):  # what the wait said, not energy's
+                tx.needs_review, tx.review_note = False, ""
+        else:
+            _flag(tx, _AWAITING + gap)
     elif (
         # Without sequence numbers, the start arriving later is all we can check.
         tx.review_note == _START_MISSING
@@ -239,41 +243,28 @@ def _gap(sequences: list[int], kinds: set[str]) -> str:
     if missing:
         return "messages missing: sequence numbers " + _ranges(sorted(missing))
     if TransactionMessage.Kind.START not in kinds or min(sequences) != 0:
-        return "start message missing"
+        return _NO_START
     return ""
 
 
-def _messages_ask(tx: Transaction, gap: str) -> None:
+def _messages_ask(tx: Transaction) -> bool:
     """Ask the station whether it still holds messages of the transaction; it answers after
-    this handler's commit (transaction_queue_reported). A station that cannot be asked has its
-    gap recorded now."""
+    this handler's commit (transaction_queue_reported). False: it cannot be asked."""
     try:
         call = commands.send_later(tx.station, TransactionStatusQuery(tx.transaction_id))
     except commands.CommandError:
-        call = None
-    if call is None or call.status == Call.Status.NOT_CONNECTED:
-        _gap_record(tx, gap)
-        return
+        return False
+    if call.status == Call.Status.NOT_CONNECTED:
+        return False
     tx.messages_awaited_since = timezone.now()
-    _flag(tx, _AWAITING + gap)
-
-
-def _gap_record(tx: Transaction, gap: str) -> None:
-    """The session's missing messages will not come: final with what we have. A missing start
-    matters only when the first reading we have does not replace it (no meter start)."""
-    tx.messages_awaited_since = None
-    if not gap or (gap.startswith("start") and tx.energy_wh is not None):
-        if tx.review_note.startswith(_AWAITING):
-            tx.needs_review, tx.review_note = False, ""
-        return
-    _flag(tx, gap)
+    return True
 
 
 def transaction_queue_reported(station: Station, transaction_id: str,
                                messages_queued: bool) -> None:
     """The station answered whether it still holds messages of a transaction. With none, a
-    session waiting for its missing messages is final with its gap recorded; with some, it
-    waits on (they come, or the wait ends: transactions_close_abandoned)."""
+    session waiting for its missing messages is settled; with some, it waits on (they come,
+    or the wait ends: transactions_close_abandoned)."""
     if messages_queued:
         return
     tx = (Transaction.objects.select_for_update(of=("self",)).select_related("station__site")
@@ -284,9 +275,7 @@ def transaction_queue_reported(station: Station, transaction_id: str,
 
 
 def _gap_settle(tx: Transaction) -> None:
-    messages = persistence.message_sequences(tx.pk)
-    sequences = [sequence for sequence, _ in messages if sequence is not None]
-    _gap_record(tx, _gap(sequences, {kind for _, kind in messages}) if sequences else "")
+    _transaction_check_complete(tx, settle=True)
     tx.save()
     signals.transaction_changed.send(Transaction, transaction=tx, kind="end", created=False)
     events.publish("transaction.end", tx.station_id, tx.station.site_id, transaction=tx.pk,
