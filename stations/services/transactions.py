@@ -24,7 +24,7 @@ from stations import events, persistence, signals
 from stations.models import Call, MeterSample, Station, Transaction, TransactionMessage
 from stations.records import ENERGY_REGISTER, Sample, TransactionReport
 from stations.services import commands
-from stations.services.connectors import connector_get
+from stations.services.connectors import connector_find
 
 # Stop reason of a transaction the CSMS ended, not its charger (csms_end_reason says why).
 CLOSED_BY_CSMS = "ClosedByCsms"
@@ -60,11 +60,10 @@ def transaction_report(station: Station, report: TransactionReport) -> tuple[Tra
     if tx is not None and _already_recorded(tx, report, sequence_seen):
         return tx, False
     created = tx is None
-    evse_known = not created and tx.evse_id is not None
     if created:
-        tx = _transaction_create(station, report)
+        tx, evse_busy = _transaction_create(station, report)
     else:
-        _transaction_apply(tx, report)
+        evse_busy = _transaction_apply(tx, report)
     persistence.insert_rows(TransactionMessage, persistence.MESSAGE_FIELDS,
                             [persistence.message_row(tx.pk, report, timezone.now())])
     _samples_store(station, report.evse or (tx.evse.number if tx.evse else 0), tx,
@@ -73,7 +72,7 @@ def transaction_report(station: Station, report: TransactionReport) -> tuple[Tra
         _transaction_check_complete(tx)
     if not created or report.kind == TransactionMessage.Kind.END:
         tx.save()  # a new one was inserted whole (_transaction_create)
-    if tx.evse_id is not None and not evse_known:
+    if evse_busy:
         _sessions_superseded_close(tx)
     signals.transaction_changed.send(Transaction, transaction=tx, kind=report.kind,
                                      created=created)
@@ -114,12 +113,15 @@ def _already_recorded(tx: Transaction, report: TransactionReport, sequence_seen:
     return False
 
 
-def _transaction_create(station: Station, report: TransactionReport) -> Transaction:
+def _transaction_create(station: Station, report: TransactionReport
+                        ) -> tuple[Transaction, bool]:
     """A transaction inserted with all the report says (one statement; a 1.6 start then
-    takes its row id as its transaction id, a second one)."""
+    takes its row id as its transaction id, a second one), and whether another one is active
+    on its EVSE."""
     evse = connector = None
+    evse_busy = False
     if report.evse:
-        connector = connector_get(station, report.evse, report.connector or 1)
+        connector, evse_busy = connector_find(station, report.evse, report.connector or 1)
         evse = connector.evse
     tx = Transaction(
         station=station, evse=evse, connector=connector,
@@ -143,7 +145,7 @@ def _transaction_create(station: Station, report: TransactionReport) -> Transact
         # Chargers that let us number transactions (1.6) get our row id: unique and an integer.
         tx.transaction_id = str(tx.pk)
         tx.save(update_fields=["transaction_id"])
-    return tx
+    return tx, evse_busy
 
 
 def _token(report: TransactionReport) -> IdToken | None:
@@ -155,8 +157,12 @@ def _token(report: TransactionReport) -> IdToken | None:
     return IdToken.objects.select_related("organization").filter(value=report.id_token).first()
 
 
-def _transaction_apply(tx: Transaction, report: TransactionReport, created: bool = False) -> None:
+def _transaction_apply(tx: Transaction, report: TransactionReport, created: bool = False
+                       ) -> bool:
+    """The report's news on the transaction; returns whether it placed the transaction on an
+    EVSE where another one is active."""
     Kind = TransactionMessage.Kind
+    evse_busy = False
     if report.offline:
         tx.offline = True
     if report.id_token and not tx.id_token_value:
@@ -164,7 +170,7 @@ def _transaction_apply(tx: Transaction, report: TransactionReport, created: bool
         tx.id_token = _token(report)
         tx.id_token_refused = report.token_refused
     if report.evse and tx.evse_id is None:
-        tx.connector = connector_get(tx.station, report.evse, report.connector or 1)
+        tx.connector, evse_busy = connector_find(tx.station, report.evse, report.connector or 1)
         tx.evse = tx.connector.evse
     if report.kind == Kind.START and not created:
         # The start arrived after other messages of this transaction.
@@ -189,6 +195,7 @@ def _transaction_apply(tx: Transaction, report: TransactionReport, created: bool
     elif report.meter_wh is not None:
         tx.meter_last_wh = report.meter_wh
     tx.started_at = min(tx.started_at, report.timestamp)
+    return evse_busy
 
 
 def _transaction_check_complete(tx: Transaction, settle: bool = False) -> None:
