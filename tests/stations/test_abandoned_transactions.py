@@ -16,6 +16,7 @@ from accounts.models import IdToken
 from csms.gateway.frames import utc_timestamp
 from stations.models import Station, Transaction, TransactionMessage
 from stations.services import transactions
+from stations.services.authorization import authorize
 from tests.support.chargers import ChargerSocket, RealCharger, serving
 from tests.support.personas import make_station, make_transaction
 
@@ -210,6 +211,8 @@ def test_a_refused_start_without_a_stop_ends_when_the_connector_is_reported_free
     tx = Transaction.objects.get(station_id="STATION-A")
     assert (tx.state, tx.csms_end_reason) == ("completed", Transaction.CsmsEnd.CONNECTOR_FREE)
     assert tx.id_token_refused
+    Transaction.objects.filter(station=personas.station_b).update(state="completed")
+    assert authorize(personas.station_b, "TOKEN-OPERATOR").status == "Accepted"
 
 
 def test_a_refused_start_is_ended_by_the_next_start_on_its_connector_and_its_preparing(
