@@ -35,6 +35,7 @@ _START_MISSING = "first message received was not the start"
 # for them (TransactionStatusQuery) and they may still come.
 _AWAITING = "waiting for its station's queued messages: "
 _NO_START = "start message missing"
+_MISSING = "messages missing: sequence numbers "
 
 CsmsEnd = Transaction.CsmsEnd
 
@@ -68,7 +69,9 @@ def transaction_report(station: Station, report: TransactionReport) -> tuple[Tra
                             [persistence.message_row(tx.pk, report, timezone.now())])
     _samples_store(station, report.evse or (tx.evse.number if tx.evse else 0), tx,
                    report.samples)
-    if report.kind == TransactionMessage.Kind.END or tx.messages_awaited_since is not None:
+    if report.kind == TransactionMessage.Kind.END or (
+            # A late numbered message of an ended transaction may fill its gap.
+            report.sequence is not None and tx.state == Transaction.State.COMPLETED):
         _transaction_check_complete(tx)
     if not created or report.kind == TransactionMessage.Kind.END:
         tx.save()  # a new one was inserted whole (_transaction_create)
@@ -231,7 +234,7 @@ def _transaction_check_complete(tx: Transaction, settle: bool = False) -> None:
             gap = ""
         if not gap:
             tx.messages_awaited_since = None
-            if tx.review_note.startswith(_AWAITING):  # what the wait said, not energy's
+            if tx.review_note.startswith((_AWAITING, _MISSING, _NO_START)):  # not energy's
                 tx.needs_review, tx.review_note = False, ""
         else:
             _flag(tx, _AWAITING + gap)
@@ -248,7 +251,7 @@ def _gap(sequences: list[int], kinds: set[str]) -> str:
     first and the last, or the start (numbered 0)."""
     missing = set(range(min(sequences), max(sequences) + 1)) - set(sequences)
     if missing:
-        return "messages missing: sequence numbers " + _ranges(sorted(missing))
+        return _MISSING + _ranges(sorted(missing))
     if TransactionMessage.Kind.START not in kinds or min(sequences) != 0:
         return _NO_START
     return ""
