@@ -275,6 +275,8 @@ OCPP = {
     # after a reboot that did not end them, and after a long silence of their station.
     "REBOOT_GRACE": envint("OCPP_REBOOT_GRACE", 900),
     "TRANSACTION_SILENCE": envint("OCPP_TRANSACTION_SILENCE", 86400),
+    # How long a session that ended with messages missing waits for its station's queue.
+    "MESSAGES_WAIT": envint("OCPP_MESSAGES_WAIT", 600),
     # Charger messages stored together in one database transaction, at most (group commit:
     # csms/gateway/writer.py). A batch holds what arrived while the last one was stored.
     "BATCH_LIMIT": envint("OCPP_BATCH_LIMIT", 200),

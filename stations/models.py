@@ -172,6 +172,15 @@ class Transaction(models.Model):
         ACTIVE = "active"
         COMPLETED = "completed"
 
+    class CsmsEnd(models.TextChoices):
+        """Why the CSMS ended a session its charger did not end (docs/users.md says each)."""
+
+        NEW_SESSION = "new_session", "a newer session started on its EVSE"
+        CONNECTOR_FREE = "connector_free", ("its card was refused and its connector was then "
+                                            "reported free")
+        REBOOT = "reboot", "its station rebooted and never ended it"
+        SILENCE = "silence", "nothing was heard of it or its station for too long"
+
     station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="transactions")
     evse = models.ForeignKey(Evse, null=True, blank=True, on_delete=models.SET_NULL)
     connector = models.ForeignKey(Connector, null=True, blank=True, on_delete=models.SET_NULL)
@@ -199,6 +208,14 @@ class Transaction(models.Model):
     needs_review = models.BooleanField(default=False)
     review_note = models.CharField(max_length=200, blank=True)
     offline = models.BooleanField(default=False)
+    # Blank when the charger ended the session (or it runs); else why the CSMS ended it.
+    csms_end_reason = models.CharField(max_length=20, choices=CsmsEnd.choices, blank=True)
+    # The card was answered anything but Accepted: the charger should end the session, and a
+    # connector it reports free afterwards ends it here when its end never comes.
+    id_token_refused = models.BooleanField(default=False)
+    # Ended with messages missing, and the station asked whether it still holds them: until
+    # they come, or the wait is over, the session is not final (it is held for review).
+    messages_awaited_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

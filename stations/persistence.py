@@ -253,25 +253,33 @@ class BatchRows:
 # --- what one message reads -------------------------------------------------------------------
 
 def connector_row(station_id: str, evse_number: int, connector_number: int
-                  ) -> tuple[Connector, Evse] | None:
-    """A station's connector by EVSE and connector number, with its EVSE."""
+                  ) -> tuple[Connector, Evse, bool] | None:
+    """A station's connector by EVSE and connector number, with its EVSE and whether a
+    transaction is active on the EVSE (a start there ends it: one read for both)."""
     sql, types = _connector_sql(connection.vendor)
-    [rows] = select_all([(sql, [station_id, evse_number, connector_number], types)])
+    [rows] = select_all([(sql, [Transaction.State.ACTIVE, station_id, evse_number,
+                                connector_number], types)])
     if not rows:
         return None
-    connector, evse = instances((Connector, Evse), rows[0])
-    return connector, evse
+    *values, evse_busy = rows[0]
+    connector, evse = instances((Connector, Evse), values)
+    return connector, evse, bool(evse_busy)
 
 
 @lru_cache(maxsize=2)
 def _connector_sql(vendor: str) -> tuple[str, tuple]:
+    """Parameters: the active state, the station, the EVSE's number, the connector's."""
     c, e = column_names("c", Connector), column_names("e", Evse)
+    x = column_names("x", Transaction)
     columns, fields = columns_of(("c", Connector), ("e", Evse))
     sql = f"""
-        SELECT {columns} FROM {table_name(Connector)} c
+        SELECT {columns},
+          EXISTS (SELECT 1 FROM {table_name(Transaction)} x
+                  WHERE {x("evse")} = {e("id")} AND {x("state")} = %s)
+        FROM {table_name(Connector)} c
         JOIN {table_name(Evse)} e ON {e("id")} = {c("evse")}
         WHERE {e("station")} = %s AND {e("number")} = %s AND {c("number")} = %s"""
-    return sql, fields
+    return sql, (*fields, None)
 
 
 @dataclass(frozen=True, slots=True)

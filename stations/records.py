@@ -46,6 +46,8 @@ class TransactionReport:
     meter_wh: Decimal | None = None  # start register on start, stop register on end
     # The card of id_token when the block has it already (authorize's): not looked up again.
     token: IdToken | None = None
+    # The card was answered anything but Accepted.
+    token_refused: bool = False
     stop_reason: str = ""
     trigger: str = ""
     offline: bool = False
@@ -64,6 +66,9 @@ class StatusReport:
     error_code: str
     info: str
     timestamp: datetime
+    # The charger says no session runs on the connector (it is free, or waits for a new one).
+    no_session: bool = False
+    received_at: datetime | None = None  # when we heard it (the charger's timestamp may lag)
 
     @property
     def of_station(self) -> bool:

@@ -165,13 +165,19 @@ class TransactionSerializer(serializers.ModelSerializer):
         source="id_token_value", read_only=True,
         help_text="The token value the charger presented, kept even when it is unknown to us.",
     )
+    csms_end_reason_text = serializers.CharField(
+        source="get_csms_end_reason_display", read_only=True,
+        help_text="Why the CSMS ended the session its charger did not end, in words; empty "
+                  "when its charger ended it.",
+    )
 
     class Meta:
         model = Transaction
         fields = [
             "id", "transaction_id", "station", "evse", "connector", "id_token", "state",
             "started_at", "stopped_at", "meter_start_wh", "meter_stop_wh", "meter_last_wh",
-            "energy_wh", "stop_reason", "offline", "needs_review", "review_note",
+            "energy_wh", "stop_reason", "csms_end_reason", "csms_end_reason_text", "offline",
+            "needs_review", "review_note", "messages_awaited_since",
         ]
         read_only_fields = fields
 

@@ -21,7 +21,7 @@ from stations.models import Connector, Station, Transaction
 from stations.persistence import BatchReads, BatchRows, ConnectorRow, TransactionRow
 from stations.records import Readings, Sample, StatusReport, TransactionReport, energy_register
 from stations.services.connectors import connector_get
-from stations.services.transactions import transaction_report
+from stations.services.transactions import refused_sessions_close, transaction_report
 
 
 @dataclass(slots=True)
@@ -42,6 +42,8 @@ class Batch:
         status_changes = _statuses(self.statuses, found, rows)
         changed = _transactions(self.readings, self.updates, found, rows, now)
         rows.write()
+        refused_sessions_close([(r.station.pk, r.evse, r.timestamp, r.received_at or now)
+                                for r in self.statuses if r.no_session and not r.of_station])
         # Receivers read what was just written.
         if status_changes:
             signals.connector_status_changed.send(Connector, changes=status_changes)
@@ -71,13 +73,17 @@ def station_seen(station: Station, batch: Batch | None = None) -> None:
 
 def status_record(station: Station, *, evse: int, connector: int | None, status: str,
                   detail: str = "", error_code: str = "", info: str = "",
-                  timestamp: datetime | None = None, batch: Batch | None = None) -> None:
+                  timestamp: datetime | None = None, no_session: bool = False,
+                  batch: Batch | None = None) -> None:
     """A status report; evse 0 (or no connector) is the station as a whole. A late report never
-    overwrites a newer one."""
+    overwrites a newer one. `no_session`: the charger says no session runs on the connector
+    (a session whose card was refused ends there: transactions.refused_sessions_close)."""
+    now = timezone.now()
     with _batch(batch) as pending:
         pending.statuses.append(StatusReport(
             station=station, evse=evse, connector=connector, status=status, detail=detail,
-            error_code=error_code, info=info, timestamp=timestamp or timezone.now()))
+            error_code=error_code, info=info, timestamp=timestamp or now,
+            no_session=no_session, received_at=now))
 
 
 def meter_values_record(station: Station, *, evse: int, transaction_id: str | None,
@@ -170,8 +176,9 @@ def _transactions(readings: list[Readings], updates: list[tuple[Station, Transac
     for station, report in updates:
         tx = found.by_id.get((station.pk, report.transaction_id))
         if tx is None or (report.evse and tx.evse_number is None) or (
-                report.id_token and not tx.id_token_value):
-            # What a first message or a late detail brings is the one-message writer's work.
+                report.id_token and not tx.id_token_value) or tx.state != Transaction.State.ACTIVE:
+            # What a first message, a late detail or a late message of an ended transaction
+            # (it may complete it) brings is the one-message writer's work.
             transaction_report(station, report)
             continue
         key = (station.pk, report.transaction_id, report.sequence)

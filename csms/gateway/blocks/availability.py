@@ -5,6 +5,7 @@ from ocpp.v16.enums import Action as V16
 from ocpp.v16.enums import AvailabilityType
 from ocpp.v16.enums import ChargePointStatus as Status16
 from ocpp.v201.enums import Action as V201
+from ocpp.v201.enums import ConnectorStatusEnumType as ConnectorStatus
 from ocpp.v201.enums import OperationalStatusEnumType as OperationalStatus
 
 from csms.gateway.frames import parse_timestamp, utc_now
@@ -15,6 +16,9 @@ from stations.services import batch, commands
 # 1.6 reports what the car is doing; the domain keeps "occupied" and the charger's word as detail.
 _OCCUPIED_16 = {Status16.preparing, Status16.charging, Status16.suspended_ev,
                 Status16.suspended_evse, Status16.finishing}
+# 1.6 statuses that say no transaction runs on the connector: free, waiting for one to start,
+# or after one stopped.
+_NO_SESSION_16 = {Status16.available, Status16.preparing, Status16.finishing}
 
 
 @TABLE.handles(Version.V16, V16.status_notification)
@@ -27,7 +31,7 @@ def status_notification_16(ctx: Context, payload: dict) -> dict:
         detail=reported if reported != status else "", error_code=payload["errorCode"],
         info=payload.get("info", ""),
         timestamp=parse_timestamp(payload["timestamp"]) if "timestamp" in payload else None,
-        batch=ctx.batch,
+        no_session=reported in _NO_SESSION_16, batch=ctx.batch,
     )
     return {}
 
@@ -37,7 +41,7 @@ def status_notification_201(ctx: Context, payload: dict) -> dict:
     batch.status_record(
         ctx.station, evse=payload["evseId"], connector=payload["connectorId"],
         status=payload["connectorStatus"], timestamp=parse_timestamp(payload["timestamp"]),
-        batch=ctx.batch,
+        no_session=payload["connectorStatus"] == ConnectorStatus.available, batch=ctx.batch,
     )
     return {}
 

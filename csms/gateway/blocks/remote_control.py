@@ -9,6 +9,7 @@ from ocpp.v201.enums import Action as V201
 from ocpp.v201.enums import IdTokenEnumType as IdTokenType
 
 from csms.gateway.table import TABLE, Direction, Version
+from stations.models import Call, Station
 from stations.services import commands
 
 # remoteStartId pairs a RequestStartTransaction with the TransactionEvent it causes.
@@ -27,6 +28,15 @@ def remote_start_16(command: commands.RemoteStart) -> dict:
 def remote_start_201(command: commands.RemoteStart) -> dict:
     return {"evseId": command.evse, "remoteStartId": next(_remote_start_ids),
             "idToken": {"idToken": command.id_token, "type": IdTokenType.central}}
+
+
+def remote_start_token(station: Station, remote_start_id: int) -> str | None:
+    """The card of the RequestStartTransaction that gave the station `remote_start_id`: a
+    transaction it started may name only the id (E02: the idToken is optional in its events)."""
+    payload = (Call.objects.filter(station=station, action=V201.request_start_transaction,
+                                   payload__remoteStartId=remote_start_id)
+               .order_by("-created_at").values_list("payload", flat=True).first())
+    return payload["idToken"]["idToken"] if payload else None
 
 
 @TABLE.builds(Version.V16, V16.remote_stop_transaction, commands.RemoteStop)

@@ -8,15 +8,17 @@ from ocpp.v201.enums import Action as V201
 from ocpp.v201.enums import ReadingContextEnumType as ReadingContext
 from ocpp.v201.enums import TransactionEventEnumType as EventType
 
+from accounts.models import IdToken
 from billing.services import total_cost
 from csms.gateway.blocks.authorization import id_tag_info, id_token_info
 from csms.gateway.blocks.meter_values import samples_16, samples_201, to_domain
+from csms.gateway.blocks.remote_control import remote_start_token
 from csms.gateway.frames import parse_timestamp
-from csms.gateway.table import TABLE, V201_AND_V21, Context, Direction, Version
-from stations.models import TransactionMessage
+from csms.gateway.table import TABLE, Context, ReplyContext, Version
+from stations.models import Call, TransactionMessage
 from stations.records import ENERGY_REGISTER, TransactionReport
 from stations.services import batch, transactions
-from stations.services.authorization import authorize
+from stations.services.authorization import Authorization, authorize
 
 Kind = TransactionMessage.Kind
 _KIND = {EventType.started: Kind.START, EventType.updated: Kind.UPDATE, EventType.ended: Kind.END}
@@ -34,7 +36,7 @@ def start_transaction_16(ctx: Context, payload: dict) -> dict:
     tx, _ = transactions.transaction_report(ctx.station, TransactionReport(
         kind=Kind.START, timestamp=parse_timestamp(payload["timestamp"]),
         start_key=start_key, evse=payload["connectorId"], connector=1,
-        id_token=payload["idTag"], token=auth.token,
+        id_token=payload["idTag"], token=auth.token, token_refused=_refused(auth),
         meter_wh=to_domain(payload["meterStart"], "Wh")[0],
     ))
     return {"transactionId": int(tx.transaction_id), "idTagInfo": id_tag_info(auth)}
@@ -60,18 +62,22 @@ def transaction_event_201(ctx: Context, payload: dict) -> dict:
     info = payload["transactionInfo"]
     evse = payload.get("evse", {})
     token = payload.get("idToken", {}).get("idToken")
+    # A session the CSMS started remotely is the card's it asked for, named or not.
+    remote_token = (remote_start_token(ctx.station, info["remoteStartId"])
+                    if token is None and "remoteStartId" in info else None)
     samples = samples_201(payload.get("meterValue", []))
     kind = _KIND[payload["eventType"]]
     edge = _EDGE.get(kind)
     readings = [s.value for s in samples if s.context == edge
                 and s.measurand == ENERGY_REGISTER and not s.phase]
     # A TransactionEvent cannot be rejected: an unknown token is stored and answered Invalid.
-    auth = authorize(ctx.station, token) if token is not None else None
+    auth = authorize(ctx.station, token or remote_token) if token or remote_token else None
     report = TransactionReport(
         kind=kind, timestamp=parse_timestamp(payload["timestamp"]),
         transaction_id=info["transactionId"], sequence=payload["seqNo"],
-        evse=evse.get("id"), connector=evse.get("connectorId"), id_token=token,
+        evse=evse.get("id"), connector=evse.get("connectorId"), id_token=token or remote_token,
         token=auth.token if auth is not None else None,
+        token_refused=auth is not None and _refused(auth),
         meter_wh=readings[-1] if readings else None,
         stop_reason=info.get("stoppedReason", "Local" if kind == Kind.END else ""),
         trigger=payload["triggerReason"], offline=payload.get("offline", False),
@@ -81,14 +87,28 @@ def transaction_event_201(ctx: Context, payload: dict) -> dict:
         batch.transaction_update(ctx.station, report, ctx.batch)
     else:
         tx, _ = transactions.transaction_report(ctx.station, report)
-    reply = {} if auth is None else {"idTokenInfo": id_token_info(auth)}
+    reply = {} if token is None else {"idTokenInfo": id_token_info(auth)}
     # The final cost, priced and stored with the end in this transaction (billing's receiver).
     if kind == Kind.END and (total := total_cost(tx)) is not None:
         reply["totalCost"] = total
     return reply
 
 
-TABLE.unsupported(V201_AND_V21, Direction.TO_CHARGER, V201.get_transaction_status,
-                  block=__name__, note="whether a charger still holds messages of a "
-                  "transaction (E14)")
+def _refused(auth: Authorization) -> bool:
+    return auth.status != IdToken.Status.ACCEPTED
+
+
+@TABLE.builds(Version.V201, V201.get_transaction_status, transactions.TransactionStatusQuery)
+def transaction_status_query_201(command: transactions.TransactionStatusQuery) -> dict:
+    return {"transactionId": command.transaction_id}
+
+
+@TABLE.reads(Version.V201, V201.get_transaction_status)
+def transaction_status_read_201(ctx: ReplyContext, payload: dict) -> str:
+    """E14: messagesInQueue says whether the station still holds messages of the transaction."""
+    asked = Call.objects.filter(pk=ctx.call_id).values_list("payload", flat=True).first() or {}
+    if "transactionId" in asked:
+        transactions.transaction_queue_reported(ctx.station, asked["transactionId"],
+                                                payload["messagesInQueue"])
+    return Call.Status.ACCEPTED
 TABLE.not_offered(Version.V21, like=Version.V201, block=__name__)
