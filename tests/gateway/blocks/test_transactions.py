@@ -125,9 +125,14 @@ def test_late_offline_messages_with_gaps_are_accepted_and_flagged(tokens):
     assert tx.energy_wh == Decimal(30000)  # first register seen (10 kWh) to last (40 kWh)
 
 
+# The gap tests' sessions start within the last two hours: a running session is priced up to
+# now, and pricing refuses sessions longer than a month.
+GAP_START = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+
+
 def event(kind: str, seq: int, minute: int, wh: int, transaction_id: str = "GAP-1",
           **extra) -> dict:
-    at = f"2026-11-02T10:{minute:02d}:00Z"
+    at = (GAP_START + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%SZ")
     context = {"Started": "Transaction.Begin", "Ended": "Transaction.End"}.get(
         kind, "Sample.Periodic")
     return {"eventType": kind, "timestamp": at, "seqNo": seq,
