@@ -261,9 +261,14 @@ OCPP = {
     "CALL_TIMEOUT": envint("OCPP_CALL_TIMEOUT", 30),
     # Frames above this size are answered with an error instead of being parsed.
     "MAX_FRAME_BYTES": envint("OCPP_MAX_FRAME_BYTES", 131072),
-    # Failed charger authentications per address before the address is refused for a while.
+    # Failed charger logins per address and station id (unknown ids: per address) before
+    # that station is refused from that address for the window; its logins that worked before
+    # still do (csms/gateway/auth.py).
     "AUTH_FAILURE_LIMIT": envint("OCPP_AUTH_FAILURE_LIMIT", 10),
     "AUTH_FAILURE_WINDOW": envint("OCPP_AUTH_FAILURE_WINDOW", 300),
+    # With onboarding on: new pending stations one address may create per window.
+    "ONBOARDING_LIMIT": envint("OCPP_ONBOARDING_LIMIT", 5),
+    "ONBOARDING_WINDOW": envint("OCPP_ONBOARDING_WINDOW", 3600),
     # Check our own replies against the version's schema (cheap with cached validators).
     "VALIDATE_REPLIES": envbool("OCPP_VALIDATE_REPLIES", "true"),
     # Liveness (csms/gateway/liveness.py): how often each process refreshes the presence of

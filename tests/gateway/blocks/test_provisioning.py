@@ -20,5 +20,12 @@ EXAMPLES = Examples(
     sent={
         ("1.6", commands.Reset): (commands.Reset(hard=True), {"status": "Accepted"}),
         ("2.0.1", commands.Reset): (commands.Reset(hard=False), {"status": "Scheduled"}),
+        ("1.6", commands.PasswordChange): (commands.PasswordChange("new-password-0123456"),
+                                           {"status": "Accepted"}),
+        ("2.0.1", commands.PasswordChange): (
+            commands.PasswordChange("new-password-0123456"),
+            {"setVariableResult": [{"attributeStatus": "Accepted",
+                                    "component": {"name": "SecurityCtrlr"},
+                                    "variable": {"name": "BasicAuthPassword"}}]}),
     },
 )
