@@ -90,8 +90,9 @@ def station_registration_decide(station: Station, registration: str, *,
                      f"{label} station {station.pk}"
                      + (f" at {station.site.name}" if station.site else ""),
                      target=f"station:{station.pk}",
-                     details={"registration": [before, registration],
-                              "site": station.site_id, "unauthenticated": unauthenticated})
+                     details={"registration": [before, registration], "site": station.site_id,
+                              # a person's explicit choice of no credentials, on the record
+                              **({"unauthenticated": True} if unauthenticated else {})})
         events.publish("station.registration", station.pk, station.site_id,
                        registration=registration)
         events.to_charger(station.pk, {"type": "ocpp.registration",

@@ -14,13 +14,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils.text import capfirst
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 from rest_framework import serializers
 
 from accounts import access
+from accounts.web.redirects import redirect_next
 from stations.access import may_operate_station, stations_for
 from stations.models import Station, Transaction
 from stations.services import commands
@@ -192,7 +192,7 @@ def station_action(request: HtmxHttpRequest, station_id: str, action: str) -> Ht
         messages.info(request, f"{call.action}: {capfirst(call.get_status_display())}")
     else:
         messages.error(request, problem)
-    return redirect(request.POST.get("next") or reverse("station", args=[station.pk]))
+    return redirect_next(request, "station", station.pk)
 
 
 def _refused(request: HtmxHttpRequest, station: Station, problem: str) -> HttpResponse:

@@ -202,8 +202,9 @@ def test_an_approved_station_gets_a_password_it_is_sent_and_shown_once(settings,
 
 def test_only_an_explicit_choice_leaves_an_approved_station_without_a_password(settings,
                                                                                 operator):
-    frame, page = onboard_and_approve(settings, operator, "OPEN-BY-CHOICE", "1.6",
-                                      unauthenticated=True)
+    _, page = onboard_and_approve(settings, operator, "OPEN-BY-CHOICE", "1.6",
+                                  unauthenticated=True)
+    assert "password" not in page
     station = Station.objects.get(pk="OPEN-BY-CHOICE")
     assert station.registration == Station.Registration.ACCEPTED
     assert station.security_profile == Station.SecurityProfile.NONE
