@@ -124,7 +124,7 @@ def station_password_adopt(station: Station, raw: str) -> None:
     """The station accepted a new password: valid from now on. Its current one stays valid
     until the station first logs in with the new one (station_password_confirm), since many
     chargers apply a new password only when they next connect."""
-    station.refresh_from_db(fields=["password_hash", "password_hash_next", "site"])
+    station.refresh_from_db(fields=["password_hash", "password_hash_next", "security_profile"])
     if station.check_password(raw):  # the one it has (a generated one, sent after approval)
         return
     hashed = Station(pk=station.pk)
