@@ -9,7 +9,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.permissions import BasePermission
 
-from accounts.web.forms import ThrottledAuthenticationForm
+from accounts.web.forms import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
 from csms import health, metrics
 
 
@@ -30,6 +30,8 @@ def api_docs_page(view: Callable) -> Callable:
 
     return page
 
+
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 urlpatterns = [
     # For load balancers and monitoring, per process (docs/operations.md).

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from django import forms
 from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.models import AbstractBaseUser, User
 from django.core.exceptions import ValidationError
@@ -153,3 +154,7 @@ class ThrottledAuthenticationForm(AuthenticationForm):
                     f"in {minutes} minutes, or ask an administrator.", code="throttled",
                 ) from None
             raise
+
+
+class ThrottledAdminAuthenticationForm(ThrottledAuthenticationForm, AdminAuthenticationForm):
+    """The admin's login form (staff only), saying so when the account is throttled."""

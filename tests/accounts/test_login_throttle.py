@@ -69,3 +69,12 @@ def test_unknown_accounts_are_throttled_too(personas):
         attempt(from_there, "nobody-here", "guess")
     assert "Too many failed logins" in attempt(from_there, "nobody-here", "guess")
     assert AuditEntry.objects.get(action="login.blocked").target == "login:nobody-here"
+
+
+def test_the_admin_login_is_throttled_and_says_so(personas, operator):
+    from_there = Client(REMOTE_ADDR="203.0.113.44")
+    for _ in range(5):
+        from_there.post("/admin/login/", {"username": "operator", "password": "wrong-guess"})
+    page = from_there.post("/admin/login/", {"username": "operator", "password": PASSWORD})
+    assert page.status_code == 200
+    assert "Too many failed logins for this account" in page.content.decode()
