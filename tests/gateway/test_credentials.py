@@ -273,3 +273,20 @@ def test_failures_lock_out_one_station_at_one_address_not_its_neighbours(setting
     blocked = StationEvent.objects.filter(kind=StationEvent.Kind.SECURITY, name="LoginsBlocked")
     assert sorted(blocked.values_list("station_id", flat=True)) == ["NAT-GOOD", "NAT-TARGET"]
     assert blocked.first().detail["address"] == "127.0.0.1"
+
+
+def test_approving_without_htmx_shows_the_password_on_the_answer_not_in_the_session(operator):
+    Station.objects.create(pk="FORM-ONBOARDED", registration=Station.Registration.PENDING,
+                           security_profile=Station.SecurityProfile.NONE, ocpp_version="1.6")
+    web = Client()
+    web.force_login(operator)
+    page = web.post("/pending/FORM-ONBOARDED/approve/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "FORM-ONBOARDED</a> accepted" in body and "shown only now" in body
+    password = body.split("shown only now: <code class=\"mono\">")[1].split("</code>")[0]
+    assert Station.objects.get(pk="FORM-ONBOARDED").check_password(password)
+    assert password not in web.get("/pending/").content.decode()
+    # Gone since: nothing could be sent, and the call that says so keeps no secret.
+    (call,) = Call.objects.filter(station_id="FORM-ONBOARDED")
+    assert call.status == Call.Status.NOT_CONNECTED and password not in json.dumps(call.payload)
