@@ -6,6 +6,9 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 SIM_COUNT ?= 4
+# On PostgreSQL (the production path) the settings refuse to start without SECRET_KEY: checks and
+# tests there get a key of their own run unless one is set.
+RUN_SECRET_KEY := $(or $(SECRET_KEY),$(shell $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(40))'))
 
 .PHONY: run test venv browser lint check bench clean screenshots
 
@@ -27,8 +30,8 @@ lint: venv
 	$(VENV)/bin/lint-imports --no-cache
 
 check: venv
-	$(PY) manage.py check
-	$(PY) manage.py makemigrations --check --dry-run
+	SECRET_KEY=$(RUN_SECRET_KEY) $(PY) manage.py check
+	SECRET_KEY=$(RUN_SECRET_KEY) $(PY) manage.py makemigrations --check --dry-run
 
 # Migrate, load the demo (site, stations of both versions, cards, admin), serve with daphne on
 # HOST:PORT and run a few simulated chargers (python -m tools.simulator) against it until Ctrl-C.
@@ -44,7 +47,7 @@ run: venv
 
 # CSMS_RUN_ID keeps concurrent runs on one PostgreSQL/Redis apart (test database, groups, keys).
 test: venv browser lint check
-	CSMS_RUN_ID=$${CSMS_RUN_ID:-$$$$} $(VENV)/bin/pytest
+	CSMS_RUN_ID=$${CSMS_RUN_ID:-$$$$} SECRET_KEY=$(RUN_SECRET_KEY) $(VENV)/bin/pytest
 
 # Refresh the README's screenshots (docs/screenshots/) from the browser tests.
 screenshots: venv browser

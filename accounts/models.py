@@ -147,6 +147,7 @@ class AuditEntry(models.Model):
         MEMBER_ROLE_CHANGED = "member.role_changed", "role changed"
         MEMBER_REMOVED = "member.removed", "member removed"
         USER_CREATED = "user.created", "user created"
+        LOGIN_BLOCKED = "login.blocked", "logins blocked"
         STATION_CREDENTIALS = "station.credentials", "station credentials changed"
         STATION_REGISTRATION = "station.registration", "station registration decided"
         COMMAND = "station.command", "remote command"

@@ -4,13 +4,20 @@ Roles are data: a Membership row says who has which role where, and accounts.acc
 into what they see. Changing one is an audited action like any other.
 """
 
+import hashlib
+
+from django.conf import settings
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import AbstractBaseUser, User
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.http import HttpRequest
 
 from accounts import audit
 from accounts.models import AuditEntry, Membership, Organization
+from csms.proxies import client_address
 
 Action = AuditEntry.Action
 
@@ -96,3 +103,70 @@ def _keep_an_admin(membership: Membership) -> None:
                                                        is_active=True).exists():
         raise MembershipError("This is the last operator admin: make someone else operator "
                               "admin first.")
+
+
+# --- signing in -----------------------------------------------------------------------------
+
+def request_address(request: HttpRequest) -> str:
+    """Who asks, as the gateway and /metrics see it: a configured proxy's X-Forwarded-For is
+    believed, no one else's."""
+    return client_address(getattr(request, "scope", None)
+                          or {"client": (request.META.get("REMOTE_ADDR", ""), 0)})
+
+
+def _login_failures_key(username: str, address: str) -> str:
+    named = hashlib.sha256(f"{username.casefold()}\0{address}".encode()).hexdigest()
+    return f"login-failures:{named}"
+
+
+def login_blocked(username: str, address: str) -> bool:
+    failures = cache.get(_login_failures_key(username, address)) or 0
+    return failures >= settings.LOGIN_FAILURE_LIMIT
+
+
+def login_failed(username: str, address: str) -> None:
+    """Count a failed login of an account from an address; reaching the limit is audited."""
+    key, window = _login_failures_key(username, address), settings.LOGIN_FAILURE_WINDOW
+    if cache.add(key, 1, timeout=window):
+        failures = 1
+    else:
+        try:
+            failures = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            failures = 1
+            cache.add(key, 1, timeout=window)
+    if failures == settings.LOGIN_FAILURE_LIMIT:
+        account = User.objects.filter(username__iexact=username).first()
+        audit.record(None, Action.LOGIN_BLOCKED,
+                     f"logins of {username[:60]} from {address} blocked for "
+                     f"{window // 60} min after {failures} failures",
+                     target=f"user:{account.pk}" if account else f"login:{username[:60]}",
+                     details={"username": username[:150], "address": address,
+                              "failures": failures, "seconds": window})
+
+
+def login_succeeded(username: str, address: str) -> None:
+    cache.delete(_login_failures_key(username, address))
+
+
+class ThrottledModelBackend(ModelBackend):
+    """Django's password check, throttled per account and address: after LOGIN_FAILURE_LIMIT
+    failures within LOGIN_FAILURE_WINDOW seconds, that account is refused from that address
+    (even with the right password) until the window passes. Other addresses, and the account's
+    owner elsewhere, are not locked out. Without a request (a shell, a management command)
+    there is no address and no throttle."""
+
+    def authenticate(self, request: HttpRequest | None, username: str | None = None,
+                     password: str | None = None, **kwargs: object) -> User | None:
+        if request is None or not username:
+            return super().authenticate(request, username, password, **kwargs)
+        address = request_address(request)
+        if login_blocked(username, address):
+            request.login_throttled = True  # for the login page's message
+            raise PermissionDenied("too many failed logins")  # no other backend is asked
+        user = super().authenticate(request, username, password, **kwargs)
+        if user is None:
+            login_failed(username, address)
+        else:
+            login_succeeded(username, address)
+        return user

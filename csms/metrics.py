@@ -14,6 +14,7 @@ from functools import cache
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.utils.crypto import constant_time_compare
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 from csms.proxies import client_address
@@ -91,5 +92,9 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     scope = getattr(request, "scope", None) or {"client": (request.META["REMOTE_ADDR"], 0)}
     if client_address(scope) not in settings.METRICS_ALLOWED:
         return HttpResponseForbidden("Metrics are served to the addresses in METRICS_ALLOWED.\n",
+                                     content_type="text/plain")
+    if settings.METRICS_TOKEN and not constant_time_compare(
+            request.headers.get("Authorization", ""), f"Bearer {settings.METRICS_TOKEN}"):
+        return HttpResponseForbidden("Metrics are served with the METRICS_TOKEN bearer token.\n",
                                      content_type="text/plain")
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

@@ -6,6 +6,8 @@ from a file (`SECRET_KEY_FILE=/run/secrets/...`) so they stay out of the process
 """
 
 import os
+import secrets
+from contextlib import suppress
 from pathlib import Path
 
 import dj_database_url
@@ -42,8 +44,6 @@ DEBUG = envbool("DEBUG", "false")
 # Several test runs (developers working side by side, CI) may share one PostgreSQL and one
 # Redis: a run id keeps their test databases, channel-layer groups and cache keys apart.
 RUN_ID = env("CSMS_RUN_ID")
-# The embedded default key is only good for a demo on one's own machine; check --deploy flags it.
-SECRET_KEY = env("SECRET_KEY", "django-insecure-embedded-demo-key-change-me")
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
 # Addresses of reverse proxies (TLS terminators) whose X-Forwarded-For we believe. Never trust
@@ -130,6 +130,34 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
         5 if envbool("DB_PREPARED_STATEMENTS", "true") else None)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# SQLite: the embedded demo on one's own machine, not the production path.
+EMBEDDED = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+
+
+def embedded_secret_key(path: Path) -> str:
+    """The embedded demo's own random key, made at its first start and kept beside its
+    database (sessions survive a restart). Never a key in the source: anyone could forge
+    sessions and signed links with a published one."""
+    if not path.exists():
+        draft = path.with_name(f"{path.name}.{os.getpid()}")
+        draft.write_text(secrets.token_urlsafe(50))
+        draft.chmod(0o600)
+        with suppress(FileExistsError):  # another process made it first: theirs counts
+            os.link(draft, path)
+        draft.unlink()
+    return path.read_text().strip()
+
+
+SECRET_KEY = env("SECRET_KEY")
+if not SECRET_KEY:
+    if not EMBEDDED and not DEBUG:
+        # Said alone, without a traceback: it is the operator's configuration, not a bug.
+        raise SystemExit(
+            "SECRET_KEY is not set. The production path (DATABASE_URL, DEBUG off) needs a "
+            "secret key of its own, the same in every process: set SECRET_KEY, or "
+            "SECRET_KEY_FILE=/path/to/a/file holding it (python -c 'import secrets; "
+            "print(secrets.token_urlsafe(50))' makes one).")
+    SECRET_KEY = embedded_secret_key(BASE_DIR / ".secret-key")
 
 REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
@@ -208,6 +236,10 @@ SERVE_STATIC = envbool("SERVE_STATIC", "true")
 # Generated files (billing exports); served only through views that check who asks.
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "media")))
 
+# People's logins, throttled per account and address (accounts/people.py).
+AUTHENTICATION_BACKENDS = ["accounts.people.ThrottledModelBackend"]
+LOGIN_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_FAILURE_WINDOW = envint("LOGIN_FAILURE_WINDOW", 900)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -225,6 +257,14 @@ if TRUSTED_PROXIES:
 SECURE_REDIRECT_EXEMPT = [r"^health", r"^metrics$"]
 # Who may read /metrics (after TRUSTED_PROXIES' X-Forwarded-For is applied).
 METRICS_ALLOWED = envlist("METRICS_ALLOWED", "127.0.0.1,::1")
+# And, when set, only with `Authorization: Bearer <METRICS_TOKEN>` (Prometheus'
+# authorization.credentials): behind a proxy on the same machine every request comes from
+# 127.0.0.1 unless TRUSTED_PROXIES names it.
+METRICS_TOKEN = env("METRICS_TOKEN")
+# The API's schema and its docs (/api/schema/, /api/docs/, /api/redoc/): for anyone, or for
+# signed-in people only. Public by default only with DEBUG on: in production the schema maps
+# every endpoint for an attacker.
+API_DOCS_PUBLIC = envbool("API_DOCS_PUBLIC", "true" if DEBUG else "false")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -261,9 +301,14 @@ OCPP = {
     "CALL_TIMEOUT": envint("OCPP_CALL_TIMEOUT", 30),
     # Frames above this size are answered with an error instead of being parsed.
     "MAX_FRAME_BYTES": envint("OCPP_MAX_FRAME_BYTES", 131072),
-    # Failed charger authentications per address before the address is refused for a while.
+    # Failed charger logins per address and station id (unknown ids: per address) before
+    # that station is refused from that address for the window; its logins that worked before
+    # still do (csms/gateway/auth.py).
     "AUTH_FAILURE_LIMIT": envint("OCPP_AUTH_FAILURE_LIMIT", 10),
     "AUTH_FAILURE_WINDOW": envint("OCPP_AUTH_FAILURE_WINDOW", 300),
+    # With onboarding on: new pending stations one address may create per window.
+    "ONBOARDING_LIMIT": envint("OCPP_ONBOARDING_LIMIT", 5),
+    "ONBOARDING_WINDOW": envint("OCPP_ONBOARDING_WINDOW", 3600),
     # Check our own replies against the version's schema (cheap with cached validators).
     "VALIDATE_REPLIES": envbool("OCPP_VALIDATE_REPLIES", "true"),
     # Liveness (csms/gateway/liveness.py): how often each process refreshes the presence of

@@ -61,6 +61,9 @@ class Station(models.Model):
     )
     # A salted hash only; see set_password().
     password_hash = models.CharField(max_length=200, blank=True)
+    # A new password the station accepted (ChangeConfiguration AuthorizationKey, SetVariables
+    # BasicAuthPassword): valid next to the current one until the station first logs in with it.
+    password_hash_next = models.CharField(max_length=200, blank=True)
 
     vendor = models.CharField(max_length=50, blank=True)
     model = models.CharField(max_length=50, blank=True)
@@ -90,6 +93,9 @@ class Station(models.Model):
     def check_password(self, raw: str) -> bool:
         """Constant-time comparison against the stored salted hash."""
         return bool(self.password_hash) and check_password(raw, self.password_hash)
+
+    def check_next_password(self, raw: str) -> bool:
+        return bool(self.password_hash_next) and check_password(raw, self.password_hash_next)
 
 
 class Evse(models.Model):

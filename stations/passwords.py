@@ -1,6 +1,8 @@
 """Charger passwords (security profiles 1 and 2): the allowed form and how they are hashed."""
 
 import re
+import secrets
+import string
 
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.core.exceptions import ValidationError
@@ -25,3 +27,13 @@ class ChargerPasswordHasher(PBKDF2PasswordHasher):
 
     algorithm = "charger_pbkdf2"
     iterations = 20_000
+
+
+# 20 characters: within 2.0.1's 16 to 40, and 20 bytes, the most a 1.6 AuthorizationKey holds.
+GENERATED_LENGTH = 20
+_ALPHABET = string.ascii_letters + string.digits + "*-_=:+|@."
+
+
+def charger_password_generate() -> str:
+    """A random password every charger takes (about 122 bits)."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(GENERATED_LENGTH))

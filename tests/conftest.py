@@ -35,11 +35,20 @@ def _no_persistent_connections(settings) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_rate_limit() -> Iterator[None]:
-    """Failed charger logins from 127.0.0.1 (where every test charger comes from) are counted
-    per address; without this, refusal tests would add up to a rate limit for later tests."""
+def _fresh_rate_limit(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Failed charger logins and onboardings are counted per address (and station); every test
+    charger comes from 127.0.0.1 and many share ids: without this, refusal tests would add up
+    to a rate limit for later tests. The counters a test made are dropped after it."""
+    counted: set[str] = set()
+    count = auth._count
+
+    def counting(key: str, window: int) -> int:
+        counted.add(key)
+        return count(key, window)
+
+    monkeypatch.setattr(auth, "_count", counting)
     yield
-    auth.forget_failures("127.0.0.1")
+    auth._counter().delete_many(list(counted))
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ import json
 import os
 import random
 import resource
+import secrets
 import signal
 import subprocess
 import sys
@@ -763,6 +764,8 @@ def main() -> None:
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         "DJANGO_SETTINGS_MODULE": "csms.settings", "LOG_LEVEL": "WARNING",
         "OCPP_HEARTBEAT_INTERVAL": "300",
+        # PostgreSQL is the production path: its settings need a key (the run's own).
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),
     })
     env = dict(os.environ)
     import django

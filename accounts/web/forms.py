@@ -4,7 +4,11 @@ left to accounts.cards and accounts.people."""
 from datetime import UTC, datetime, time, timedelta
 
 from django import forms
+from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.models import AbstractBaseUser, User
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from accounts import access, audit, cards
@@ -130,3 +134,27 @@ class MemberForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Membership.Role.choices)
+
+
+class ThrottledAuthenticationForm(AuthenticationForm):
+    """The login form, saying so when the account is throttled from this address
+    (accounts.people.ThrottledModelBackend) rather than "wrong password"."""
+
+    throttled = False
+
+    def clean(self) -> dict:
+        try:
+            return super().clean()
+        except ValidationError:
+            if getattr(self.request, "login_throttled", False):
+                self.throttled = True
+                minutes = settings.LOGIN_FAILURE_WINDOW // 60
+                raise ValidationError(
+                    f"Too many failed logins for this account from your address. Try again "
+                    f"in {minutes} minutes, or ask an administrator.", code="throttled",
+                ) from None
+            raise
+
+
+class ThrottledAdminAuthenticationForm(ThrottledAuthenticationForm, AdminAuthenticationForm):
+    """The admin's login form (staff only), saying so when the account is throttled."""

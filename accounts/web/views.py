@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts import access, audit, cards, people
 from accounts.models import AuditEntry, IdToken, Membership
 from accounts.web.forms import AuditFilter, CardFilter, CardForm, ImportForm, MemberForm, RoleForm
+from accounts.web.redirects import redirect_next
 from stations.access import may_operate_station, stations_for, transactions_for
 from stations.models import LocalListEntry, LocalListState, Station
 from stations.services import commands, local_lists
@@ -101,7 +102,7 @@ def card_bulk(request: HttpRequest) -> HttpResponse:
     done = {"block": "blocked", "unblock": "unblocked", "expire": "expired"}[verb]
     messages.info(request, f"{changed} card{'s' if changed != 1 else ''} {done}."
                   if ids else "Tick the cards first.")
-    return redirect(request.POST.get("next") or "cards")
+    return redirect_next(request, "cards")
 
 
 @require_http_methods(["GET", "POST"])

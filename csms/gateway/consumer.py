@@ -41,7 +41,7 @@ from csms.gateway.writer import writer
 from stations import events
 from stations.models import Call as CallRow
 from stations.models import MessageLog, Station
-from stations.services import commands, message_log, presence
+from stations.services import commands, message_log, presence, registration
 from stations.services.commands import Reply
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class Outstanding:
     call_id: int
     message_id: str
     action: str
+    payload: dict  # as sent: its reader may need what the stored call masks (a new password)
     reply_to: str | None
     timer: asyncio.Task
 
@@ -150,7 +151,11 @@ class ChargerConsumer(AsyncWebsocketConsumer):
                 await self.accept()
                 await self.close(code=1002)
             else:
-                await self.close()  # before accept: the server answers HTTP 403
+                denial = auth.denial(refusal, self.scope)
+                for message in denial:  # 401 with a Basic challenge
+                    await self.base_send(message)
+                if not denial:
+                    await self.close()  # before accept: the server answers HTTP 403
             return
         self.station, self.version = station, version
         self.inbound = TABLE.inbound(version)
@@ -171,8 +176,9 @@ class ChargerConsumer(AsyncWebsocketConsumer):
     async def _check_credentials(self, station: Station) -> None:
         try:
             # The hash comparison is CPU work: off the single ORM thread.
-            await sync_to_async(auth.check_credentials, thread_sensitive=False)(
-                station, self.scope, self.address)
+            if await sync_to_async(auth.check_credentials, thread_sensitive=False)(
+                    station, self.scope, self.address):
+                await self._write(registration.station_password_confirm, station)
         except auth.Refusal:
             raise
         except Exception:
@@ -318,7 +324,8 @@ class ChargerConsumer(AsyncWebsocketConsumer):
                 await self._notify(reply_to, call_id)
                 continue
             timer = asyncio.ensure_future(self._expire(call_id))
-            self.outstanding = Outstanding(call_id, row.message_id, row.action, reply_to, timer)
+            self.outstanding = Outstanding(call_id, row.message_id, row.action, row.payload,
+                                           reply_to, timer)
             await self.send(text_data=frames.call_frame(row.message_id, row.action,
                                                         row.payload))
 
@@ -377,7 +384,8 @@ class ChargerConsumer(AsyncWebsocketConsumer):
         read = entry.read if entry is not None else status_reader
         try:
             with transaction.atomic():
-                status = read(ReplyContext(self.station, outstanding.call_id), payload)
+                status = read(ReplyContext(self.station, outstanding.call_id,
+                                           outstanding.payload), payload)
         except Exception:
             log.exception("reading the answer to %s failed", outstanding.action)
             return Reply(CallRow.Status.ERROR, response=payload,

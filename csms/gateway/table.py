@@ -58,11 +58,13 @@ class Context:
 
 @dataclass(frozen=True, slots=True)
 class ReplyContext:
-    """What a reply reader knows: the station that answered, and to which call (the version is
-    the reader's own: a reader is registered per version)."""
+    """What a reply reader knows: the station that answered, to which call, and what the call
+    said (in clear: the Call row keeps its secrets masked once sent). The version is the
+    reader's own: a reader is registered per version."""
 
     station: Station
     call_id: int
+    request: dict
 
 
 Handler = Callable[[Context, dict], dict]

@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from rest_framework import serializers
 
 from accounts import access
+from accounts.audit import mask
 from stations.access import may_operate_station
 from stations.models import (
     Call,
@@ -68,11 +69,16 @@ class StationSerializer(serializers.ModelSerializer):
         "never returned.",
     )
     evses = EvseSerializer(many=True, read_only=True)
+    generated_password = serializers.CharField(
+        read_only=True,
+        help_text="Only in the answer that accepted a station without credentials: the "
+        "password generated for it (security profile 1), sent to the station, shown this once.",
+    )
 
     class Meta:
         model = Station
         fields = [
-            "id", "site", "security_profile", "password", "registration",
+            "id", "site", "security_profile", "password", "generated_password", "registration",
             "vendor", "model", "serial_number", "firmware_version", "ocpp_version",
             "connected", "connected_at", "last_seen", "status", "error_code", "evses",
         ]
@@ -139,9 +145,11 @@ class StationSerializer(serializers.ModelSerializer):
             setattr(instance, name, value)
         if password is not None:
             instance.set_password(password)
+            instance.password_hash_next = ""  # the person's password replaces any the station took
         # Only the fields asked for: a whole-row save would put back what the gateway or
         # another person changed since this request read the station.
-        fields = [*validated_data, *(["password_hash"] if password is not None else [])]
+        fields = [*validated_data,
+                  *(["password_hash", "password_hash_next"] if password is not None else [])]
         with transaction.atomic():
             if fields:
                 instance.save(update_fields=fields)
@@ -150,9 +158,15 @@ class StationSerializer(serializers.ModelSerializer):
                     user, instance,
                     "password changed" if password is not None else "security profile set")
             if registration is not None:
-                station_registration_decide(instance, registration, user=user)
+                # security_profile 0 in the same request is the person's explicit choice of a
+                # station without credentials; otherwise accepting one gives it a password.
+                decision = station_registration_decide(
+                    instance, registration, user=user,
+                    unauthenticated=validated_data.get("security_profile") == 0)
+                if decision.password:
+                    instance.generated_password = decision.password
         if registration is not None:  # whoever decided, the answer says what holds now
-            instance.refresh_from_db(fields=["registration"])
+            instance.refresh_from_db(fields=["registration", "security_profile"])
         return instance
 
 
@@ -192,8 +206,17 @@ class MeterSampleSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class MaskedJSONField(serializers.JSONField):
+    """A payload with its secrets (a charger's new password) masked, as the audit log has it:
+    a call still waiting to be sent holds them in clear."""
+
+    def to_representation(self, value: object) -> object:
+        return super().to_representation(mask(value))
+
+
 class CallSerializer(serializers.ModelSerializer):
     requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    payload = MaskedJSONField(read_only=True)
 
     class Meta:
         model = Call

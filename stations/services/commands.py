@@ -17,7 +17,7 @@ import json
 import typing
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -30,6 +30,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import audit
+from accounts.audit import mask
 from accounts.models import AuditEntry
 from stations import events, signals
 from stations.models import Call, MessageLog, NumberEncoder, Station, Transaction
@@ -101,6 +102,15 @@ class CostUpdate(Command):
     description: ClassVar[str] = "a session's running cost"
     transaction_id: str
     total: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordChange(Command):
+    """A new Basic-auth password (security profiles 1 and 2): the station logs in with it once
+    it accepts (registration.station_password_adopt)."""
+
+    description: ClassVar[str] = "a new password"
+    password: str = field(repr=False)
 
 
 class Protocol(typing.Protocol):
@@ -213,7 +223,17 @@ def expire_stale_calls(older_than: float | None = None) -> int:
     seconds = 2 * settings.OCPP["CALL_TIMEOUT"] if older_than is None else older_than
     cutoff = timezone.now() - timedelta(seconds=seconds)
     stale = Call.objects.filter(status__in=Call.OPEN, created_at__lt=cutoff)
+    for call in stale.filter(status=Call.Status.PENDING).only("pk", "payload"):
+        _forget_secrets(call.pk, call.payload)
     return stale.update(status=Call.Status.TIMEOUT, completed_at=timezone.now())
+
+
+def _forget_secrets(call_id: int, payload: Any) -> None:
+    """A call's payload keeps a secret (a new charger password) only until it is sent or ends
+    unsent: the Call row then holds it masked, as the audit log and the message log do."""
+    masked = mask(payload)
+    if masked != payload:
+        Call.objects.filter(pk=call_id).update(payload=masked)
 
 
 async def _route_and_wait(station_id: str, call_id: int, wait_seconds: float) -> None:
@@ -234,6 +254,8 @@ def _finish(call: Call, status: str) -> None:
     updated = Call.objects.filter(pk=call.pk, status__in=Call.OPEN).update(
         status=status, completed_at=timezone.now()
     )
+    if updated:
+        _forget_secrets(call.pk, call.payload)
     call.refresh_from_db()
     if updated:
         signals.call_completed.send(Call, call=call)
@@ -268,12 +290,14 @@ def cost_update(transaction: Transaction, total: Decimal) -> Call | None:
 
 def call_claim(station: Station, call_id: int) -> Call | None:
     """Take a pending call to send it now: marked sent, its frame logged. None when it ended
-    already (timed out while queued) or another socket took it."""
+    already (timed out while queued) or another socket took it. The call returned holds the
+    payload to send; the row keeps it with its secrets masked from now on."""
     with transaction.atomic():
         claimed = Call.objects.filter(pk=call_id, station=station, status=Call.Status.PENDING)
         if not claimed.update(status=Call.Status.SENT, sent_at=timezone.now()):
             return None
         call = Call.objects.get(pk=call_id)
+        _forget_secrets(call.pk, call.payload)
         call.message_id = call.message_id or str(uuid.uuid4())
         message_log.frame_record(station, MessageLog.Direction.OUT, MessageLog.MessageType.CALL,
                                  call.message_id, call.action, call.payload)
@@ -282,8 +306,10 @@ def call_claim(station: Station, call_id: int) -> Call | None:
 
 def call_not_sent(call_id: int) -> None:
     """The socket closed before the call went out."""
-    Call.objects.filter(pk=call_id, status=Call.Status.PENDING).update(
-        status=Call.Status.NOT_CONNECTED, completed_at=timezone.now())
+    unsent = Call.objects.filter(pk=call_id, status=Call.Status.PENDING)
+    payload = unsent.values_list("payload", flat=True).first()
+    if unsent.update(status=Call.Status.NOT_CONNECTED, completed_at=timezone.now()):
+        _forget_secrets(call_id, payload)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ other rows: stations/services/batch.py.)"""
 
 from typing import Any
 
+from accounts.audit import mask
 from stations.models import MessageLog, Station
 
 Direction = MessageLog.Direction
@@ -20,7 +21,7 @@ def error_record(station: Station, message_id: str, error: tuple[str, str],
         message_type, action, payload = received
         rows.append(MessageLog(station=station, direction=Direction.IN,
                                message_type=message_type, message_id=message_id[:100],
-                               action=action[:50], payload=payload))
+                               action=action[:50], payload=mask(payload)))
     rows.append(MessageLog(station=station, direction=Direction.OUT,
                            message_type=MessageType.CALLERROR, message_id=message_id[:100],
                            payload=list(error)))
@@ -29,6 +30,7 @@ def error_record(station: Station, message_id: str, error: tuple[str, str],
 
 def frame_record(station: Station, direction: str, message_type: int, message_id: str,
                  action: str, payload: Any) -> None:
-    """One frame: a call we sent, or a charger's reply to one."""
+    """One frame: a call we sent, or a charger's reply to one; secrets in it (a new charger
+    password) masked as the audit log masks them."""
     MessageLog.objects.create(station=station, direction=direction, message_type=message_type,
-                              message_id=message_id, action=action, payload=payload)
+                              message_id=message_id, action=action, payload=mask(payload))

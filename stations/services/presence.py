@@ -7,7 +7,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from stations import events, signals
-from stations.models import RefusedConnection, Station
+from stations.models import RefusedConnection, Station, StationEvent
+from stations.services import device
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,13 @@ def connection_refused(station_id: str, remote_addr: str, reason: str, detail: s
         station_id=station_id[:200], remote_addr=remote_addr[:64], reason=reason,
         detail=detail[:200],
     )
+
+
+def logins_blocked(station: Station, address: str, failures: int, seconds: int) -> None:
+    """Too many failed logins for a station from one address: further attempts from there are
+    refused for a while, which the station's security events show its operators."""
+    device.station_event_record(station, StationEvent.Kind.SECURITY, "LoginsBlocked",
+                                {"address": address, "failures": failures, "seconds": seconds})
 
 
 

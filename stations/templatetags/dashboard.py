@@ -9,6 +9,7 @@ from django.utils import dateformat, timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from accounts.audit import mask
 from accounts.models import Site
 from stations.web import fragments
 
@@ -81,6 +82,12 @@ def state_class(status: str) -> str:
         "not_connected": "muted", "pending": "info", "sent": "info",
         "active": "busy", "completed": "ok",
     }.get(status, "muted")
+
+
+@register.filter
+def masked(value: object) -> object:
+    """Secrets in a payload (a charger's new password) masked, as the audit log has them."""
+    return mask(value)
 
 
 @register.filter

@@ -14,13 +14,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils.text import capfirst
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 from rest_framework import serializers
 
 from accounts import access
+from accounts.web.redirects import redirect_next
 from stations.access import may_operate_station, stations_for
 from stations.models import Station, Transaction
 from stations.services import commands
@@ -139,9 +139,14 @@ def session_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @login_required
 def pending(request: HtmxHttpRequest) -> HttpResponse:
+    return _pending_page(request)
+
+
+def _pending_page(request: HtmxHttpRequest, **context: object) -> HttpResponse:
     page = fragments.page_of(fragments.pending_stations(request.user), request.GET.get("page"))
     return _page(request, "pending", {
         "stations": page, "site_choices": access.sites_for(request.user).only("pk", "name"),
+        **context,
     }, live={"page": "pending"})
 
 
@@ -187,7 +192,7 @@ def station_action(request: HtmxHttpRequest, station_id: str, action: str) -> Ht
         messages.info(request, f"{call.action}: {capfirst(call.get_status_display())}")
     else:
         messages.error(request, problem)
-    return redirect(request.POST.get("next") or reverse("station", args=[station.pk]))
+    return redirect_next(request, "station", station.pk)
 
 
 def _refused(request: HtmxHttpRequest, station: Station, problem: str) -> HttpResponse:
@@ -214,16 +219,19 @@ def pending_decide(request: HtmxHttpRequest, station_id: str, decision: str) -> 
     site = None
     if request.POST.get("site"):
         site = get_object_or_404(access.sites_for(request.user), pk=request.POST["site"])
-    decided = station_registration_decide(
-        station, registration, user=request.user, site=site, was=Station.Registration.PENDING)
+    decision = station_registration_decide(
+        station, registration, user=request.user, site=site, was=Station.Registration.PENDING,
+        unauthenticated=request.POST.get("unauthenticated") == "on")
     station.refresh_from_db()
     if request.htmx:
         return render(request, "dashboard/fragments/pending_decided.html", {
-            "station": station, "decided": decided,
+            "station": station, "decided": decision.decided, "password": decision.password,
             "pending_count": fragments.pending_stations(request.user).count(),
         })
+    if decision.password:  # shown on this answer only: a message would keep it in the session
+        return _pending_page(request, issued=station, password=decision.password)
     outcome = station.get_registration_display()
-    messages.info(request, f"{station.pk}: {outcome}" if decided
+    messages.info(request, f"{station.pk}: {outcome}" if decision.decided
                   else f"{station.pk} was already decided: {outcome}")
     return redirect("pending")
 

@@ -2,7 +2,10 @@
 
 import pytest
 from asgiref.sync import async_to_sync
+from hypothesis import given
+from hypothesis import strategies as st
 
+from csms.gateway import auth
 from stations.models import RefusedConnection, Station
 from tests.support.chargers import ChargerSocket, basic
 from tests.support.personas import CHARGER_PASSWORD, make_station
@@ -178,3 +181,9 @@ def test_second_connection_replaces_the_first_only_when_authenticated():
 
     async_to_sync(flow)()
     assert not Station.objects.get(pk="TWICE").connected
+
+
+@given(st.binary(max_size=300))
+def test_any_authorization_header_is_read_as_credentials_or_none(value):
+    credentials = auth.basic_credentials({"headers": [(b"authorization", value)]})
+    assert credentials is None or all(isinstance(part, str) for part in credentials)

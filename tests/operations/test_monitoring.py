@@ -64,6 +64,14 @@ def test_metrics_are_refused_to_addresses_not_allowed(client):
     assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 403
 
 
+def test_metrics_with_a_token_need_it(client, settings):
+    settings.METRICS_TOKEN = "scraper-token-0123456789"
+    assert client.get("/metrics").status_code == 403
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 403
+    answer = client.get("/metrics", headers={"Authorization": "Bearer scraper-token-0123456789"})
+    assert answer.status_code == 200 and b"csms_" in answer.content
+
+
 def test_json_log_lines_carry_the_station_id():
     formatter = logs.JsonFormatter()
     record = logging.LogRecord("csms.gateway", logging.INFO, "", 0, "stored %s", ("x",), None)

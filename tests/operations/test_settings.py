@@ -45,7 +45,7 @@ def test_embedded_defaults_with_nothing_set():
 
 def test_urls_switch_to_postgresql_and_redis():
     env = {**base_env(), "DATABASE_URL": PRODUCTION["DATABASE_URL"],
-           "REDIS_URL": PRODUCTION["REDIS_URL"]}
+           "REDIS_URL": PRODUCTION["REDIS_URL"], "SECRET_KEY": PRODUCTION["SECRET_KEY"]}
     assert settings_value("settings.DATABASES['default']['ENGINE']", env) == (
         "django.db.backends.postgresql")
     assert settings_value("settings.CHANNEL_LAYERS['default']['BACKEND']", env) == (
@@ -58,6 +58,34 @@ def test_secret_key_from_a_file(tmp_path):
     secret.write_text("from-a-file-secret\n")
     env = {**base_env(), "SECRET_KEY_FILE": str(secret)}
     assert settings_value("settings.SECRET_KEY", env) == "from-a-file-secret"
+
+
+def test_the_production_path_refuses_to_start_without_a_secret_key():
+    env = {**base_env(), **PRODUCTION}
+    del env["SECRET_KEY"]
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr and "SECRET_KEY_FILE" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_embedded_demo_keeps_a_random_key_of_its_own():
+    first = settings_value("settings.SECRET_KEY", base_env())
+    assert settings_value("settings.SECRET_KEY", base_env()) == first  # sessions survive
+    assert "insecure" not in first and "demo" not in first and len(first) >= 50
+    assert (ROOT / ".secret-key").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(("debug", "public", "anonymous"), [
+    ("false", None, 302), ("true", None, 200), ("false", "true", 200)])
+def test_the_api_docs_are_private_in_production_unless_configured(debug, public, anonymous):
+    env = {**base_env(), "DEBUG": debug, **({"API_DOCS_PUBLIC": public} if public else {})}
+    code = ("from django.test import Client; c = Client(); "
+            "print(c.get('/api/docs/').status_code, c.get('/api/schema/').status_code)")
+    result = manage("shell", "-c", code, env=env)
+    docs, schema = result.stdout.split()[-2:]
+    assert int(docs) == anonymous, result.stderr[-2000:]
+    assert int(schema) == (200 if anonymous == 200 else 401)  # a client: sign in, or a token
 
 
 def test_check_deploy_is_clean_with_the_documented_production_environment():

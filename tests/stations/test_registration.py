@@ -138,6 +138,11 @@ def test_a_connected_station_learns_it_was_accepted_at_its_next_boot(personas, s
         assert (answer["status"], answer["interval"]) == (
             "Pending", settings.OCPP["HEARTBEAT_INTERVAL"])
         await database_sync_to_async(operator.post)("/pending/NEWCOMER-9/approve/")
+        # Accepted, it is given a password of its own before anything else.
+        configuration = await charger.receive()
+        assert configuration[2:] == ["ChangeConfiguration", {
+            "key": "AuthorizationKey", "value": configuration[3]["value"]}]
+        await charger.answer(configuration, {"status": "Accepted"})
         assert (await charger.ok("BootNotification", boot))["status"] == "Accepted"
         await charger.close()
 

@@ -1,10 +1,19 @@
 """Provisioning (1.6 Core: BootNotification, Reset, configuration; 2.0.1 B: booting, the device
-model, resets, network profiles): who a station is, what it reports of itself, restarting it."""
+model, resets, network profiles): who a station is, what it reports of itself, restarting it,
+and its new password (1.6 Security Whitepaper, 2.0.1 A01) said as a configuration change."""
+
+import logging
 
 from django.conf import settings
 from ocpp.v16.enums import Action as V16
+from ocpp.v16.enums import ConfigurationKey, ConfigurationStatus
 from ocpp.v16.enums import ResetType as ResetType16
 from ocpp.v201.enums import Action as V201
+from ocpp.v201.enums import (
+    ControllerComponentName,
+    SecurityCtrlrVariableName,
+    SetVariableStatusEnumType,
+)
 from ocpp.v201.enums import ResetEnumType as ResetType201
 
 from csms.gateway.frames import utc_now
@@ -21,7 +30,15 @@ from stations.records import VariableReport
 from stations.services import commands, device, registration
 
 DEVICE_MODEL = "configuration and device model management: GetConfiguration for a person, " \
-    "ChangeConfiguration, base reports and variables"
+    "base reports and variables"
+
+log = logging.getLogger(__name__)
+
+# Answers saying the charger uses the new value, at once or from its next reboot.
+_CONFIGURATION_TAKEN = (ConfigurationStatus.accepted, ConfigurationStatus.reboot_required)
+_VARIABLE_TAKEN = (SetVariableStatusEnumType.accepted, SetVariableStatusEnumType.reboot_required)
+# 1.6 Security Whitepaper: an AuthorizationKey is 16 to 20 bytes, hex-encoded in the message.
+AUTHORIZATION_KEY_BYTES = range(16, 21)
 
 
 @TABLE.handles(Version.V16, V16.boot_notification, before_acceptance=True)
@@ -105,9 +122,67 @@ def notify_report_201(ctx: Context, payload: dict) -> dict:
     return {}
 
 
-TABLE.unsupported(Version.V16, Direction.TO_CHARGER, V16.change_configuration,
-                  block=__name__, note=DEVICE_MODEL)
-TABLE.unsupported(V201_AND_V21, Direction.TO_CHARGER, V201.set_variables, V201.get_base_report,
-                  V201.get_report, V201.set_network_profile, block=__name__, note=DEVICE_MODEL)
+@TABLE.builds(Version.V16, V16.change_configuration, commands.PasswordChange)
+def password_change_16(command: commands.PasswordChange) -> dict:
+    return {"key": ConfigurationKey.authorization_key.value,
+            "value": command.password.encode().hex()}
+
+
+@TABLE.reads(Version.V16, V16.change_configuration)
+def configuration_change_read_16(ctx: ReplyContext, payload: dict) -> str:
+    """Whether the charger takes the new value; an AuthorizationKey it takes is its password
+    from now on, whoever asked (a person's raw call too)."""
+    if payload["status"] not in _CONFIGURATION_TAKEN:
+        return Call.Status.REJECTED
+    if ctx.request.get("key") == ConfigurationKey.authorization_key:
+        password = _authorization_key_password(ctx.request.get("value", ""))
+        if password is None:
+            log.warning("%s took an AuthorizationKey that is not 16 to 20 bytes in hex: its "
+                        "password here is unchanged", ctx.station.pk)
+        else:
+            registration.station_password_adopt(ctx.station, password)
+    return Call.Status.ACCEPTED
+
+
+def _authorization_key_password(value: str) -> str | None:
+    """The password an AuthorizationKey's value encodes; None when it encodes none."""
+    try:
+        raw = bytes.fromhex(value)
+        password = raw.decode()
+    except ValueError:  # not hex, or bytes a Basic auth header cannot carry as text
+        return None
+    return password if len(raw) in AUTHORIZATION_KEY_BYTES else None
+
+
+@TABLE.builds(Version.V201, V201.set_variables, commands.PasswordChange)
+def password_change_201(command: commands.PasswordChange) -> dict:
+    return {"setVariableData": [{
+        "component": {"name": ControllerComponentName.security_ctrlr.value},
+        "variable": {"name": SecurityCtrlrVariableName.basic_auth_password.value},
+        "attributeValue": command.password}]}
+
+
+def _is_password(item: dict) -> bool:
+    return (item["component"]["name"] == ControllerComponentName.security_ctrlr
+            and item["variable"]["name"] == SecurityCtrlrVariableName.basic_auth_password)
+
+
+@TABLE.reads(Version.V201, V201.set_variables)
+def variables_set_read_201(ctx: ReplyContext, payload: dict) -> str:
+    """Accepted when the charger takes every variable; a BasicAuthPassword it takes is its
+    password from now on, whoever asked (a person's raw call too)."""
+    results = payload["setVariableResult"]
+    for result in results:
+        if result["attributeStatus"] in _VARIABLE_TAKEN and _is_password(result):
+            password = next((item["attributeValue"] for item in ctx.request["setVariableData"]
+                             if _is_password(item)), None)
+            if password is not None:
+                registration.station_password_adopt(ctx.station, password)
+    taken = all(result["attributeStatus"] in _VARIABLE_TAKEN for result in results)
+    return Call.Status.ACCEPTED if taken else Call.Status.REJECTED
+
+
+TABLE.unsupported(V201_AND_V21, Direction.TO_CHARGER, V201.get_base_report, V201.get_report,
+                  V201.set_network_profile, block=__name__, note=DEVICE_MODEL)
 
 TABLE.not_offered(Version.V21, like=Version.V201, block=__name__)
