@@ -18,8 +18,14 @@ from django.db.transaction import atomic
 from django.utils import timezone
 
 from accounts.models import IdToken
-from stations import events, persistence, signals
-from stations.models import MeterSample, Station, Transaction, TransactionMessage
+from stations import events, persistence, plausibility, signals
+from stations.models import (
+    DEFAULT_MAX_POWER_W,
+    MeterSample,
+    Station,
+    Transaction,
+    TransactionMessage,
+)
 from stations.records import ENERGY_REGISTER, Sample, TransactionReport
 from stations.services.connectors import connector_get
 
@@ -133,6 +139,17 @@ def _token(report: TransactionReport) -> IdToken | None:
 
 def _transaction_apply(tx: Transaction, report: TransactionReport, created: bool = False) -> None:
     Kind = TransactionMessage.Kind
+    max_power = tx.evse.max_power_w if tx.evse_id is not None else DEFAULT_MAX_POWER_W
+    # What cannot be stored is left out (the message log has it); what is implausible is
+    # stored as said, and the session marked for review instead of priced.
+    report.samples, problem = plausibility.screen(report.samples, max_power)
+    if report.meter_wh is not None and (
+            meter_problem := plausibility.register_problem(report.meter_wh)) is not None:
+        problem = problem or meter_problem
+        if not plausibility.storable(report.meter_wh):
+            report.meter_wh = None
+    if problem is not None:
+        _flag(tx, problem)
     if report.offline:
         tx.offline = True
     if report.id_token and not tx.id_token_value:
@@ -152,17 +169,24 @@ def _transaction_apply(tx: Transaction, report: TransactionReport, created: bool
         tx.stopped_at = report.timestamp
         tx.stop_reason = report.stop_reason[:50]
         tx.meter_stop_wh = report.meter_wh
-    register = [s.value for s in report.samples
-                if s.measurand == ENERGY_REGISTER and not s.phase]
+    register = [s for s in report.samples if s.measurand == ENERGY_REGISTER and not s.phase]
     if register:
-        tx.meter_last_wh = register[-1]
+        tx.meter_last_wh = register[-1].value
         if tx.meter_start_wh is None and report.kind == Kind.START:
-            tx.meter_start_wh = register[0]
+            tx.meter_start_wh = register[0].value
         if tx.meter_stop_wh is None and report.kind == Kind.END:
-            tx.meter_stop_wh = register[-1]
+            tx.meter_stop_wh = register[-1].value
     elif report.meter_wh is not None:
         tx.meter_last_wh = report.meter_wh
     tx.started_at = min(tx.started_at, report.timestamp)
+    latest = ((tx.stopped_at, tx.meter_stop_wh) if report.kind == Kind.END
+              else (register[-1].timestamp, register[-1].value) if register else (None, None))
+    # A stop reading below the start is _transaction_check_complete's to say.
+    if (problem is None and tx.meter_start_wh is not None and latest[1] is not None
+            and not (report.kind == Kind.END and latest[1] < tx.meter_start_wh)
+            and (problem := plausibility.rise_problem((tx.started_at, tx.meter_start_wh),
+                                                      latest, max_power)) is not None):
+        _flag(tx, problem)
 
 
 def _transaction_check_complete(tx: Transaction) -> None:
@@ -196,7 +220,7 @@ def _transaction_check_complete(tx: Transaction) -> None:
 
 def _flag(tx: Transaction, note: str) -> None:
     tx.needs_review = True
-    tx.review_note = note[:200]
+    tx.review_note = plausibility.flag(tx.review_note, note)
 
 
 def _ranges(numbers: list[int]) -> str:

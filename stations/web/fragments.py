@@ -106,7 +106,8 @@ def counts(stations: QuerySet[Station], transactions: QuerySet[Transaction],
     midnight = timezone.localtime(timezone.now(), tz).replace(
         hour=0, minute=0, second=0, microsecond=0
     )
-    energy = DecimalField(max_digits=15, decimal_places=3)
+    # A sum of many sessions' meter columns (18 digits each) fits however absurd one of them.
+    energy = DecimalField(max_digits=30, decimal_places=3)
     # Sessions that ended today count whole, running ones with what they delivered so far: a
     # bound good enough for a glance without reading every meter sample of the day.
     sessions = transactions.aggregate(
