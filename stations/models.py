@@ -329,6 +329,11 @@ class Call(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # A request a person asked for that went to the charger as several (a charger takes so many
+    # items per message): each part is a call of its own, sent; the whole is never sent itself
+    # and holds the parts' outcomes merged.
+    part_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="parts")
 
     class Meta:
         ordering = ["-created_at"]

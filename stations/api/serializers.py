@@ -197,7 +197,7 @@ class CallSerializer(serializers.ModelSerializer):
         fields = [
             "id", "station", "action", "payload", "message_id", "status", "response",
             "error_code", "error_description", "requested_by", "created_at", "sent_at",
-            "completed_at",
+            "completed_at", "part_of",
         ]
         read_only_fields = fields
 

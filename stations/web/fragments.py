@@ -264,7 +264,10 @@ def recent_sessions(station: Station) -> list[Transaction]:
 
 
 def recent_calls(station: Station) -> list[Call]:
-    return list(station.calls.select_related("requested_by")[:RECENT])
+    """The commands as people asked for them: a request sent in parts is one, its outcome
+    merged, with how many parts it took (`part_count`)."""
+    return list(station.calls.filter(part_of=None).select_related("requested_by")
+                .annotate(part_count=Count("parts"))[:RECENT])
 
 
 @dataclass(frozen=True, slots=True)
