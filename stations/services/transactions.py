@@ -113,13 +113,11 @@ def _transaction_create(station: Station, report: TransactionReport) -> Transact
         start_key=report.start_key, id_token=_token(report), id_token_value=report.id_token or "",
         started_at=report.timestamp, offline=report.offline,
     )
-    if report.kind == TransactionMessage.Kind.START:
-        tx.meter_start_wh = report.meter_wh
-    else:
+    if report.kind != TransactionMessage.Kind.START:
         # The start has not reached us (yet): keep what we know and say so.
         tx.needs_review = True
         tx.review_note = _START_MISSING
-    _transaction_apply(tx, report, created=True)
+    _transaction_apply(tx, report)
     tx.save()
     if report.transaction_id is None:
         # Chargers that let us number transactions (1.6) get our row id: unique and an integer.
@@ -137,7 +135,7 @@ def _token(report: TransactionReport) -> IdToken | None:
     return IdToken.objects.select_related("organization").filter(value=report.id_token).first()
 
 
-def _transaction_apply(tx: Transaction, report: TransactionReport, created: bool = False) -> None:
+def _transaction_apply(tx: Transaction, report: TransactionReport) -> None:
     Kind = TransactionMessage.Kind
     max_power = tx.evse.max_power_w if tx.evse_id is not None else DEFAULT_MAX_POWER_W
     # What cannot be stored is left out (the message log has it); what is implausible is
@@ -158,8 +156,8 @@ def _transaction_apply(tx: Transaction, report: TransactionReport, created: bool
     if report.evse and tx.evse_id is None:
         tx.connector = connector_get(tx.station, report.evse, report.connector or 1)
         tx.evse = tx.connector.evse
-    if report.kind == Kind.START and not created:
-        # The start arrived after other messages of this transaction.
+    if report.kind == Kind.START:
+        # Perhaps after other messages of this transaction.
         tx.started_at = min(tx.started_at, report.timestamp)
         tx.meter_start_wh = report.meter_wh
     if report.kind == Kind.END:

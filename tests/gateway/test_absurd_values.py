@@ -52,13 +52,16 @@ def sessions(draw: st.DrawFn) -> Session:
     """A plausible session, or one with one absurd thing in it."""
     start = draw(st.integers(0, 10**9))
     plain = _plausible(start)
-    kind = draw(st.sampled_from(["plain", "huge stop", "huge register", "negative register",
-                                 "backwards", "gigawatts", "too fast", "huge power"]))
+    kind = draw(st.sampled_from(["plain", "huge start", "huge stop", "huge register",
+                                 "negative register", "backwards", "gigawatts", "too fast",
+                                 "huge power"]))
     readings = list(plain.readings)
     stop = plain.stop_wh
     at = draw(st.integers(0, 2))
     if kind == "plain":
         return plain
+    if kind == "huge start":
+        return Session(Decimal(draw(HUGE)), plain.readings, plain.stop_wh, absurd=True)
     if kind == "huge stop":
         stop = Decimal(draw(HUGE))
     elif kind == "huge register":
