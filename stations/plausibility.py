@@ -13,7 +13,7 @@ meter-values path for every sample.
 
 import itertools
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
 
@@ -68,8 +68,13 @@ def _number(value: Decimal) -> str:
     return f"{value:,.3f}".rstrip("0").rstrip(".")
 
 
+def _utc(moment: datetime) -> str:
+    """Chargers give their own offsets; a person compares the notes of many in UTC."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
 def _at(sample: Sample) -> str:
-    return f"{sample.timestamp:%Y-%m-%d %H:%M:%S} UTC"
+    return _utc(sample.timestamp)
 
 
 def reading_problem(sample: Sample, max_power_w: int) -> str | None:
@@ -142,18 +147,17 @@ def rise_problem(before: tuple[datetime, Decimal], after: tuple[datetime, Decima
         (start, start_wh), (end, end_wh) = after, before
     rise = end_wh - start_wh
     if rise < 0:
-        return (f"energy register went backwards at {end:%Y-%m-%d %H:%M:%S} UTC "
+        return (f"energy register went backwards at {_utc(end)} "
                 f"({_number(start_wh)} → {_number(end_wh)} Wh)")
     seconds = Decimal((end - start).total_seconds())
     if rise <= max_power_w * POWER_TOLERANCE * seconds / 3600 + REGISTER_STEP_WH:
         return None
     if seconds == 0:
-        return (f"energy register rose {_number(rise)} Wh at once at {end:%Y-%m-%d %H:%M:%S}"
-                " UTC")
+        return f"energy register rose {_number(rise)} Wh at once at {_utc(end)}"
     average = rise * 3600 / seconds
     return (f"energy register rose {_number(rise)} Wh in {_duration(seconds)} up to "
-            f"{end:%Y-%m-%d %H:%M:%S} UTC: {_kw(average)} on average, above the EVSE's "
-            f"maximum of {_kw(Decimal(max_power_w))}")
+            f"{_utc(end)}: {_kw(average)} on average, above the EVSE's maximum of "
+            f"{_kw(Decimal(max_power_w))}")
 
 
 def _duration(seconds: Decimal) -> str:

@@ -218,10 +218,18 @@ def _parts(station: Station, action: str, payload: dict) -> list[dict]:
     most_items, most_bytes = _limits(station, spec)
     if most_items is None and most_bytes is None:
         return [payload]
-    rest = {key: value for key, value in payload.items() if key != spec.items}
+    return request_split(action, payload, spec.items, most_items, most_bytes)
+
+
+def request_split(action: str, payload: dict, items_key: str, most_items: int | None,
+                  most_bytes: int | None) -> list[dict]:
+    """`payload` as requests of at most `most_items` items of its list `items_key` and
+    `most_bytes` bytes of frame each, items in order; an item too large alone goes alone."""
+    items = payload[items_key]
+    rest = {key: value for key, value in payload.items() if key != items_key}
     # Sizes as the frame is written (compact JSON): the frame with an empty list, plus each
     # item and a comma between two.
-    empty = len(_frame(action, {**rest, spec.items: []}))
+    empty = len(_frame(action, {**rest, items_key: []}))
     chunks: list[list] = [[]]
     size = empty
     for item in items:
@@ -235,7 +243,7 @@ def _parts(station: Station, action: str, payload: dict) -> list[dict]:
         else:
             chunk.append(item)
             size = grown
-    return [{**rest, spec.items: chunk} for chunk in chunks]
+    return [{**rest, items_key: chunk} for chunk in chunks]
 
 
 def _frame(action: str, payload: dict) -> str:
