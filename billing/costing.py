@@ -25,6 +25,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
+from stations import plausibility
+
 CENT = Decimal("0.01")
 UTC_ZONE = ZoneInfo("UTC")
 # A meter interval whose average power is below this is the car not charging (full, paused):
@@ -133,6 +135,9 @@ class Session:
     readings: tuple[Reading, ...]
     released: datetime | None = None
     running: bool = False
+    # The EVSE's maximum power: readings it cannot have delivered are not priced
+    # (stations/plausibility.py). None: the readings are taken as they are.
+    max_power_w: int | None = None
 
 
 @dataclass(slots=True)
@@ -187,7 +192,7 @@ class ImplausibleSpan(Unpriceable):
     """The session's times span more than pricing accepts (a charger's clock, a lost stop)."""
 
 
-def check_readings(readings: Sequence[Reading]) -> None:
+def check_readings(readings: Sequence[Reading], max_power_w: int | None = None) -> None:
     if not readings:
         raise InvalidMeterData("no energy readings")
     for before, after in itertools.pairwise(readings):
@@ -195,6 +200,9 @@ def check_readings(readings: Sequence[Reading]) -> None:
             raise InvalidMeterData(
                 f"energy register went backwards at {after.at:%Y-%m-%d %H:%M:%S} UTC "
                 f"({before.wh} → {after.wh} Wh)")
+    if max_power_w is not None and (problem := plausibility.readings_problem(
+            [(r.at, r.wh) for r in readings], max_power_w)) is not None:
+        raise InvalidMeterData(problem)
 
 
 def _seconds(delta: timedelta) -> Fraction:
@@ -300,9 +308,9 @@ def compute(terms: Terms, session: Session) -> Cost:
     readings = tuple(r for r in session.readings if session.started_at <= r.at <= session.until)
     if not readings and session.readings:
         readings = (session.readings[0],)
-    check_readings(readings)
+    check_readings(readings, session.max_power_w)
     session = Session(session.started_at, session.until, readings, session.released,
-                      session.running)
+                      session.running, session.max_power_w)
     cuts = [session.started_at, *price_changes(session.started_at, session.until, terms),
             session.until]
     register = Register(readings)

@@ -21,7 +21,7 @@ from accounts import audit
 from accounts.models import AuditEntry, Organization
 from billing import costing, persistence
 from billing.models import SessionCost, TariffVersion, TimeWindow
-from stations.models import Connector, Transaction
+from stations.models import DEFAULT_MAX_POWER_W, Connector, Transaction
 from stations.records import ENERGY_REGISTER
 from stations.services import commands
 
@@ -78,6 +78,11 @@ def _windows(version_id: int, created_at: datetime) -> tuple[costing.Window, ...
     )
 
 
+def max_power_of(tx: Transaction) -> int:
+    """The most the session's EVSE delivers: its readings beyond it are not priced."""
+    return tx.evse.max_power_w if tx.evse_id is not None else DEFAULT_MAX_POWER_W
+
+
 def readings_of(tx: Transaction) -> list[costing.Reading]:
     """The energy register over the session: start reading, samples, stop reading."""
     by_time: dict[datetime, Decimal] = {}
@@ -128,7 +133,7 @@ def live_cost(tx: Transaction, now: datetime | None = None) -> costing.Cost | No
     until = max(now, tx.started_at, *(r.at for r in readings[-1:]))  # a charger's clock ahead
     try:
         return costing.compute(terms_of(version, zone_of(tx)), costing.Session(
-            tx.started_at, until, tuple(readings), running=True))
+            tx.started_at, until, tuple(readings), running=True, max_power_w=max_power_of(tx)))
     except costing.Unpriceable:
         return None
 
@@ -190,7 +195,8 @@ def price(tx: Transaction, *, now: datetime | None = None, accepted_by=None,
                  else max(stopped, min(now, charged_until + costing.IDLE_LIMIT)))
     try:
         result = costing.compute(terms, costing.Session(
-            tx.started_at, until, readings, released=released, running=running))
+            tx.started_at, until, readings, released=released, running=running,
+            max_power_w=max_power_of(tx)))
     except costing.Unpriceable as error:
         cost.state, cost.note = State.REVIEW, "; ".join([*problems, str(error)])[:200]
         cost.save()
@@ -345,7 +351,7 @@ def on_connector_status(sender, changes: list[tuple[int, str, datetime]], **kwar
         with db.atomic():
             waiting = (Transaction.objects.filter(connector_id__in=freed,
                                                   cost__state=State.IDLE)
-                       .select_related("station__site", "id_token"))
+                       .select_related("station__site", "evse", "id_token"))
             for tx in waiting:
                 price(tx)
     except Exception:
@@ -366,7 +372,7 @@ def _running_costs(pks: list[int]) -> None:
     """The sessions priced again, and a running cost sent to their chargers (2.0.1
     CostUpdated)."""
     now = timezone.now()
-    for tx in Transaction.objects.filter(pk__in=pks).select_related("station__site",
+    for tx in Transaction.objects.filter(pk__in=pks).select_related("station__site", "evse",
                                                                     "id_token"):
         cost = price(tx, now=now)
         if (cost.state == State.RUNNING and cost.tariff_version_id
@@ -382,7 +388,8 @@ def settle(batch: int = 500) -> int:
     count = 0
     idle = SessionCost.objects.filter(state=State.IDLE).values_list("transaction_id", flat=True)
     unpriced = Transaction.objects.filter(state=Transaction.State.COMPLETED, cost__isnull=True)
-    todo = list(Transaction.objects.filter(pk__in=list(idle[:batch]))) + list(unpriced[:batch])
+    todo = (list(Transaction.objects.filter(pk__in=list(idle[:batch])).select_related("evse"))
+            + list(unpriced.select_related("evse")[:batch]))
     for tx in todo:
         with db.atomic():
             price(tx)

@@ -98,11 +98,22 @@ class Station(models.Model):
         return bool(self.password_hash_next) and check_password(raw, self.password_hash_next)
 
 
+# What an EVSE is taken to deliver at most until someone says otherwise: the most a common DC
+# fast charger does, so that no real charger's readings look implausible by default.
+DEFAULT_MAX_POWER_W = 350_000
+
+
 class Evse(models.Model):
     """An independently operated outlet group; a 1.6 connector n is EVSE n with connector 1."""
 
     station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="evses")
     number = models.PositiveIntegerField()
+    # The bound of its plausible power readings and of how fast its energy register may rise
+    # (stations/plausibility.py).
+    max_power_w = models.PositiveIntegerField(
+        "maximum power (W)", default=DEFAULT_MAX_POWER_W,
+        help_text="The most this EVSE delivers, in W: readings above it mark the session for "
+                  "review instead of pricing it.")
 
     class Meta:
         ordering = ["station", "number"]
@@ -204,11 +215,13 @@ class Transaction(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.ACTIVE)
     started_at = models.DateTimeField()
     stopped_at = models.DateTimeField(null=True, blank=True)
-    meter_start_wh = models.DecimalField(max_digits=15, decimal_places=3, null=True, blank=True)
-    meter_stop_wh = models.DecimalField(max_digits=15, decimal_places=3, null=True, blank=True)
+    # Wide enough for any reading the domain stores (plausibility.STORABLE_LIMIT) and the
+    # difference of two: an absurd register is kept as the charger said it.
+    meter_start_wh = models.DecimalField(max_digits=18, decimal_places=3, null=True, blank=True)
+    meter_stop_wh = models.DecimalField(max_digits=18, decimal_places=3, null=True, blank=True)
     # Latest energy register reading seen during the session, for the live view.
-    meter_last_wh = models.DecimalField(max_digits=15, decimal_places=3, null=True, blank=True)
-    energy_wh = models.DecimalField(max_digits=15, decimal_places=3, null=True, blank=True)
+    meter_last_wh = models.DecimalField(max_digits=18, decimal_places=3, null=True, blank=True)
+    energy_wh = models.DecimalField(max_digits=18, decimal_places=3, null=True, blank=True)
     stop_reason = models.CharField(max_length=50, blank=True)
     # Something about this session needs a person's look (a gap in its messages, a forced close).
     needs_review = models.BooleanField(default=False)
@@ -339,6 +352,11 @@ class Call(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # A request a person asked for that went to the charger as several (a charger takes so many
+    # items per message): each part is a call of its own, sent; the whole is never sent itself
+    # and holds the parts' outcomes merged.
+    part_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="parts")
 
     class Meta:
         ordering = ["-created_at"]

@@ -102,6 +102,11 @@ class TransactionRow:
     meter_last_wh: Decimal | None
     offline: bool
     started_at: datetime
+    meter_start_wh: Decimal | None
+    needs_review: bool
+    review_note: str
+    # Its EVSE's (plausibility's bound); None for a transaction of no EVSE yet.
+    max_power_w: int | None
 
 
 @dataclass(slots=True)
@@ -127,7 +132,9 @@ _SEQUENCE_TYPES = (*model_fields(Transaction, "station", "transaction_id"),
                    *model_fields(TransactionMessage, "sequence"))
 _TX_TYPES = (*model_fields(Transaction, "id", "station", "transaction_id", "state"),
              *model_fields(Evse, "number"),
-             *model_fields(Transaction, "id_token_value", "meter_last_wh", "offline", "started_at"))
+             *model_fields(Transaction, "id_token_value", "meter_last_wh", "offline", "started_at",
+                           "meter_start_wh", "needs_review", "review_note"),
+             *model_fields(Evse, "max_power_w"))
 
 
 @lru_cache(maxsize=2)
@@ -139,7 +146,8 @@ def _batch_sql(vendor: str) -> dict[str, str]:
         "transactions": (
             f"SELECT {t('id')}, {t('station')}, {t('transaction_id')}, {t('state')},"
             f" {e('number')}, {t('id_token_value')}, {t('meter_last_wh')}, {t('offline')},"
-            f" {t('started_at')} FROM {table_name(Transaction)} t"
+            f" {t('started_at')}, {t('meter_start_wh')}, {t('needs_review')},"
+            f" {t('review_note')}, {e('max_power_w')} FROM {table_name(Transaction)} t"
             f" LEFT JOIN {table_name(Evse)} e ON {e('id')} = {t('evse')} WHERE "),
         "connectors": (
             f"SELECT {c('id')}, {e('station')}, {e('number')}, {c('number')}, {c('status_at')}"
@@ -245,8 +253,8 @@ class BatchRows:
             # A retried message's samples collide with the constraint and are skipped.
             insert_rows(MeterSample, SAMPLE_FIELDS, self.samples, ignore_conflicts=True)
             # updated_at: the transaction is alive (abandoned transactions are closed by it).
-            _update_each(Transaction, ["meter_last_wh", "offline", "started_at", "updated_at"],
-                         self.transactions)
+            _update_each(Transaction, ["meter_last_wh", "offline", "started_at", "needs_review",
+                                       "review_note", "updated_at"], self.transactions)
             insert_rows(MessageLog, LOG_FIELDS, self.log)
 
 

@@ -26,7 +26,7 @@ from csms.gateway import frames
 from csms.gateway.frames import CALL, CALLRESULT, FrameError
 from stations.models import Call, Station
 from stations.services.batch import Batch
-from stations.services.commands import Command, CommandError
+from stations.services.commands import Command, CommandError, MessageParts
 
 
 class Version(StrEnum):
@@ -258,7 +258,7 @@ TABLE = MessageTable()
 class VersionProtocol:
     """The domain's commands.Protocol for one OCPP version, read off the table."""
 
-    FACTS = ("id_token_max_length", "local_list_limits")
+    FACTS = ("id_token_max_length", "local_list_limits", "message_parts")
 
     def __init__(self, table: MessageTable, version: str):
         self.table = table
@@ -266,6 +266,7 @@ class VersionProtocol:
         facts = table.facts[version]
         self.id_token_max_length: int = facts["id_token_max_length"]
         self.local_list_limits: Mapping[str, tuple[str, str, str]] = facts["local_list_limits"]
+        self.message_parts: Mapping[str, MessageParts] = facts["message_parts"]
 
     def build(self, command: Command) -> tuple[str, dict]:
         entry = self.table.by_command.get((self.version, type(command)))

@@ -53,7 +53,10 @@ class EvseSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Evse
-        fields = ["number", "connectors"]
+        fields = ["number", "max_power_w", "connectors"]
+        read_only_fields = ["number"]
+        # From a small AC wallbox to a megawatt truck charger.
+        extra_kwargs = {"max_power_w": {"min_value": 1_000, "max_value": 10_000_000}}
 
 
 class StationSerializer(serializers.ModelSerializer):
@@ -223,7 +226,7 @@ class CallSerializer(serializers.ModelSerializer):
         fields = [
             "id", "station", "action", "payload", "message_id", "status", "response",
             "error_code", "error_description", "requested_by", "created_at", "sent_at",
-            "completed_at",
+            "completed_at", "part_of",
         ]
         read_only_fields = fields
 

@@ -8,6 +8,7 @@ command is routed, or the consumer holding the socket (maybe in another process)
 from collections.abc import Callable
 
 from django.db.models import Prefetch, ProtectedError, QuerySet
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -23,6 +24,7 @@ from stations.api.serializers import (
     CallRequestSerializer,
     CallSerializer,
     ErrorSerializer,
+    EvseSerializer,
     MeterSampleSerializer,
     StationSerializer,
     TransactionSerializer,
@@ -153,6 +155,19 @@ class StationViewSet(viewsets.ModelViewSet):
         return _command(lambda: commands.call_send(
             station, form.validated_data["action"], form.validated_data["payload"],
             user=request.user))
+
+
+    @extend_schema(request=EvseSerializer, responses={200: EvseSerializer, 404: ErrorSerializer},
+                   summary="Set an EVSE's maximum power",
+                   description="max_power_w bounds the EVSE's plausible readings: a session "
+                   "whose power or energy exceeds it is marked for review instead of priced.")
+    @action(detail=True, methods=["patch"], url_path=r"evses/(?P<number>[0-9]+)")
+    def evse(self, request: Request, pk: str, number: str) -> Response:
+        evse = get_object_or_404(Evse, station=self.get_object(), number=int(number))
+        form = EvseSerializer(evse, data=request.data, partial=True)
+        form.is_valid(raise_exception=True)
+        form.save()
+        return Response(form.data)
 
 
 class TransactionFilterSerializer(serializers.Serializer):

@@ -16,8 +16,8 @@ from datetime import datetime
 from django.db.transaction import atomic
 from django.utils import timezone
 
-from stations import events, persistence, signals
-from stations.models import Connector, Station, Transaction
+from stations import events, persistence, plausibility, signals
+from stations.models import DEFAULT_MAX_POWER_W, Connector, Station, Transaction
 from stations.persistence import BatchReads, BatchRows, ConnectorRow, TransactionRow
 from stations.records import Readings, Sample, StatusReport, TransactionReport, energy_register
 from stations.services.connectors import connector_get
@@ -164,11 +164,13 @@ def _transactions(readings: list[Readings], updates: list[tuple[Station, Transac
     for r in readings:
         tx = (found.by_id.get((r.station.pk, r.transaction_id)) if r.transaction_id is not None
               else found.active.get((r.station.pk, r.evse)))
-        rows.samples += persistence.sample_rows(r.station, r.evse, tx.pk if tx else None,
-                                                r.samples)
         if tx is None:
+            samples, _ = plausibility.screen(r.samples, None)
+            rows.samples += persistence.sample_rows(r.station, r.evse, None, samples)
             continue
-        register = energy_register(r.samples)
+        samples = _screened(tx, r.samples, changed)
+        rows.samples += persistence.sample_rows(r.station, r.evse, tx.pk, samples)
+        register = energy_register(samples)
         if register is not None and tx.state == Transaction.State.ACTIVE:
             tx.meter_last_wh = register
             changed[tx.pk] = tx
@@ -186,18 +188,36 @@ def _transactions(readings: list[Readings], updates: list[tuple[Station, Transac
             continue  # a retry: stored already
         found.recorded.add(key)
         rows.tx_messages.append(persistence.message_row(tx.pk, report, now))
+        samples = _screened(tx, report.samples, changed)
         rows.samples += persistence.sample_rows(station, report.evse or tx.evse_number or 0,
-                                                tx.pk, report.samples)
-        register = energy_register(report.samples)
+                                                tx.pk, samples)
+        register = energy_register(samples)
+        meter_wh = report.meter_wh
+        if meter_wh is not None and not plausibility.storable(meter_wh):
+            meter_wh = None  # beyond any meter: screened out with the samples it came from
         tx.meter_last_wh = register if register is not None else (
-            report.meter_wh if report.meter_wh is not None else tx.meter_last_wh)
+            meter_wh if meter_wh is not None else tx.meter_last_wh)
         tx.offline = tx.offline or report.offline
         tx.started_at = min(tx.started_at, report.timestamp)
         changed[tx.pk] = tx
         announced[tx.pk] = (station, tx)
-    rows.transactions = {pk: (tx.meter_last_wh, tx.offline, tx.started_at, now)
-                         for pk, tx in changed.items()}
+    rows.transactions = {pk: (tx.meter_last_wh, tx.offline, tx.started_at, tx.needs_review,
+                              tx.review_note, now) for pk, tx in changed.items()}
     for station, tx in announced.values():
         events.publish("transaction.update", station.pk, station.site_id, transaction=tx.pk,
                        transaction_id=tx.transaction_id)
     return changed
+
+
+def _screened(tx: TransactionRow, samples: list[Sample],
+              changed: dict[int, TransactionRow]) -> list[Sample]:
+    """The samples of a session that can be stored; an implausible one marks the session for
+    review (plausibility.py: arithmetic only, on what the batch read already)."""
+    max_power = tx.max_power_w if tx.max_power_w is not None else DEFAULT_MAX_POWER_W
+    kept, problem = plausibility.session_samples(samples, max_power,
+                                                 (tx.started_at, tx.meter_start_wh))
+    if problem is not None:
+        tx.needs_review = True
+        tx.review_note = plausibility.flag(tx.review_note, problem)
+        changed[tx.pk] = tx
+    return kept

@@ -33,7 +33,14 @@ from accounts import audit
 from accounts.audit import mask
 from accounts.models import AuditEntry
 from stations import events, signals
-from stations.models import Call, MessageLog, NumberEncoder, Station, Transaction
+from stations.models import (
+    Call,
+    DeviceVariable,
+    MessageLog,
+    NumberEncoder,
+    Station,
+    Transaction,
+)
 from stations.services import message_log
 
 # An audited command's payload longer than this is recorded by its size only.
@@ -113,6 +120,20 @@ class PasswordChange(Command):
     password: str = field(repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class MessageParts:
+    """How a request listing many items goes to a charger that takes so many per message (or so
+    many bytes): split into parts, each a call, and their answers put back together.
+
+    A limit is where the station reports it among its device variables (configuration keys
+    have component ""): (component, variable, variable instance)."""
+
+    items: str  # the request's list
+    answers: tuple[str, ...]  # the answer's lists, joined across the parts
+    items_limit: tuple[str, str, str]
+    bytes_limit: tuple[str, str, str] | None = None
+
+
 class Protocol(typing.Protocol):
     """What the domain needs of one OCPP version; the gateway registers one per version."""
 
@@ -122,6 +143,8 @@ class Protocol(typing.Protocol):
     # Where a charger of this version reports its local list's limits: limit name ("entries",
     # "per_message") → (component, variable, attribute type) of its device model.
     local_list_limits: Mapping[str, tuple[str, str, str]]
+    # The requests a charger of this version may take in parts, by action.
+    message_parts: Mapping[str, MessageParts]
 
     def build(self, command: Command) -> tuple[str, dict]:
         """The action and payload saying `command`; CommandError if the version cannot."""
@@ -165,17 +188,134 @@ def send_later(station: Station, command: Command, *,
 def call_send(station: Station, action: str, payload: dict, *,
               user: AbstractBaseUser | None = None, timeout: float | None = None) -> Call:
     """Send any action the station's OCPP version sends to chargers; returns the Call as it
-    ended."""
+    ended. A request with more items than the station takes per message (as far as it
+    reported its limits) goes as several calls, one after the other; the Call returned is the
+    whole, with their outcomes merged."""
+    parts = _parts(station, action, payload) if station.connected else [payload]
+    if len(parts) > 1:
+        return _send_in_parts(station, action, payload, parts, user, timeout)
     call = _call_create(station, action, payload, user)
     if not station.connected or not station.ocpp_version:
         _finish(call, Call.Status.NOT_CONNECTED)
         return call
+    return _send_and_wait(call, timeout)
+
+
+def _send_and_wait(call: Call, timeout: float | None) -> Call:
     timeout = settings.OCPP["CALL_TIMEOUT"] if timeout is None else timeout
-    async_to_sync(_route_and_wait)(station.pk, call.pk, timeout)
+    async_to_sync(_route_and_wait)(call.station_id, call.pk, timeout)
     call.refresh_from_db()
     if call.status in Call.OPEN:
         _finish(call, Call.Status.TIMEOUT)
     return call
+
+
+# --- requests in parts ------------------------------------------------------------------------
+
+# A message id as long as ours (a UUID), for a part's size in bytes.
+_MESSAGE_ID = "0" * 36
+
+
+def _parts(station: Station, action: str, payload: dict) -> list[dict]:
+    """The payloads `payload` goes to the station as: itself, unless it lists more items (or
+    bytes) than the station reported it takes in one message."""
+    if not station.ocpp_version:
+        return [payload]
+    spec = protocol_of(station).message_parts.get(action)
+    items = payload.get(spec.items) if spec is not None else None
+    if spec is None or not isinstance(items, list) or len(items) < 2:
+        return [payload]
+    most_items, most_bytes = _limits(station, spec)
+    if most_items is None and most_bytes is None:
+        return [payload]
+    return request_split(action, payload, spec.items, most_items, most_bytes)
+
+
+def request_split(action: str, payload: dict, items_key: str, most_items: int | None,
+                  most_bytes: int | None) -> list[dict]:
+    """`payload` as requests of at most `most_items` items of its list `items_key` and
+    `most_bytes` bytes of frame each, items in order; an item too large alone goes alone."""
+    items = payload[items_key]
+    rest = {key: value for key, value in payload.items() if key != items_key}
+    # Sizes as the frame is written (compact JSON): the frame with an empty list, plus each
+    # item and a comma between two.
+    empty = len(_frame(action, {**rest, items_key: []}))
+    chunks: list[list] = [[]]
+    size = empty
+    for item in items:
+        length = len(json.dumps(item, separators=(",", ":"), cls=NumberEncoder))
+        chunk = chunks[-1]
+        grown = size + length + (1 if chunk else 0)
+        if chunk and ((most_items is not None and len(chunk) >= most_items)
+                      or (most_bytes is not None and grown > most_bytes)):
+            chunks.append([item])
+            size = empty + length
+        else:
+            chunk.append(item)
+            size = grown
+    return [{**rest, items_key: chunk} for chunk in chunks]
+
+
+def _frame(action: str, payload: dict) -> str:
+    return json.dumps([2, _MESSAGE_ID, action, payload], separators=(",", ":"),
+                      cls=NumberEncoder)
+
+
+# The largest limit taken as a number: a charger's device variable is text of any length.
+_LIMIT_DIGITS = 9
+
+
+def _limits(station: Station, spec: MessageParts) -> tuple[int | None, int | None]:
+    """The station's reported items and bytes per message for `spec`, None where it reported
+    none (or nothing usable): one query."""
+    wanted = [limit for limit in (spec.items_limit, spec.bytes_limit) if limit is not None]
+    rows = DeviceVariable.objects.filter(
+        station=station, attribute_type="Actual",
+        variable__in={variable for _, variable, _ in wanted},
+    ).values_list("component", "variable", "variable_instance", "value")
+    reported = {(component, variable, instance): value
+                for component, variable, instance, value in rows}
+
+    def number(limit: tuple[str, str, str] | None) -> int | None:
+        value = reported.get(limit, "").strip() if limit is not None else ""
+        if not value.isdigit() or len(value) > _LIMIT_DIGITS or int(value) == 0:
+            return None
+        return int(value)
+
+    return number(spec.items_limit), number(spec.bytes_limit)
+
+
+def _send_in_parts(station: Station, action: str, payload: dict, parts: list[dict],
+                   user: AbstractBaseUser | None, timeout: float | None) -> Call:
+    """Send the parts one after the other, each a call of its own; the whole (the request as
+    asked, audited once) ends with their outcomes merged. A part that is not answered (timed
+    out, not connected, CALLERROR) ends the sending: the rest would fare no better."""
+    whole = _call_create(station, action, payload, user)
+    spec = protocol_of(station).message_parts[action]
+    sent: list[Call] = []
+    for part in parts:
+        call = _call_create(station, action, part, user, part_of=whole)
+        sent.append(_send_and_wait(call, timeout))
+        if sent[-1].status not in (Call.Status.ACCEPTED, Call.Status.REJECTED):
+            break
+    failed = next((call for call in sent if call.status != Call.Status.ACCEPTED), None)
+    response: dict[str, list] = {}
+    for call in sent:
+        for key in spec.answers:
+            if isinstance(call.response, dict) and key in call.response:
+                response.setdefault(key, []).extend(call.response[key])
+    description = failed.error_description if failed is not None else ""
+    if len(sent) < len(parts):
+        description = (f"{len(sent)} of {len(parts)} requests sent; " + description)[:255]
+    Call.objects.filter(pk=whole.pk).update(
+        status=failed.status if failed is not None else Call.Status.ACCEPTED,
+        response=response or None, error_code=failed.error_code if failed else "",
+        error_description=description, message_id="", sent_at=sent[0].sent_at,
+        completed_at=timezone.now())
+    whole.refresh_from_db()
+    events.publish("call.outcome", station.pk, station.site_id, call=whole.pk,
+                   status=whole.status)
+    return whole
 
 
 def call_enqueue(station: Station, action: str, payload: dict, *,
@@ -195,13 +335,15 @@ def call_enqueue(station: Station, action: str, payload: dict, *,
 
 
 def _call_create(station: Station, action: str, payload: dict,
-                 user: AbstractBaseUser | None) -> Call:
-    if station.ocpp_version:  # never connected: it ends as not connected, nothing to check
+                 user: AbstractBaseUser | None, part_of: Call | None = None) -> Call:
+    """A pending call; a person's is audited (a request sent in parts once, as asked)."""
+    if station.ocpp_version and part_of is None:  # never connected: nothing to check
         protocol_of(station).check(action, payload)
     person = user if user is not None and user.is_authenticated else None
     call = Call.objects.create(station=station, action=action, payload=payload,
-                               message_id=str(uuid.uuid4()), requested_by=person)
-    if person is not None:
+                               message_id=str(uuid.uuid4()), requested_by=person,
+                               part_of=part_of)
+    if person is not None and part_of is None:
         _audit(call)
     return call
 

@@ -20,8 +20,15 @@ from django.db.transaction import atomic
 from django.utils import timezone
 
 from accounts.models import IdToken
-from stations import events, persistence, signals
-from stations.models import Call, MeterSample, Station, Transaction, TransactionMessage
+from stations import events, persistence, plausibility, signals
+from stations.models import (
+    DEFAULT_MAX_POWER_W,
+    Call,
+    MeterSample,
+    Station,
+    Transaction,
+    TransactionMessage,
+)
 from stations.records import ENERGY_REGISTER, Sample, TransactionReport
 from stations.services import commands
 from stations.services.connectors import connector_find
@@ -134,15 +141,13 @@ def _transaction_create(station: Station, report: TransactionReport
         id_token_refused=bool(report.id_token) and report.token_refused,
         started_at=report.timestamp, offline=report.offline,
     )
-    if report.kind == TransactionMessage.Kind.START:
-        tx.meter_start_wh = report.meter_wh
-    elif report.sequence is None:
+    if report.kind != TransactionMessage.Kind.START and report.sequence is None:
         # The start has not reached us (yet): keep what we know and say so. A charger that
         # numbers its messages (2.0.1) may open a transaction with any of them (its start lost
         # offline): the numbers tell at its end whether anything is missing.
         tx.needs_review = True
         tx.review_note = _START_MISSING
-    _transaction_apply(tx, report, created=True)
+    _transaction_apply(tx, report)
     tx.save()
     if report.transaction_id is None:
         # Chargers that let us number transactions (1.6) get our row id: unique and an integer.
@@ -160,12 +165,22 @@ def _token(report: TransactionReport) -> IdToken | None:
     return IdToken.objects.select_related("organization").filter(value=report.id_token).first()
 
 
-def _transaction_apply(tx: Transaction, report: TransactionReport, created: bool = False
-                       ) -> bool:
+def _transaction_apply(tx: Transaction, report: TransactionReport) -> bool:
     """The report's news on the transaction; returns whether it placed the transaction on an
     EVSE where another one is active."""
     Kind = TransactionMessage.Kind
     evse_busy = False
+    max_power = tx.evse.max_power_w if tx.evse_id is not None else DEFAULT_MAX_POWER_W
+    # What cannot be stored is left out (the message log has it); what is implausible is
+    # stored as said, and the session marked for review instead of priced.
+    report.samples, problem = plausibility.screen(report.samples, max_power)
+    if report.meter_wh is not None and (
+            meter_problem := plausibility.register_problem(report.meter_wh)) is not None:
+        problem = problem or meter_problem
+        if not plausibility.storable(report.meter_wh):
+            report.meter_wh = None
+    if problem is not None:
+        _flag(tx, problem)
     if report.offline:
         tx.offline = True
     if report.id_token and not tx.id_token_value:
@@ -175,8 +190,8 @@ def _transaction_apply(tx: Transaction, report: TransactionReport, created: bool
     if report.evse and tx.evse_id is None:
         tx.connector, evse_busy = connector_find(tx.station, report.evse, report.connector or 1)
         tx.evse = tx.connector.evse
-    if report.kind == Kind.START and not created:
-        # The start arrived after other messages of this transaction.
+    if report.kind == Kind.START:
+        # Perhaps after other messages of this transaction.
         tx.started_at = min(tx.started_at, report.timestamp)
         tx.meter_start_wh = report.meter_wh
     if report.kind == Kind.END:
@@ -187,17 +202,24 @@ def _transaction_apply(tx: Transaction, report: TransactionReport, created: bool
         tx.stopped_at = report.timestamp
         tx.stop_reason = report.stop_reason[:50]
         tx.meter_stop_wh = report.meter_wh
-    register = [s.value for s in report.samples
-                if s.measurand == ENERGY_REGISTER and not s.phase]
+    register = [s for s in report.samples if s.measurand == ENERGY_REGISTER and not s.phase]
     if register:
-        tx.meter_last_wh = register[-1]
+        tx.meter_last_wh = register[-1].value
         if tx.meter_start_wh is None and report.kind == Kind.START:
-            tx.meter_start_wh = register[0]
+            tx.meter_start_wh = register[0].value
         if tx.meter_stop_wh is None and report.kind == Kind.END:
-            tx.meter_stop_wh = register[-1]
+            tx.meter_stop_wh = register[-1].value
     elif report.meter_wh is not None:
         tx.meter_last_wh = report.meter_wh
     tx.started_at = min(tx.started_at, report.timestamp)
+    latest = ((tx.stopped_at, tx.meter_stop_wh) if report.kind == Kind.END
+              else (register[-1].timestamp, register[-1].value) if register else (None, None))
+    # A stop reading below the start is _transaction_check_complete's to say.
+    if (problem is None and tx.meter_start_wh is not None and latest[1] is not None
+            and not (report.kind == Kind.END and latest[1] < tx.meter_start_wh)
+            and (problem := plausibility.rise_problem((tx.started_at, tx.meter_start_wh),
+                                                      latest, max_power)) is not None):
+        _flag(tx, problem)
     return evse_busy
 
 
@@ -294,7 +316,7 @@ def _gap_settle(tx: Transaction) -> None:
 
 def _flag(tx: Transaction, note: str) -> None:
     tx.needs_review = True
-    tx.review_note = note[:200]
+    tx.review_note = plausibility.flag(tx.review_note, note)
 
 
 def _ranges(numbers: list[int]) -> str:

@@ -106,7 +106,8 @@ def counts(stations: QuerySet[Station], transactions: QuerySet[Transaction],
     midnight = timezone.localtime(timezone.now(), tz).replace(
         hour=0, minute=0, second=0, microsecond=0
     )
-    energy = DecimalField(max_digits=15, decimal_places=3)
+    # A sum of many sessions' meter columns (18 digits each) fits however absurd one of them.
+    energy = DecimalField(max_digits=30, decimal_places=3)
     # Sessions that ended today count whole, running ones with what they delivered so far: a
     # bound good enough for a glance without reading every meter sample of the day.
     sessions = transactions.aggregate(
@@ -263,7 +264,10 @@ def recent_sessions(station: Station) -> list[Transaction]:
 
 
 def recent_calls(station: Station) -> list[Call]:
-    return list(station.calls.select_related("requested_by")[:RECENT])
+    """The commands as people asked for them: a request sent in parts is one, its outcome
+    merged, with how many parts it took (`part_count`)."""
+    return list(station.calls.filter(part_of=None).select_related("requested_by")
+                .annotate(part_count=Count("parts"))[:RECENT])
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,13 @@
 """Commands reach the charger through the channel layer and end with a persisted outcome."""
 
+import uuid
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
+from hypothesis import given
+from hypothesis import strategies as st
 
+from csms.gateway import frames
 from stations.models import Call, MessageLog, Station, Transaction
 from stations.services import commands
 from tests.support.chargers import ChargerSocket, in_thread
@@ -201,3 +205,27 @@ def test_commands_the_version_cannot_express_are_refused_readably():
     with pytest.raises(commands.CommandError, match="has no action"):
         commands.call_send(station, "../../v201/schemas/Reset", {})
     assert not Call.objects.exists()
+
+
+VARIABLE = st.fixed_dictionaries({
+    "component": st.fixed_dictionaries({"name": st.text(min_size=1, max_size=50)}),
+    "variable": st.fixed_dictionaries({"name": st.text(min_size=1, max_size=50)}),
+})
+
+
+@given(items=st.lists(VARIABLE, min_size=1, max_size=60),
+       most_items=st.none() | st.integers(1, 20), most_bytes=st.none() | st.integers(50, 2000))
+def test_a_request_split_keeps_its_items_in_order_within_the_limits(items, most_items,
+                                                                    most_bytes):
+    parts = commands.request_split("GetVariables", {"getVariableData": items},
+                                   "getVariableData", most_items, most_bytes)
+
+    assert [item for part in parts for item in part["getVariableData"]] == items
+    for part in parts:
+        assert part["getVariableData"]
+        if most_items is not None:
+            assert len(part["getVariableData"]) <= most_items
+        # The frame as the gateway writes it, with a message id as long as ours.
+        frame = frames.call_frame(str(uuid.uuid4()), "GetVariables", part)
+        if most_bytes is not None and len(part["getVariableData"]) > 1:
+            assert len(frame.encode()) <= most_bytes

@@ -15,6 +15,9 @@ from stations.records import ENERGY_REGISTER, Sample
 from stations.services import batch
 
 _KILO = {"kWh": "Wh", "kW": "W", "kvarh": "varh", "kvar": "var", "kVA": "VA"}
+# Powers of ten of a reading past which it is infinite, or nothing, to the domain: its columns
+# hold 10^15 at most and four decimals.
+_LARGEST_MAGNITUDE = 30
 
 
 def to_domain(value: object, unit: str, multiplier: int = 0) -> tuple[Decimal, str]:
@@ -26,7 +29,16 @@ def to_domain(value: object, unit: str, multiplier: int = 0) -> tuple[Decimal, s
     if not number.is_finite():
         raise FrameError("property", "Meter value is not a finite number")
     if unit in _KILO:
-        number, unit = number * 1000, _KILO[unit]
+        multiplier, unit = multiplier + 3, _KILO[unit]
+    if not number:
+        return number, unit
+    magnitude = number.adjusted() + multiplier
+    if magnitude > _LARGEST_MAGNITUDE:
+        # Beyond any meter (and beyond what the decimal context holds): the domain stores it
+        # nowhere but the message log, and marks the session for review.
+        return Decimal("Infinity").copy_sign(number), unit
+    if magnitude < -_LARGEST_MAGNITUDE:
+        return Decimal(0).copy_sign(number), unit  # below every column's resolution
     return number.scaleb(multiplier), unit
 
 

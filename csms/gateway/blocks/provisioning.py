@@ -40,6 +40,22 @@ _VARIABLE_TAKEN = (SetVariableStatusEnumType.accepted, SetVariableStatusEnumType
 # 1.6 Security Whitepaper: an AuthorizationKey is 16 to 20 bytes, hex-encoded in the message.
 AUTHORIZATION_KEY_BYTES = range(16, 21)
 
+# Requests of many keys or variables go in parts no larger than the station reported it takes:
+# 1.6 GetConfigurationMaxKeys; 2.0.1 DeviceDataCtrlr's ItemsPerMessage and BytesPerMessage,
+# instance by message (2.0.1 B06 and B05).
+TABLE.declare(Version.V16, message_parts={
+    V16.get_configuration: commands.MessageParts(
+        items="key", answers=("configurationKey", "unknownKey"),
+        items_limit=("", "GetConfigurationMaxKeys", ""))})
+TABLE.declare(Version.V201, message_parts={
+    action: commands.MessageParts(
+        items=items, answers=(answers,),
+        items_limit=("DeviceDataCtrlr", "ItemsPerMessage", action),
+        bytes_limit=("DeviceDataCtrlr", "BytesPerMessage", action))
+    for action, items, answers in (
+        (V201.get_variables, "getVariableData", "getVariableResult"),
+        (V201.set_variables, "setVariableData", "setVariableResult"))})
+
 
 @TABLE.handles(Version.V16, V16.boot_notification, before_acceptance=True)
 def boot_notification_16(ctx: Context, payload: dict) -> dict:

@@ -24,13 +24,16 @@ Kind = TransactionMessage.Kind
 _KIND = {EventType.started: Kind.START, EventType.updated: Kind.UPDATE, EventType.ended: Kind.END}
 # The register in a Transaction.Begin / Transaction.End sample is the start / stop reading.
 _EDGE = {Kind.START: ReadingContext.transaction_begin, Kind.END: ReadingContext.transaction_end}
+# The longest part of a 1.6 start's business key (Transaction.start_key holds four and more).
+_KEY_PART = 48
 
 
 @TABLE.handles(Version.V16, V16.start_transaction)
 def start_transaction_16(ctx: Context, payload: dict) -> dict:
     # 1.6 message ids are unique per connection only, and a start carries no id of the
     # charger's: its content is the business key that makes a retry recognisable.
-    start_key = "|".join(str(payload[key]) for key in
+    # Each part bounded: an absurd meterStart (an integer of hundreds of digits) still fits.
+    start_key = "|".join(str(payload[key])[:_KEY_PART] for key in
                          ("connectorId", "idTag", "timestamp", "meterStart"))
     auth = authorize(ctx.station, payload["idTag"])
     tx, _ = transactions.transaction_report(ctx.station, TransactionReport(
