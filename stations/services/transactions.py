@@ -250,14 +250,14 @@ def _transaction_check_complete(tx: Transaction, settle: bool = False) -> None:
         gap = _gap(sequences, kinds)
         if settle or (gap and tx.messages_awaited_since is None and not _messages_ask(tx)):
             tx.messages_awaited_since = None
+            _unflag(tx, _AWAITING)  # settled: the gap, if any, is said as it stands
             if gap and not (gap == _NO_START and tx.meter_start_wh is not None):
                 _flag(tx, gap)
                 return
             gap = ""
         if not gap:
             tx.messages_awaited_since = None
-            if tx.review_note.startswith((_AWAITING, _MISSING, _NO_START)):  # not energy's
-                tx.needs_review, tx.review_note = False, ""
+            _unflag(tx, _AWAITING, _MISSING, _NO_START)  # complete now; energy's notes stay
         else:
             _flag(tx, _AWAITING + gap)
     elif (
@@ -319,9 +319,16 @@ def _flag(tx: Transaction, note: str) -> None:
     tx.review_note = plausibility.flag(tx.review_note, note)
 
 
+def _unflag(tx: Transaction, *resolved: str) -> None:
+    """Take the problems starting with one of `resolved` off the review note; the session
+    needs review as long as any other problem stays."""
+    kept = [part for part in tx.review_note.split("; ") if part and not part.startswith(resolved)]
+    tx.review_note = "; ".join(kept)
+    tx.needs_review = bool(kept)
+
+
 def _ranges(numbers: list[int]) -> str:
     return ", ".join(str(n) for n in numbers[:20]) + (" …" if len(numbers) > 20 else "")
-
 
 
 def _samples_store(station: Station, evse: int, tx: Transaction | None,
