@@ -235,7 +235,8 @@ class LocalListViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
             call = send(station, self.request.user)
         except commands.CommandError as error:
             return Response({"detail": str(error)}, status=400)
-        return Response(CallSerializer(call).data, status=status.HTTP_202_ACCEPTED)
+        return Response(CallSerializer(call, context={"request": self.request}).data,
+                        status=status.HTTP_202_ACCEPTED)
 
 
 @extend_schema(tags=["memberships"])

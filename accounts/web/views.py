@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts import access, audit, cards, people
+from accounts import access, audit, card_use, cards, people
 from accounts.models import AuditEntry, IdToken, Membership
 from accounts.web.forms import AuditFilter, CardFilter, CardForm, ImportForm, MemberForm, RoleForm
 from stations.access import may_operate_station, stations_for, transactions_for
@@ -223,6 +223,9 @@ def local_list_detail(request: HttpRequest, station_id: str) -> HttpResponse:
         return render(request, "accounts/fragments/list_state.html", context)
     entries = fragments.page_of(LocalListEntry.objects.filter(station=station),
                                 request.GET.get("page"))
+    hidden = card_use.hidden_values(request.user, {entry.value for entry in entries})
+    for entry in entries:
+        entry.value_shown = card_use.masked(entry.value) if entry.value in hidden else entry.value
     return _page(request, "local_list", "local-lists", {**context, "entries": entries})
 
 

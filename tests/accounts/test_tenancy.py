@@ -96,7 +96,7 @@ def world(x: str) -> dict:
                         requested_by=manager, status=Call.Status.ACCEPTED)
     StationEvent.objects.create(pk=pk, station=station, kind=StationEvent.Kind.SECURITY,
                                 name=f"Event {mark}", timestamp=started)
-    LocalListState.objects.create(station=station, note=f"Note {mark}")
+    LocalListState.objects.create(station=station, note=f"Note {mark}", enabled=True)
     LocalListEntry.objects.create(pk=pk, station=station, value=token.value,
                                   status="Accepted")
     CardImport.objects.create(pk=pk, organization=fleet_org, created_by=fleet,

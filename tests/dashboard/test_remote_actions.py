@@ -5,6 +5,7 @@ Call, and refuse what they cannot take with a message a person can read."""
 import pytest
 from django.db import transaction
 
+from accounts.models import IdToken
 from stations.models import Call, Transaction
 from stations.services import presence
 from stations.web.actions import ACTIONS, BY_NAME, RemoteAction
@@ -18,7 +19,7 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 # Fields each action takes, sent alike as the API's JSON and as the dashboard's form, and the
 # message they become for an OCPP 1.6 charger.
 EXAMPLES = {
-    "start": ({"evse": 1, "id_token": "TOKEN-OPERATOR"}, "RemoteStartTransaction"),
+    "start": ({"evse": 1, "id_token": "TOKEN-SITE-A"}, "RemoteStartTransaction"),
     "stop": ({}, "RemoteStopTransaction"),
     "reset": ({"hard": True}, "Reset"),
     "unlock": ({"evse": 1}, "UnlockConnector"),
@@ -35,6 +36,14 @@ MISTAKES = {
 }
 # A 1.6 charger's answers, where "Accepted" is not one.
 ANSWERS = {"UnlockConnector": {"status": "Unlocked"}}
+
+
+
+@pytest.fixture(autouse=True)
+def site_card(personas: Personas) -> IdToken:
+    """A card of site A's owner: one its property manager may start a session with there."""
+    return IdToken.objects.create(value="TOKEN-SITE-A", organization=personas.org_a)
+
 
 each_action = pytest.mark.parametrize("entry", ACTIONS, ids=lambda entry: entry.name)
 

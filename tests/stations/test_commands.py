@@ -4,6 +4,7 @@
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 
+from accounts.models import IdToken
 from stations.models import Call, MessageLog, Station, Transaction
 from stations.services import commands
 from tests.support.chargers import ChargerSocket, in_thread
@@ -30,6 +31,7 @@ async def connected(station_id: str, version: str) -> tuple[ChargerSocket, Stati
 ])
 def test_remote_start_is_translated_and_accepted(version, action, payload):
     make_station("RS")
+    IdToken.objects.create(value="CARD-9")
 
     async def flow():
         cp, station = await connected("RS", version)

@@ -35,8 +35,9 @@ def test_authorize_answers_from_token_state_in_both_versions(tokens):
     other = make_station("ELSEWHERE")
     Transaction.objects.create(station=other, transaction_id="9", started_at="2026-11-24T09:00Z",
                                id_token=IdToken.objects.create(value="FLEET-1", group="FLEET"))
+    # ConcurrentTx is the card's own session elsewhere; another card of its group charges.
     expected = {"CARD-1": "Accepted", "CARD-BLOCKED": "Blocked", "CARD-OLD": "Expired",
-                "NOBODY": "Invalid", group_token.value: "ConcurrentTx"}
+                "NOBODY": "Invalid", group_token.value: "Accepted", "FLEET-1": "ConcurrentTx"}
 
     async def flow():
         results = {}
@@ -65,7 +66,7 @@ EXPECTED = {
     "CARD-UNKNOWN": ("Invalid", "Invalid"),
     "CARD-ELSEWHERE": ("Invalid", "NotAtThisLocation"),
     "CARD-HERE": ("Accepted", "Accepted"),
-    "CARD-GROUP-2": ("ConcurrentTx", "ConcurrentTx"),
+    "CARD-GROUP-2": ("Accepted", "Accepted"),  # another card of its group charges elsewhere
     "CARD-BUSY": ("ConcurrentTx", "ConcurrentTx"),
     "CARD-BUSY-HERE": ("Accepted", "Accepted"),  # its session is at this very station
 }
@@ -83,7 +84,7 @@ def test_authorize_answers_each_card_state(personas, version):
     IdToken.objects.create(value="CARD-HERE").allowed_sites.set([personas.site_a, personas.site_b])
     first = IdToken.objects.create(value="CARD-GROUP-1", group="FAMILY")
     IdToken.objects.create(value="CARD-GROUP-2", group="FAMILY")
-    make_transaction(personas.station_b, first)  # the group charges at another station
+    make_transaction(personas.station_b, first)  # its group charges at another station
     # Cards without a group ("") charging elsewhere: CARD-OK and CARD-HERE stay accepted.
     make_transaction(personas.station_b, IdToken.objects.create(value="CARD-BUSY"), evse=2)
     make_transaction(station, IdToken.objects.create(value="CARD-BUSY-HERE"))

@@ -104,9 +104,9 @@ def test_full_then_differential_list_acknowledged(personas, api, operator, versi
         if version == "2.0.1":
             assert [item["idToken"]["type"] for item in sent] == [
                 "ISO14443", "ISO14443", "KeyCode"]
-            assert sent[1]["idTokenInfo"]["groupIdToken"]["idToken"] == "G1"
+            assert sent[1]["idTokenInfo"]["groupIdToken"]["idToken"] == "0:G1"
         else:
-            assert sent[1]["idTagInfo"] == {"status": "Accepted", "parentIdTag": "G1",
+            assert sent[1]["idTagInfo"] == {"status": "Accepted", "parentIdTag": "0:G1",
                                             "expiryDate": "2031-01-01T00:00:00.000Z"}
 
         # A card is blocked: one differential update carries just that card.
@@ -196,7 +196,7 @@ def test_offline_station_gets_the_update_when_it_is_back(personas, operator, eag
         LocalListEntry(station=station, value=v, status="Accepted", token_type=t, group=g,
                        expires_at=e)
         for v, t, g, e in [("LL-A", "ISO14443", "", None),
-                           ("LL-B", "ISO14443", "G1", "2031-01-01T00:00:00Z"),
+                           ("LL-B", "ISO14443", "0:G1", "2031-01-01T00:00:00Z"),
                            ("LL-C", "KeyCode", "", None)]])
     Station.objects.filter(pk=station.pk).update(connected=False)
     cards.set_status(operator, IdToken.objects.filter(value="LL-A"), IdToken.Status.BLOCKED)
