@@ -247,10 +247,21 @@ class CardImport(BackgroundJob):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+",
     )
+    # Beyond a job's states: an import that would change existing cards waits in REVIEW until
+    # a person confirms the listed changes (or discards the import).
+    REVIEW = "review"
+    DISCARDED = "discarded"
+
     filename = models.CharField(max_length=200, blank=True)
     content = models.TextField()
-    state = models.CharField(max_length=10, choices=BackgroundJob.State.choices,
-                             default=BackgroundJob.State.QUEUED)
+    state = models.CharField(max_length=10, choices=[
+        *BackgroundJob.State.choices, (REVIEW, "to confirm"), (DISCARDED, "discarded")],
+        default=BackgroundJob.State.QUEUED)
+    # The changes to existing cards the file makes, as listed for confirmation:
+    # [{"line", "value", "changed": {field: [before, after]}, "widens": bool}]. Only these
+    # apply: a card that changed since is rejected, never silently overwritten.
+    changes = models.JSONField(default=list, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)  # who: the audit log
     processed = models.PositiveIntegerField(default=0)
     created = models.PositiveIntegerField(default=0)
     updated = models.PositiveIntegerField(default=0)

@@ -137,8 +137,12 @@ class CardImportSerializer(serializers.ModelSerializer):
     class Meta:
         model = CardImport
         fields = ["id", "organization", "filename", "state", "total", "processed", "percent",
-                  "created", "updated", "unchanged", "rejected", "error", "created_at",
-                  "finished_at"]
+                  "created", "updated", "unchanged", "rejected", "error", "changes",
+                  "confirmed_at", "created_at", "finished_at"]
+        extra_kwargs = {"changes": {"help_text": (
+            "The changes to existing cards, listed before any applies: [{line, value, changed: "
+            "{field: [before, after]}, widens}]. An import in state review waits for POST "
+            "confirm/ (or discard/).")}}
         read_only_fields = fields
 
 

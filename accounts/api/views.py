@@ -152,6 +152,29 @@ class CardImportViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self) -> QuerySet[CardImport]:
         return access.card_imports_for(self.request.user).defer("content")
 
+    @extend_schema(request=None, responses={200: CardImportSerializer},
+                   summary="Apply the changes to existing cards the import lists")
+    @action(detail=True, methods=["post"])
+    def confirm(self, request: Request, pk: str) -> Response:
+        return self._decide(cards.import_confirm)
+
+    @extend_schema(request=None, responses={200: CardImportSerializer},
+                   summary="Leave every card as it is")
+    @action(detail=True, methods=["post"])
+    def discard(self, request: Request, pk: str) -> Response:
+        return self._decide(cards.import_discard)
+
+    def _decide(self, decide) -> Response:
+        job = self.get_object()
+        if not access.may_manage_id_tokens_of(self.request.user, job.organization_id):
+            raise PermissionDenied("Only those who manage these cards may decide.")
+        try:
+            decide(self.request.user, job)
+        except cards.CardError as error:
+            raise Conflict(str(error)) from None
+        job.refresh_from_db()
+        return Response(CardImportSerializer(job).data)
+
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR},
                    summary="The rejected lines and why, as CSV")
     @action(detail=True, methods=["get"])

@@ -9,6 +9,8 @@ urlpatterns = [
     path("cards/export/", views.card_export, name="cards-export"),
     path("cards/import/", views.card_import, name="cards-import"),
     path("cards/import/<int:pk>/", views.card_import_detail, name="card-import"),
+    path("cards/import/<int:pk>/<slug:decision>/", views.card_import_decide,
+         name="card-import-decide"),
     path("cards/import/<int:pk>/rejections.csv", views.card_import_rejections,
          name="card-import-report"),
     path("cards/<int:pk>/", views.card_detail, name="card"),

@@ -11,7 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -181,10 +181,27 @@ def card_import(request: HttpRequest) -> HttpResponse:
 @login_required
 def card_import_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(access.card_imports_for(request.user).defer("content"), pk=pk)
-    context = {"job": job, "rejections": job.rejections[:100]}
+    context = {"job": job, "rejections": job.rejections[:100], "changes": job.changes[:200],
+               "may_decide": access.may_manage_id_tokens_of(request.user, job.organization_id)}
     if request.htmx and request.htmx.target == "import-progress":
         return render(request, "accounts/fragments/import_progress.html", context)
     return _page(request, "import_detail", "cards", context)
+
+
+@require_POST
+@login_required
+def card_import_decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
+    """Apply the changes an import lists for existing cards, or leave the cards as they are."""
+    job = get_object_or_404(access.card_imports_for(request.user).defer("content"), pk=pk)
+    decide = {"confirm": cards.import_confirm, "discard": cards.import_discard}.get(decision)
+    if decide is None:
+        raise Http404("No such decision")
+    _require(access.may_manage_id_tokens_of(request.user, job.organization_id))
+    try:
+        decide(request.user, job)
+    except cards.CardError as error:
+        messages.error(request, str(error))
+    return redirect("card-import", job.pk)
 
 
 @require_GET

@@ -150,6 +150,13 @@ def test_import_of_5000_cards_with_bad_rows_and_idempotent_reimport(api, fleet, 
     again = api(fleet).post(f"{TOKENS}import/", {"file": upload,
                                                  "organization": personas.fleet_org.pk})
     job = CardImport.objects.get(pk=again.json()["id"])
+    # A change to an existing card is listed first, and applies once confirmed.
+    assert job.state == "review" and job.changes == [
+        {"line": 5, "value": "BULK-00003", "changed": {"holder": ["Driver 3", "Driver Three"]},
+         "widens": False}]
+    assert IdToken.objects.get(value="BULK-00003").holder == "Driver 3"
+    assert api(fleet).post(f"{IMPORTS}{job.pk}/confirm/").json()["state"] == "done"
+    job.refresh_from_db()
     assert (job.created, job.updated, job.unchanged, job.rejected) == (
         0, 1, 5000 - len(bad) - 1, len(bad))
     assert IdToken.objects.get(value="BULK-00003").holder == "Driver Three"

@@ -50,7 +50,7 @@ OTHER = {"A": "B", "B": "A"}
 # as far as the scoping decision.
 WORDS = {
     "action": ["push", "enable", "clear-cache", "version", "reset", "start", "trigger"],
-    "decision": ["approve", "reject"],
+    "decision": ["approve", "reject", "confirm", "discard"],
 }
 # Patterns left out, and why: by namespace, and by name.
 EXEMPT = {
