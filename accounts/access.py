@@ -94,18 +94,25 @@ def site_accesses_for(user: AbstractBaseUser) -> QuerySet[SiteAccess]:
     return SiteAccess.objects.filter(Q(site__in=sites_for(user)) | Q(organization__in=own))
 
 
-def may_offer_roaming(user: AbstractBaseUser) -> bool:
-    """Offering an organization's cards every station: the operator's decision."""
-    return Role.OPERATOR_ADMIN in roles(user)
-
-
-def roaming_organizations_for(user: AbstractBaseUser) -> QuerySet[Organization]:
-    """Organizations whose roaming consent the user gives or withdraws: their own admins'
-    (a fleet's admins, a property owner's managers), never the operator's on their behalf."""
+def card_policy_organizations_for(user: AbstractBaseUser) -> QuerySet[Organization]:
+    """Organizations whose card policy (roaming, one session per card) the user sees."""
+    if sees_everything(user):
+        return Organization.objects.all()
     if not user.is_authenticated:
         return Organization.objects.none()
-    return Organization.objects.filter(pk__in=organization_ids(user, Role.FLEET_ADMIN)
-                                       + organization_ids(user, Role.PROPERTY_MANAGER))
+    return Organization.objects.filter(
+        pk__in={organization for _, organization in _memberships(user)})
+
+
+def may_set_card_policy(user: AbstractBaseUser, organization: Organization, field: str) -> bool:
+    """Roaming is offered by the operator's admins and consented to by the organization's own
+    admins (a fleet's admins, a property owner's managers), never on its behalf; either may
+    decide whether its cards charge at one place at a time."""
+    own = organization.pk in (organization_ids(user, Role.FLEET_ADMIN)
+                              + organization_ids(user, Role.PROPERTY_MANAGER))
+    operator = Role.OPERATOR_ADMIN in roles(user)
+    return {"roaming": operator, "roaming_consent": own,
+            "one_session_per_card": own or operator}.get(field, False)
 
 
 def sites_operated_by(user: AbstractBaseUser) -> QuerySet[Site]:

@@ -150,26 +150,25 @@ def access_revoke(user: AbstractBaseUser, agreement: SiteAccess) -> None:
         id_tokens_changed.send(IdToken)
 
 
-def roaming_set(user: AbstractBaseUser, organization: Organization, *,
-                offered: bool | None = None, consent: bool | None = None) -> None:
-    """The operator offers (or withdraws) roaming; the organization consents (or not). Who may
-    set which is the caller's check (access.may_offer_roaming, may_consent_roaming)."""
+POLICY_WORDS = {
+    "roaming": ("offered roaming to", "withdrew roaming from"),
+    "roaming_consent": ("consented to roaming for", "withdrew the roaming consent of"),
+    "one_session_per_card": ("allowed one session per card to", "allowed parallel sessions to"),
+}
+
+
+def policy_set(user: AbstractBaseUser, organization: Organization, **wanted: bool) -> None:
+    """Change how the organization's cards may be used (POLICY_WORDS' fields). Who may set
+    which is the caller's check (access.may_set_card_policy)."""
     with transaction.atomic():
         organization = Organization.objects.select_for_update().get(pk=organization.pk)
-        changed = {}
-        if offered is not None and offered != organization.roaming:
-            changed["roaming"] = offered
-        if consent is not None and consent != organization.roaming_consent:
-            changed["roaming_consent"] = consent
+        changed = {name: value for name, value in wanted.items()
+                   if getattr(organization, name) != value}
         if not changed:
             return
         Organization.objects.filter(pk=organization.pk).update(**changed)
-        words = []
-        if "roaming" in changed:
-            words.append("offered roaming to" if offered else "withdrew roaming from")
-        if "roaming_consent" in changed:
-            words.append("consented to roaming for" if consent
-                         else "withdrew the roaming consent of")
-        audit.record(user, Action.ROAMING, f"{' and '.join(words)} {organization}",
+        words = " and ".join(POLICY_WORDS[name][0 if value else 1]
+                             for name, value in changed.items())
+        audit.record(user, Action.ROAMING, f"{words} {organization}",
                      target=f"organization:{organization.pk}", details=changed)
         id_tokens_changed.send(IdToken)

@@ -7,6 +7,7 @@ urlpatterns = [
     path("cards/new/", views.card_new, name="card-new"),
     path("cards/bulk/", views.card_bulk, name="cards-bulk"),
     path("cards/export/", views.card_export, name="cards-export"),
+    path("cards/access/", views.card_access, name="card-access"),
     path("cards/import/", views.card_import, name="cards-import"),
     path("cards/import/<int:pk>/", views.card_import_detail, name="card-import"),
     path("cards/import/<int:pk>/<slug:decision>/", views.card_import_decide,

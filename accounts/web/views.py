@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import access, audit, card_use, cards, people
-from accounts.models import AuditEntry, IdToken, Membership
+from accounts.models import AuditEntry, IdToken, Membership, Organization
 from accounts.web.forms import AuditFilter, CardFilter, CardForm, ImportForm, MemberForm, RoleForm
 from stations.access import may_operate_station, stations_for, transactions_for
 from stations.models import LocalListEntry, LocalListState, Station
@@ -211,6 +211,59 @@ def card_import_rejections(request: HttpRequest, pk: int) -> HttpResponse:
     response = HttpResponse(cards.rejections_csv(job), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="rejections-{job.pk}.csv"'
     return response
+
+
+# --- where cards charge --------------------------------------------------------------------------
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def card_access(request: HttpRequest) -> HttpResponse:
+    """Agreements letting organizations' cards charge at sites, and each organization's card
+    policy (roaming, one session per card): seen by those they concern, changed by those
+    accounts.access says may."""
+    if request.method == "POST":
+        try:
+            note = _card_access_change(request)
+        except card_use.AccessError as error:
+            messages.error(request, str(error))
+        else:
+            messages.info(request, note)
+        return redirect("card-access")
+    user = request.user
+    policies = [(organization, {name: access.may_set_card_policy(user, organization, name)
+                                for name in card_use.POLICY_WORDS})
+                for organization in access.card_policy_organizations_for(user).order_by("name")]
+    operated = access.sites_operated_by(user).order_by("name")
+    return _page(request, "card_access", "cards", {
+        "agreements": access.site_accesses_for(user).select_related("organization", "site"),
+        "operated": set(operated.values_list("pk", flat=True)), "sites": operated,
+        "policies": policies,
+        # Organization names are offered only to those who see every organization.
+        "organizations": (Organization.objects.order_by("name") if access.sees_everything(user)
+                          else Organization.objects.none()),
+    })
+
+
+def _card_access_change(request: HttpRequest) -> str:
+    user, form = request.user, request.POST
+    if form.get("grant"):
+        site = get_object_or_404(access.sites_operated_by(user), pk=form.get("site") or 0)
+        organization = Organization.objects.filter(name=form.get("organization", "").strip())
+        if not organization.exists():
+            raise card_use.AccessError("No organization of that name.")
+        card_use.access_grant(user, organization.get(), site)
+        return f"The cards of {organization.get()} charge at {site} now."
+    if form.get("revoke"):
+        agreement = get_object_or_404(access.site_accesses_for(user), pk=form["revoke"])
+        _require(access.sites_operated_by(user).filter(pk=agreement.site_id).exists())
+        card_use.access_revoke(user, agreement)
+        return f"The cards of {agreement.organization} no longer charge at {agreement.site}."
+    organization = get_object_or_404(access.card_policy_organizations_for(user),
+                                     pk=form.get("organization") or 0)
+    name = form.get("field", "")
+    _require(access.may_set_card_policy(user, organization, name))
+    card_use.policy_set(user, organization, **{name: form.get("value") == "on"})
+    return f"Saved for {organization}."
 
 
 # --- local lists ---------------------------------------------------------------------------------
