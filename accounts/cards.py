@@ -297,12 +297,14 @@ def row_read(header: list[str], row: list[str], sites: dict[str, list[int]]) -> 
     return ImportRow(0, data, given)
 
 
-def _view(token: IdToken) -> dict:
-    """What an import may change of a card, as JSON values (compared with a stored preview)."""
-    return {"token_type": token.token_type, "status": token.status, "holder": token.holder,
-            "group": token.group,
-            "expires_at": _utc(token.expires_at),
-            "allowed_sites": sorted(site.pk for site in token.allowed_sites.all())}
+def _view(token: IdToken, names: Iterable[str]) -> dict:
+    """Those of the fields an import may change of a card, as JSON values (compared with a
+    stored list of changes)."""
+    view = {"token_type": token.token_type, "status": token.status, "holder": token.holder,
+            "group": token.group, "expires_at": _utc(token.expires_at)}
+    if "allowed_sites" in names:
+        view["allowed_sites"] = sorted(site.pk for site in token.allowed_sites.all())
+    return {name: view[name] for name in names}
 
 
 def _utc(moment: datetime | None) -> str | None:
@@ -314,14 +316,16 @@ def row_changes(token: IdToken, row: ImportRow, visible_sites: set[int]) -> dict
     """{field: [before, after]} for what the row changes of an existing card: only the fields
     it gives (an empty cell changes nothing), and among allowed sites only those the importer
     sees (the others stay)."""
-    before = _view(token)
+    names = [name for name in ROW_FIELDS if name in row.given]
+    before = _view(token, names)
     after = {"token_type": row.data.token_type, "status": row.data.status,
              "holder": row.data.holder, "group": row.data.group,
-             "expires_at": _utc(row.data.expires_at),
-             "allowed_sites": sorted({site for site in before["allowed_sites"]
-                                      if site not in visible_sites} | set(row.data.allowed_sites))}
-    return {name: [before[name], after[name]] for name in ROW_FIELDS
-            if name in row.given and before[name] != after[name]}
+             "expires_at": _utc(row.data.expires_at)}
+    if "allowed_sites" in names:
+        after["allowed_sites"] = sorted(
+            {site for site in before["allowed_sites"] if site not in visible_sites}
+            | set(row.data.allowed_sites))
+    return {name: [before[name], after[name]] for name in names if before[name] != after[name]}
 
 
 def widens(changed: dict[str, list]) -> bool:
