@@ -45,11 +45,11 @@ def card_number(context: template.Context, tx) -> str:
 
 
 @register.simple_tag(takes_context=True)
-def payload_shown(context: template.Context, payload, hidden: set[str] | None = None) -> str:
+def payload_shown(context: template.Context, payload, hidden: set[str] | str = "") -> str:
     """A frame's payload, pretty, as the viewer may see it: numbers of cards the viewer does not
     see are masked. `hidden`: those of a whole page's frames, read at once
     (stations.services.message_log.hidden_cards); else this payload's are read."""
-    if hidden is None:
+    if not isinstance(hidden, set):  # not given: a missing variable renders as "", not None
         hidden = card_use.hidden_values(_viewer(context), card_use.strings_in(payload))
     return pretty_json(card_use.mask_in(payload, hidden))
 

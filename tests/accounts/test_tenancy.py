@@ -50,6 +50,7 @@ from stations.models import (
     Transaction,
 )
 from stations.web import consumers
+from stations.web import fragments as stations_fragments
 
 pytestmark = pytest.mark.django_db
 
@@ -368,6 +369,12 @@ def test_another_organizations_card_number_is_masked_wherever_a_manager_sees_it(
             [{"event": "transaction.update", "station_id": station, "site_id": a["site"].pk,
               "data": {"transaction": tx}}]))
         assert VISITOR_CARD not in fragments, params
+    # A message log rendered for a live socket, without the page's list of hidden numbers,
+    # reads them itself.
+    log = stations_fragments.message_log(a["station"], stations_fragments.LogFilter(), 1)
+    pushed = stations_fragments.render("message_log", {"viewer": user, "station": a["station"],
+                                                       **log})
+    assert card_use.masked(VISITOR_CARD) in pushed and VISITOR_CARD not in pushed
     # Those who see the card see its number.
     for who in (visitor["admin"], User.objects.create_superuser("root-visitor")):
         client.force_login(who)
