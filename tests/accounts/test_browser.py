@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from accounts import card_use
-from tests.support.browser import Dashboard
+from tests.support.browser import Dashboard, orm
 from tests.support.personas import PASSWORD, Personas
 from tests.support.servers import celery_worker, wait_until
 
@@ -38,7 +38,7 @@ def test_fleet_admin_blocks_a_card_and_the_charger_refuses_it(dashboard: Dashboa
                                                               personas: Personas, tmp_path):
     base = dashboard.server
     # The fleet's cards charge at site A by agreement with its owner.
-    card_use.access_grant(personas.manager, personas.fleet_org, personas.site_a)
+    orm(card_use.access_grant, personas.manager, personas.fleet_org, personas.site_a)
     with celery_worker():
         manager = log_in(dashboard, "manager")
         manager.goto(f"{base}/local-lists/STATION-A/")
