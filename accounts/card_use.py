@@ -151,9 +151,9 @@ def access_revoke(user: AbstractBaseUser, agreement: SiteAccess) -> None:
 
 
 POLICY_WORDS = {
-    "roaming": ("offered roaming to", "withdrew roaming from"),
-    "roaming_consent": ("consented to roaming for", "withdrew the roaming consent of"),
-    "one_session_per_card": ("allowed one session per card to", "allowed parallel sessions to"),
+    "roaming": ("roaming offered", "roaming withdrawn"),
+    "roaming_consent": ("roaming consented to", "roaming consent withdrawn"),
+    "one_session_per_card": ("one session per card", "parallel sessions allowed"),
 }
 
 
@@ -167,8 +167,8 @@ def policy_set(user: AbstractBaseUser, organization: Organization, **wanted: boo
         if not changed:
             return
         Organization.objects.filter(pk=organization.pk).update(**changed)
-        words = " and ".join(POLICY_WORDS[name][0 if value else 1]
-                             for name, value in changed.items())
-        audit.record(user, Action.ROAMING, f"{words} {organization}",
+        words = ", ".join(POLICY_WORDS[name][0 if value else 1]
+                          for name, value in changed.items())
+        audit.record(user, Action.CARD_POLICY, f"{organization}: {words}",
                      target=f"organization:{organization.pk}", details=changed)
         id_tokens_changed.send(IdToken)

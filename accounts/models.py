@@ -203,7 +203,7 @@ class AuditEntry(models.Model):
         COMMAND = "station.command", "remote command"
         LOCAL_LIST = "local_list.push", "local list pushed"
         SITE_ACCESS = "site_access", "site access changed"
-        ROAMING = "organization.roaming", "roaming changed"
+        CARD_POLICY = "organization.card_policy", "card policy changed"
         EXPORT = "export", "export"
 
     at = models.DateTimeField(default=timezone.now, db_index=True)

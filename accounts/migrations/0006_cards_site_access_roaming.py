@@ -32,7 +32,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='auditentry',
             name='action',
-            field=models.CharField(choices=[('card.issued', 'card issued'), ('card.changed', 'card changed'), ('card.blocked', 'card blocked'), ('card.unblocked', 'card unblocked'), ('card.expired', 'card expired'), ('card.deleted', 'card deleted'), ('cards.imported', 'cards imported'), ('member.added', 'member added'), ('member.role_changed', 'role changed'), ('member.removed', 'member removed'), ('user.created', 'user created'), ('station.credentials', 'station credentials changed'), ('station.registration', 'station registration decided'), ('station.command', 'remote command'), ('local_list.push', 'local list pushed'), ('site_access', 'site access changed'), ('organization.roaming', 'roaming changed'), ('export', 'export')], db_index=True, max_length=30),
+            field=models.CharField(choices=[('card.issued', 'card issued'), ('card.changed', 'card changed'), ('card.blocked', 'card blocked'), ('card.unblocked', 'card unblocked'), ('card.expired', 'card expired'), ('card.deleted', 'card deleted'), ('cards.imported', 'cards imported'), ('member.added', 'member added'), ('member.role_changed', 'role changed'), ('member.removed', 'member removed'), ('user.created', 'user created'), ('station.credentials', 'station credentials changed'), ('station.registration', 'station registration decided'), ('station.command', 'remote command'), ('local_list.push', 'local list pushed'), ('site_access', 'site access changed'), ('organization.card_policy', 'card policy changed'), ('export', 'export')], db_index=True, max_length=30),
         ),
         migrations.CreateModel(
             name='SiteAccess',
