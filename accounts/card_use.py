@@ -11,11 +11,11 @@ A card charges at a station's site when
 A card limited to some sites (allowed_sites) charges only there, whatever else holds.
 
 A card's number is shown in full only to people who see the card (access.id_token_numbers_for:
-the operator's admins and finance, members of the card's organization); anyone else who sees
+operator admins and finance, members of the card's organization); anyone else who sees
 a session or a frame with it (the site's property manager) sees masked().
 
-The writers of agreements and of the roaming flags are here too: each audits itself and tells
-the local lists to follow.
+The writers of agreements and of organizations' card policies (roaming, one session per card)
+are here too: each audits itself and tells the local lists to follow.
 """
 
 from django.contrib.auth.models import AbstractBaseUser
