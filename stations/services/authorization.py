@@ -20,7 +20,7 @@ CONCURRENT_TX = "ConcurrentTx"
 _REFUSALS = {
     IdToken.Status.BLOCKED: "card {value} is blocked",
     IdToken.Status.EXPIRED: "card {value} has expired",
-    IdToken.Status.INVALID: "card {value} is not one of the cards you may start with",
+    IdToken.Status.INVALID: "card {value} is unknown",
     NOT_AT_THIS_SITE: "card {value} does not charge at this station's site",
     CONCURRENT_TX: "card {value} is charging at another station",
 }
@@ -57,18 +57,16 @@ def remote_start_refusal(station: Station, token_value: str,
                          user: AbstractBaseUser | None) -> str:
     """Why a remote start with this card must not be sent to the station ("" if it may): the
     charger would refuse it (and leave an empty session behind), or the person may not use the
-    card. A card the person does not see is refused in the words of an unknown one."""
-    if user is not None and not access.id_token_numbers_for(user).filter(
-            value=token_value).exists():
-        status = IdToken.Status.INVALID
-    else:
-        auth = authorize(station, token_value)
-        status = auth.status
-        one_at_a_time = auth.token is not None and (
-            auth.token.organization is None or auth.token.organization.one_session_per_card)
-        if status == IdToken.Status.ACCEPTED and one_at_a_time and Transaction.objects.filter(
-                station=station, id_token=auth.token, state=Transaction.State.ACTIVE).exists():
-            return f"card {token_value} is charging at this station already"
-    if status == IdToken.Status.ACCEPTED:
+    card. A card the person does not see is refused alike whether it exists or not."""
+    if user is not None and not access.sees_everything(user) and not (
+            access.id_token_numbers_for(user).filter(value=token_value).exists()):
+        return f"card {token_value} is not one of the cards you may start with"
+    auth = authorize(station, token_value)
+    one_at_a_time = auth.token is not None and (
+        auth.token.organization is None or auth.token.organization.one_session_per_card)
+    if auth.status == IdToken.Status.ACCEPTED and one_at_a_time and Transaction.objects.filter(
+            station=station, id_token=auth.token, state=Transaction.State.ACTIVE).exists():
+        return f"card {token_value} is charging at this station already"
+    if auth.status == IdToken.Status.ACCEPTED:
         return ""
-    return _REFUSALS.get(status, "card {value} is refused").format(value=token_value)
+    return _REFUSALS.get(auth.status, "card {value} is refused").format(value=token_value)

@@ -150,6 +150,8 @@ REFUSED_STARTS = {
     # Another organization's card, even one that charges here: not the manager's to use.
     "TOKEN-FLEET": "card TOKEN-FLEET is not one of the cards you may start with",
 }
+# An operator admin sees every card: an unknown one is said to be unknown.
+UNKNOWN_TO_THE_OPERATOR = "card NOBODY-KNOWS is unknown"
 
 
 def test_a_remote_start_the_charger_would_refuse_is_not_sent_and_says_why(
@@ -175,6 +177,10 @@ def test_a_remote_start_the_charger_would_refuse_is_not_sent_and_says_why(
             400, {"detail": f"Not sent: {reason}."}), card
         shown = client.post("/stations/STATION-A/actions/start/", data, **HTMX).content.decode()
         assert f'class="outcome bad" role="alert">Not sent: {escape(reason)}.' in shown, card
+    operator = api(personas.operator).post("/api/v1/stations/STATION-A/remote-start/",
+                                           {"evse": 1, "id_token": "NOBODY-KNOWS"},
+                                           format="json")
+    assert operator.json() == {"detail": f"Not sent: {UNKNOWN_TO_THE_OPERATOR}."}
     assert not Call.objects.exists()
     # The form offers only the cards the manager may start with here.
     form = client.get("/stations/STATION-A/").content.decode()
