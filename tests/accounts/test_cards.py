@@ -357,3 +357,29 @@ def test_an_import_row_changes_exactly_the_fields_its_cells_give(status, holder,
     lengthens = "expires_at" in changed and changed["expires_at"][0] is not None and (
         changed["expires_at"][1] is None or changed["expires_at"][1] > changed["expires_at"][0])
     assert cards.widens(changed) == (unblocks or lengthens)
+
+
+@given(st.text(max_size=40))
+def test_an_expiry_cell_is_a_moment_with_its_zone_or_a_readable_refusal(text):
+    try:
+        moment = cards.parse_expiry(text)
+    except cards.CardError as error:
+        assert "is not a date" in str(error)
+        return
+    assert moment is None if not text.strip() else moment.tzinfo is not None
+
+
+@given(st.lists(st.sampled_from([*cards.COLUMNS, "card_number", "note", ""]), min_size=1,
+                max_size=8),
+       st.lists(st.text(max_size=12), max_size=10))
+def test_any_line_under_any_header_is_read_or_refused_readably(header, row):
+    """Columns in any order, unknown ones, more cells than columns: a CardError that says why,
+    or a card whose given fields are exactly its non-empty known cells."""
+    try:
+        read = cards.row_read(header, row, sites={})
+    except cards.CardError as error:
+        assert str(error)
+        return
+    cells = dict(zip(header, (cell.strip() for cell in row), strict=False))
+    assert read.given == {name for name in cards.ROW_FIELDS if cells.get(name)}
+    assert read.data.value == cells["value"]
