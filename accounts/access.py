@@ -8,9 +8,9 @@ the sessions charged with them, at any site.
 """
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from accounts.models import CardImport, IdToken, Membership, Organization, Site
+from accounts.models import CardImport, IdToken, Membership, Organization, Site, SiteAccess
 
 Role = Membership.Role
 _SEE_ALL = {Role.OPERATOR_ADMIN, Role.FINANCE}
@@ -61,6 +61,58 @@ def id_tokens_for(user: AbstractBaseUser) -> QuerySet[IdToken]:
     if not user.is_authenticated:
         return IdToken.objects.none()
     return IdToken.objects.filter(organization__in=organization_ids(user, Role.FLEET_ADMIN))
+
+
+def id_token_numbers_for(user: AbstractBaseUser) -> QuerySet[IdToken]:
+    """The cards whose numbers the user sees in full, and may start a session with: every card
+    for those who see everything, else the cards of the user's own organizations (whatever the
+    role). Everyone else's card numbers are masked (accounts.card_use.masked)."""
+    if sees_everything(user):
+        return IdToken.objects.all()
+    if not user.is_authenticated:
+        return IdToken.objects.none()
+    return IdToken.objects.filter(
+        organization__in={organization for _, organization in _memberships(user)})
+
+
+def sees_card_number(user: AbstractBaseUser, organization_id: int | None) -> bool:
+    """id_token_numbers_for() for one card of `organization_id` (None: the operator's own),
+    without a query."""
+    if sees_everything(user):
+        return True
+    return organization_id is not None and any(
+        organization == organization_id for _, organization in _memberships(user))
+
+
+def site_accesses_for(user: AbstractBaseUser) -> QuerySet[SiteAccess]:
+    """Agreements at the sites the user sees, and those of the user's own organizations."""
+    if sees_everything(user):
+        return SiteAccess.objects.all()
+    if not user.is_authenticated:
+        return SiteAccess.objects.none()
+    own = {organization for _, organization in _memberships(user)}
+    return SiteAccess.objects.filter(Q(site__in=sites_for(user)) | Q(organization__in=own))
+
+
+def card_policy_organizations_for(user: AbstractBaseUser) -> QuerySet[Organization]:
+    """Organizations whose card policy (roaming, one session per card) the user sees."""
+    if sees_everything(user):
+        return Organization.objects.all()
+    if not user.is_authenticated:
+        return Organization.objects.none()
+    return Organization.objects.filter(
+        pk__in={organization for _, organization in _memberships(user)})
+
+
+def may_set_card_policy(user: AbstractBaseUser, organization: Organization, field: str) -> bool:
+    """Roaming is offered by the operator's admins and consented to by the organization's own
+    admins (a fleet's admins, a property owner's managers), never on its behalf; either may
+    decide whether its cards charge at one place at a time."""
+    own = organization.pk in (organization_ids(user, Role.FLEET_ADMIN)
+                              + organization_ids(user, Role.PROPERTY_MANAGER))
+    operator = Role.OPERATOR_ADMIN in roles(user)
+    return {"roaming": operator, "roaming_consent": own,
+            "one_session_per_card": own or operator}.get(field, False)
 
 
 def sites_operated_by(user: AbstractBaseUser) -> QuerySet[Site]:

@@ -262,7 +262,19 @@ def _read(text: str) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def _row_data(header: list[str], row: list[str], sites: dict[str, list[int]]) -> CardData:
+# The fields an import row sets besides the card number; an empty cell leaves a card's as is.
+ROW_FIELDS = ("token_type", "status", "holder", "group", "expires_at", "allowed_sites")
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRow:
+    line: int
+    data: CardData
+    given: frozenset[str]  # the fields of ROW_FIELDS whose cells were not empty
+
+
+def row_read(header: list[str], row: list[str], sites: dict[str, list[int]]) -> ImportRow:
+    """One line of an import file, checked (line number left to the caller: 0)."""
     if len(row) > len(header):
         raise CardError(f"{len(row)} fields on a line of a file with {len(header)} columns.")
     cells = dict(zip(header, (cell.strip() for cell in row), strict=False))
@@ -281,14 +293,65 @@ def _row_data(header: list[str], row: list[str], sites: dict[str, list[int]]) ->
             raise CardError(f"Site {name[:60]!r} is " + (
                 "not one of yours." if not found else "ambiguous: give its number instead."))
         data.allowed_sites.append(found[0])
-    return data
+    given = frozenset(name for name in ROW_FIELDS if cells.get(name, ""))
+    return ImportRow(0, data, given)
+
+
+def _view(token: IdToken, names: Iterable[str]) -> dict:
+    """Those of the fields an import may change of a card, as JSON values (compared with a
+    stored list of changes)."""
+    view = {"token_type": token.token_type, "status": token.status, "holder": token.holder,
+            "group": token.group, "expires_at": _utc(token.expires_at)}
+    if "allowed_sites" in names:
+        view["allowed_sites"] = sorted(site.pk for site in token.allowed_sites.all())
+    return {name: view[name] for name in names}
+
+
+def _utc(moment: datetime | None) -> str | None:
+    """One spelling per instant, so that equal expiries compare equal and later ones greater."""
+    return moment.astimezone(UTC).isoformat() if moment else None
+
+
+def row_changes(token: IdToken, row: ImportRow, visible_sites: set[int]) -> dict[str, list]:
+    """{field: [before, after]} for what the row changes of an existing card: only the fields
+    it gives (an empty cell changes nothing), and among allowed sites only those the importer
+    sees (the others stay)."""
+    names = [name for name in ROW_FIELDS if name in row.given]
+    before = _view(token, names)
+    after = {"token_type": row.data.token_type, "status": row.data.status,
+             "holder": row.data.holder, "group": row.data.group,
+             "expires_at": _utc(row.data.expires_at)}
+    if "allowed_sites" in names:
+        after["allowed_sites"] = sorted(
+            {site for site in before["allowed_sites"] if site not in visible_sites}
+            | set(row.data.allowed_sites))
+    return {name: [before[name], after[name]] for name in names if before[name] != after[name]}
+
+
+def widens(changed: dict[str, list]) -> bool:
+    """Whether the change lets the card charge where or when it could not: unblocked,
+    expiring later or never, fewer site limits."""
+    if "status" in changed and changed["status"][1] == Status.ACCEPTED:
+        return True
+    if "expires_at" in changed:
+        before, after = changed["expires_at"]
+        if before is not None and (after is None or after > before):
+            return True
+    if "allowed_sites" in changed:
+        before, after = changed["allowed_sites"]
+        if before and (not after or not set(after) <= set(before)):
+            return True
+    return False
 
 
 def import_run(import_id: int) -> str:
-    """Import the rows in batches, committing the counts after each so the page shows progress.
+    """Read the file; if it changes existing cards, list the changes and wait for a person to
+    confirm them (the job's REVIEW state); otherwise, or once confirmed, import the rows in
+    batches, committing the counts after each so the page shows progress.
 
     Re-importing the same file changes nothing (every row comes out unchanged); a row whose
-    card belongs to another organization, or that repeats an earlier row, is rejected."""
+    card belongs to another organization, that repeats an earlier row, or whose card changed
+    since the listed changes were confirmed, is rejected."""
     job = CardImport.objects.select_related("organization", "created_by").filter(
         pk=import_id).first()
     if job is None or job.state != CardImport.State.QUEUED:
@@ -296,34 +359,30 @@ def import_run(import_id: int) -> str:
     CardImport.objects.filter(pk=job.pk).update(state=CardImport.State.RUNNING)
     user = job.created_by
     header, rows = _read(job.content)
-    known = [c for c in header if c in COLUMNS]
     sites: dict[str, list[int]] = {}
     for site in access.sites_for(user).only("pk", "name") if user else Site.objects.none():
         sites.setdefault(site.name.lower(), []).append(site.pk)
         sites.setdefault(str(site.pk), []).append(site.pk)
-    value_at = header.index("value")
-    seen: dict[str, int] = {}
+    visible = {pk for found in sites.values() for pk in found}
     counts = {"created": 0, "updated": 0, "unchanged": 0, "rejected": 0}
-    rejections: list[dict] = []
     try:
-        for start in range(0, len(rows), BATCH):
-            batch = []
-            for line, row in enumerate(rows[start:start + BATCH], start=start + 2):
-                try:
-                    data = _row_data(header, row, sites)
-                    if data.value in seen:
-                        raise CardError(f"Repeats the card number of line {seen[data.value]}.")
-                    seen[data.value] = line
-                    batch.append((line, data))
-                except CardError as error:
-                    value = row[value_at] if value_at < len(row) else ""
-                    rejections.append({"line": line, "value": value.strip()[:40],
-                                       "reason": str(error)})
+        parsed, rejections = _parse(header, rows, sites)
+        if job.confirmed_at is None:
+            changes = _changes(job, user, parsed, visible)
+            if changes:
+                CardImport.objects.filter(pk=job.pk).update(
+                    state=CardImport.REVIEW, changes=changes, rejections=rejections,
+                    rejected=len(rejections))
+                return CardImport.REVIEW
+        listed = {change["value"]: change["changed"] for change in job.changes}
+        for start in range(0, len(parsed), BATCH):
             with transaction.atomic():
-                _import_batch(job, user, known, batch, counts, rejections)
+                _import_batch(job, user, parsed[start:start + BATCH], visible, listed, counts,
+                              rejections)
                 counts["rejected"] = len(rejections)
                 CardImport.objects.filter(pk=job.pk).update(
-                    processed=min(start + BATCH, len(rows)), rejections=rejections, **counts)
+                    processed=min(start + BATCH, len(parsed)) + len(rows) - len(parsed),
+                    rejections=rejections, **counts)
     except Exception:
         # A bug, not the file: the page says the import stopped (the lines before stay in);
         # the details go to the log, not to the person.
@@ -335,6 +394,7 @@ def import_run(import_id: int) -> str:
         return CardImport.State.FAILED
     with transaction.atomic():
         CardImport.objects.filter(pk=job.pk).update(state=CardImport.State.DONE,
+                                                    processed=len(rows),
                                                     finished_at=timezone.now())
         audit.record(user, Action.CARDS_IMPORTED,
                      f"imported {job.filename or 'a file'}: {counts['created']} new, "
@@ -347,57 +407,142 @@ def import_run(import_id: int) -> str:
     return CardImport.State.DONE
 
 
-def _import_batch(job: CardImport, user: AbstractBaseUser | None, columns: list[str],
-                  batch: list[tuple[int, CardData]], counts: dict, rejections: list) -> None:
-    organization_id = job.organization_id
-    # The importer may write the import's organization's cards (checked when it started), so
-    # may rewrite the ones already there; asked once, not per row.
-    may_write = user is not None and access.may_manage_id_tokens_of(user, organization_id)
+def _parse(header: list[str], rows: list[list[str]],
+           sites: dict[str, list[int]]) -> tuple[list[ImportRow], list[dict]]:
+    value_at = header.index("value")
+    seen: dict[str, int] = {}
+    parsed: list[ImportRow] = []
+    rejections: list[dict] = []
+    for line, row in enumerate(rows, start=2):
+        try:
+            read = row_read(header, row, sites)
+            if read.data.value in seen:
+                raise CardError(f"Repeats the card number of line {seen[read.data.value]}.")
+            seen[read.data.value] = line
+            parsed.append(ImportRow(line, read.data, read.given))
+        except CardError as error:
+            value = row[value_at] if value_at < len(row) else ""
+            rejections.append({"line": line, "value": value.strip()[:40], "reason": str(error)})
+    return parsed, rejections
+
+
+def _writable(job: CardImport, user: AbstractBaseUser | None, token: IdToken) -> bool:
+    # The importer may write the import's organization's cards (checked when it started).
+    return (token.organization_id == job.organization_id and user is not None
+            and access.may_manage_id_tokens_of(user, job.organization_id))
+
+
+def _changes(job: CardImport, user: AbstractBaseUser | None, parsed: list[ImportRow],
+             visible: set[int]) -> list[dict]:
+    """The changes the rows make to existing cards the importer may write, in line order."""
+    changes = []
+    for start in range(0, len(parsed), BATCH):
+        batch = parsed[start:start + BATCH]
+        existing = {t.value: t for t in IdToken.objects.filter(
+            value__in=[row.data.value for row in batch]).prefetch_related("allowed_sites")}
+        for row in batch:
+            token = existing.get(row.data.value)
+            if token is None or not _writable(job, user, token):
+                continue
+            if changed := row_changes(token, row, visible):
+                changes.append({"line": row.line, "value": token.value, "changed": changed,
+                                "widens": widens(changed)})
+    return changes
+
+
+def _import_batch(job: CardImport, user: AbstractBaseUser | None, batch: list[ImportRow],
+                  visible: set[int], listed: dict[str, dict], counts: dict,
+                  rejections: list) -> None:
     existing = {t.value: t for t in IdToken.objects.filter(
-        value__in=[data.value for _, data in batch]).prefetch_related("allowed_sites")}
-    new: list[tuple[IdToken, CardData]] = []
-    changed: list[tuple[IdToken, CardData]] = []
-    fields = [c for c in columns if c not in ("value", "allowed_sites")]
-    for line, data in batch:
-        token = existing.get(data.value)
+        value__in=[row.data.value for row in batch]).prefetch_related("allowed_sites")}
+    new: list[tuple[IdToken, list[int]]] = []
+    changed: list[tuple[IdToken, dict[str, list]]] = []
+    for row in batch:
+        data, token = row.data, existing.get(row.data.value)
         if token is None:
             new.append((IdToken(value=data.value, token_type=data.token_type,
                                 status=data.status, holder=data.holder, group=data.group,
-                                expires_at=data.expires_at, organization_id=organization_id),
-                        data))
+                                expires_at=data.expires_at,
+                                organization_id=job.organization_id), data.allowed_sites))
             continue
-        if token.organization_id != organization_id or not may_write:
-            rejections.append({"line": line, "value": data.value,
+        if not _writable(job, user, token):
+            rejections.append({"line": row.line, "value": data.value,
                                "reason": "This card number is already in use by another "
                                          "organization."})
             continue
-        differs = [name for name in fields if getattr(token, name) != getattr(data, name)]
-        sites_differ = "allowed_sites" in columns and (
-            sorted(s.pk for s in token.allowed_sites.all()) != sorted(data.allowed_sites))
-        if not differs and not sites_differ:
+        difference = row_changes(token, row, visible)
+        if not difference:
             counts["unchanged"] += 1
             continue
-        for name in differs:
+        if listed.get(token.value) != difference:
+            rejections.append({"line": row.line, "value": data.value,
+                               "reason": "The card changed since the import's changes were "
+                                         "listed: import the file again to see them."})
+            continue
+        for name in difference.keys() - {"allowed_sites"}:
             setattr(token, name, getattr(data, name))
         token.updated_at = timezone.now()
-        changed.append((token, data if sites_differ else None))
+        changed.append((token, difference))
     IdToken.objects.bulk_create([token for token, _ in new], batch_size=BATCH)
     if changed:
         IdToken.objects.bulk_update([token for token, _ in changed],
-                                    [*fields, "updated_at"] if fields else ["updated_at"],
-                                    batch_size=BATCH)
-    _sites_set([(t, d) for t, d in new] + [(t, d) for t, d in changed if d is not None])
+                                    [*ROW_FIELDS[:-1], "updated_at"], batch_size=BATCH)
+    _sites_set([(token, sites) for token, sites in new if sites]
+               + [(token, difference["allowed_sites"][1]) for token, difference in changed
+                  if "allowed_sites" in difference])
+    _record_changes(user, job, changed)
     counts["created"] += len(new)
     counts["updated"] += len(changed)
 
 
-def _sites_set(pairs: Iterable[tuple[IdToken, CardData]]) -> None:
+def _record_changes(user: AbstractBaseUser | None, job: CardImport,
+                    changed: list[tuple[IdToken, dict[str, list]]]) -> None:
+    """Each card an import changed is audited on its own, as a change by hand is."""
+    AuditEntry.objects.bulk_create([
+        AuditEntry(actor=user, actor_name=user.get_username() if user else "",
+                   action=(_status_action(token.status) if difference.keys() == {"status"}
+                           else Action.CARD_CHANGED),
+                   target=f"card:{token.pk}",
+                   summary=f"import {job.pk} changed card {token.value}"[:300],
+                   details={"changed": difference, "import": job.pk})
+        for token, difference in changed
+    ], batch_size=BATCH)
+
+
+def _sites_set(pairs: Iterable[tuple[IdToken, list[int]]]) -> None:
     through = IdToken.allowed_sites.through
     pairs = list(pairs)
     through.objects.filter(idtoken_id__in=[t.pk for t, _ in pairs]).delete()
     through.objects.bulk_create([through(idtoken_id=t.pk, site_id=site)
-                                 for t, d in pairs for site in d.allowed_sites],
+                                 for t, sites in pairs for site in sites],
                                 batch_size=BATCH)
+
+
+def import_confirm(user: AbstractBaseUser, job: CardImport) -> None:
+    """Apply the listed changes (the caller checked the user may write the import's cards)."""
+    with transaction.atomic():
+        confirmed = CardImport.objects.filter(pk=job.pk, state=CardImport.REVIEW).update(
+            state=CardImport.State.QUEUED, confirmed_at=timezone.now())
+        if not confirmed:
+            raise CardError("This import is not waiting for a confirmation.")
+        audit.record(user, Action.CARDS_IMPORTED,
+                     f"confirmed the changes of import {job.pk} to {len(job.changes)} cards",
+                     target=f"import:{job.pk}",
+                     details={"changes": len(job.changes),
+                              "widening": sum(change["widens"] for change in job.changes)})
+        job.refresh_from_db()
+        card_import_queued.send(CardImport, job=job)
+
+
+def import_discard(user: AbstractBaseUser, job: CardImport) -> None:
+    """Leave every card as it is."""
+    with transaction.atomic():
+        discarded = CardImport.objects.filter(pk=job.pk, state=CardImport.REVIEW).update(
+            state=CardImport.DISCARDED, finished_at=timezone.now())
+        if not discarded:
+            raise CardError("This import is not waiting for a confirmation.")
+        audit.record(user, Action.CARDS_IMPORTED, f"discarded import {job.pk}",
+                     target=f"import:{job.pk}")
 
 
 def rejections_csv(job: CardImport) -> str:

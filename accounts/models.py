@@ -1,6 +1,8 @@
 """Organizations (tenants), their sites and people, the ID tokens (RFID cards and the like)
 that start charging, card imports and the audit log: the bottom layer every other app builds on."""
 
+import hashlib
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -18,6 +20,15 @@ class Organization(models.Model):
 
     name = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.PROPERTY)
+    # Roaming: this organization's cards charge at every station of the operator. Both are
+    # needed: the operator offers it (an operator admin sets `roaming`), and the organization
+    # agrees to be billed for sessions anywhere (its own admin sets `roaming_consent`).
+    roaming = models.BooleanField(default=False)
+    roaming_consent = models.BooleanField(default=False)
+    # A card of this organization charges at one place at a time: a start while the same card
+    # is in a session at another station is refused (ConcurrentTx). A cloned or passed-on card
+    # shows up this way; organizations whose cards are shared on purpose turn it off.
+    one_session_per_card = models.BooleanField(default=True)
 
     def __str__(self) -> str:
         return self.name
@@ -37,6 +48,32 @@ class Site(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# The longest group a charger is told (1.6 parentIdTag is CiString20).
+GROUP_TOKEN_LENGTH = 20
+
+
+class SiteAccess(models.Model):
+    """An agreement: the organization's cards charge at the site (accounts/card_use.py).
+    Made by an operator admin or by the site's owner, for another organization's cards."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE,
+                                     related_name="site_accesses")
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="accesses")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["site__name", "organization__name"]
+        constraints = [models.UniqueConstraint(fields=["organization", "site"],
+                                               name="site_access_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.organization} at {self.site}"
 
 
 class IdToken(models.Model):
@@ -63,7 +100,9 @@ class IdToken(models.Model):
     token_type = models.CharField(max_length=20, choices=Type.choices, default=Type.ISO14443)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACCEPTED)
     expires_at = models.DateTimeField(null=True, blank=True)
-    # Tokens sharing a group may not charge twice at once (ConcurrentTx).
+    # The card's group within its organization (OCPP's parent id tag / group id token): a
+    # charger lets any card of the group stop a session another one started. Chargers are
+    # told group_token(), which names the organization too.
     group = models.CharField(max_length=36, blank=True)
     holder = models.CharField(max_length=200, blank=True)
     organization = models.ForeignKey(
@@ -80,6 +119,18 @@ class IdToken(models.Model):
 
     def __str__(self) -> str:
         return self.value
+
+    def group_token(self) -> str:
+        """The group as chargers are told it: named with the organization (two organizations'
+        groups of one name are two groups), at most the 20 characters a 1.6 charger holds; a
+        longer one is named by a digest of the name instead of cut (two cut names could meet)."""
+        if not self.group:
+            return ""
+        owner = str(self.organization_id or 0)
+        named = f"{owner}:{self.group}"
+        if len(named) <= GROUP_TOKEN_LENGTH:
+            return named
+        return f"{owner}#{hashlib.sha256(named.encode()).hexdigest()}"[:GROUP_TOKEN_LENGTH]
 
     def effective_status(self, at: "timezone.datetime | None" = None) -> str:
         """The status a charger must be told: an Accepted token past its expiry is Expired."""
@@ -152,6 +203,8 @@ class AuditEntry(models.Model):
         STATION_REGISTRATION = "station.registration", "station registration decided"
         COMMAND = "station.command", "remote command"
         LOCAL_LIST = "local_list.push", "local list pushed"
+        SITE_ACCESS = "site_access", "site access changed"
+        CARD_POLICY = "organization.card_policy", "card policy changed"
         EXPORT = "export", "export"
         TARIFF_CREATED = "tariff.created", "tariff created"
         TARIFF_VERSION = "tariff.version", "tariff prices changed"
@@ -207,10 +260,21 @@ class CardImport(BackgroundJob):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+",
     )
+    # Beyond a job's states: an import that would change existing cards waits in REVIEW until
+    # a person confirms the listed changes (or discards the import).
+    REVIEW = "review"
+    DISCARDED = "discarded"
+
     filename = models.CharField(max_length=200, blank=True)
     content = models.TextField()
-    state = models.CharField(max_length=10, choices=BackgroundJob.State.choices,
-                             default=BackgroundJob.State.QUEUED)
+    state = models.CharField(max_length=10, choices=[
+        *BackgroundJob.State.choices, (REVIEW, "to confirm"), (DISCARDED, "discarded")],
+        default=BackgroundJob.State.QUEUED)
+    # The changes to existing cards the file makes, as listed for confirmation:
+    # [{"line", "value", "changed": {field: [before, after]}, "widens": bool}]. Only these
+    # apply: a card that changed since is rejected, never silently overwritten.
+    changes = models.JSONField(default=list, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)  # who: the audit log
     processed = models.PositiveIntegerField(default=0)
     created = models.PositiveIntegerField(default=0)
     updated = models.PositiveIntegerField(default=0)

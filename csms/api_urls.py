@@ -7,9 +7,11 @@ from rest_framework.routers import DefaultRouter
 from accounts.api.views import (
     AuditViewSet,
     CardImportViewSet,
+    CardPolicyViewSet,
     IdTokenViewSet,
     LocalListViewSet,
     MembershipViewSet,
+    SiteAccessViewSet,
 )
 from billing.api import views as billing_api
 from stations.api.views import CallViewSet, StationViewSet, TransactionViewSet
@@ -30,6 +32,8 @@ router.register("stations", StationViewSet, basename="station")
 router.register("id-tokens", IdTokenViewSet, basename="id-token")
 router.register("card-imports", CardImportViewSet, basename="card-import")
 router.register("local-lists", LocalListViewSet, basename="local-list")
+router.register("site-accesses", SiteAccessViewSet, basename="site-access")
+router.register("card-policies", CardPolicyViewSet, basename="card-policy")
 router.register("memberships", MembershipViewSet, basename="membership")
 router.register("audit", AuditViewSet, basename="audit")
 router.register("transactions", TransactionViewSet, basename="transaction")

@@ -5,7 +5,14 @@ with their organizations' cards at any site."""
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 
-from accounts.access import id_tokens_for, roles, sees_everything, sites_for, sites_operated_by
+from accounts.access import (
+    id_token_numbers_for,
+    id_tokens_for,
+    roles,
+    sees_everything,
+    sites_for,
+    sites_operated_by,
+)
 from accounts.models import Membership
 from stations.models import Station, Transaction
 
@@ -26,6 +33,14 @@ def transactions_for(user: AbstractBaseUser) -> QuerySet[Transaction]:
     return Transaction.objects.filter(
         Q(station__site__in=sites_for(user)) | Q(id_token__in=id_tokens_for(user))
     )
+
+
+def card_searchable(user: AbstractBaseUser) -> Q:
+    """Sessions a search by card number may find: those of cards whose numbers the user sees,
+    and of numbers unknown to us. Matching a masked card's number would tell it."""
+    if sees_everything(user):
+        return Q()
+    return Q(id_token__isnull=True) | Q(id_token__in=id_token_numbers_for(user))
 
 
 def may_operate_station(user: AbstractBaseUser, station: Station) -> bool:

@@ -466,8 +466,9 @@ class LocalListState(models.Model):
     station = models.OneToOneField(
         Station, primary_key=True, on_delete=models.CASCADE, related_name="local_list"
     )
-    # Whether we keep a list on this charger at all (an operator turns it on per station).
-    enabled = models.BooleanField(default=True)
+    # Whether we keep a list on this charger at all: only an operator's act turns it on
+    # (local_lists.set_enabled); reading the charger's list version never does.
+    enabled = models.BooleanField(default=False)
     sync = models.CharField(max_length=15, choices=Sync.choices, default=Sync.OUT_OF_SYNC)
     # The version the charger last accepted, and the highest one we sent.
     version = models.PositiveIntegerField(default=0)

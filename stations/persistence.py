@@ -33,7 +33,7 @@ from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
 
-from accounts.models import IdToken, Organization, Site
+from accounts.models import IdToken, Organization, Site, SiteAccess
 from stations.models import (
     Connector,
     Evse,
@@ -297,45 +297,52 @@ class TokenChecks:
     token: IdToken
     limited_to_sites: bool
     allowed_here: bool
+    site_admits: bool  # the card's organization owns the station's site or has its agreement
     charging_elsewhere: bool
 
 
 def token_with_checks(site_id: int | None, station_id: str, value: str) -> TokenChecks | None:
-    """The card of `value` with three checks the database computes with it: is it limited to
-    some sites; is this station's site one of them; is the card, or another of its group
-    ("" is no group), in an active transaction at another station."""
+    """The card of `value` with the checks the database computes with it: is it limited to
+    some sites; is this station's site one of them; does the site admit the card's
+    organization (owner, or an agreement: accounts.card_use); is the card itself in an active
+    transaction at another station."""
     sql, types = _authorize_sql(connection.vendor)
-    [rows] = select_all([(sql, [site_id, Transaction.State.ACTIVE, station_id, value], types)])
+    [rows] = select_all([(sql, [site_id, site_id, site_id, Transaction.State.ACTIVE, station_id,
+                                value], types)])
     if not rows:
         return None
-    *card, limited_to_sites, allowed_here, charging_elsewhere = rows[0]
+    *card, limited_to_sites, allowed_here, site_admits, charging_elsewhere = rows[0]
     token, organization = instances((IdToken, Organization), card)
     token.organization = organization  # None for a card of no organization
-    return TokenChecks(token, bool(limited_to_sites), bool(allowed_here),
+    return TokenChecks(token, bool(limited_to_sites), bool(allowed_here), bool(site_admits),
                        bool(charging_elsewhere))
 
 
 @lru_cache(maxsize=2)
 def _authorize_sql(vendor: str) -> tuple[str, tuple]:
-    """Parameters: the station's site, the active state, the station, the card's value."""
+    """Parameters: the station's site (three times), the active state, the station, the
+    card's value."""
     sites = IdToken.allowed_sites.through
-    s, t, g = column_names("s", sites), column_names("t", IdToken), column_names("g", IdToken)
+    s, t = column_names("s", sites), column_names("t", IdToken)
     x, o = column_names("x", Transaction), column_names("o", Organization)
+    w, a = column_names("w", Site), column_names("a", SiteAccess)
     columns, fields = columns_of(("t", IdToken), ("o", Organization))
     sql = f"""
         SELECT {columns},
           EXISTS (SELECT 1 FROM {table_name(sites)} s WHERE {s("idtoken")} = {t("id")}),
           EXISTS (SELECT 1 FROM {table_name(sites)} s
                   WHERE {s("idtoken")} = {t("id")} AND {s("site")} = %s),
+          (EXISTS (SELECT 1 FROM {table_name(Site)} w
+                   WHERE {w("id")} = %s AND {w("organization")} = {t("organization")})
+           OR EXISTS (SELECT 1 FROM {table_name(SiteAccess)} a
+                      WHERE {a("site")} = %s AND {a("organization")} = {t("organization")})),
           EXISTS (SELECT 1 FROM {table_name(Transaction)} x
-                  JOIN {table_name(IdToken)} g ON {g("id")} = {x("id_token")}
                   WHERE {x("state")} = %s AND {x("station")} <> %s
-                    AND ({x("id_token")} = {t("id")}
-                         OR ({t("group")} <> '' AND {g("group")} = {t("group")})))
+                    AND {x("id_token")} = {t("id")})
         FROM {table_name(IdToken)} t
         LEFT JOIN {table_name(Organization)} o ON {o("id")} = {t("organization")}
         WHERE {t("value")} = %s"""
-    return sql, (*fields, None, None, None)
+    return sql, (*fields, None, None, None, None)
 
 
 def transaction_by_key(station_id: str, key: str, value: str, sequence: int | None,

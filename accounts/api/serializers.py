@@ -7,7 +7,15 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts import access, cards
-from accounts.models import AuditEntry, CardImport, IdToken, Membership
+from accounts.models import (
+    AuditEntry,
+    CardImport,
+    IdToken,
+    Membership,
+    Organization,
+    Site,
+    SiteAccess,
+)
 from stations.models import LocalListState
 
 
@@ -137,8 +145,12 @@ class CardImportSerializer(serializers.ModelSerializer):
     class Meta:
         model = CardImport
         fields = ["id", "organization", "filename", "state", "total", "processed", "percent",
-                  "created", "updated", "unchanged", "rejected", "error", "created_at",
-                  "finished_at"]
+                  "created", "updated", "unchanged", "rejected", "error", "changes",
+                  "confirmed_at", "created_at", "finished_at"]
+        extra_kwargs = {"changes": {"help_text": (
+            "The changes to existing cards, listed before any applies: [{line, value, changed: "
+            "{field: [before, after]}, widens}]. An import in state review waits for POST "
+            "confirm/ (or discard/).")}}
         read_only_fields = fields
 
 
@@ -181,3 +193,32 @@ class AuditFilterSerializer(serializers.Serializer):
     text = serializers.CharField(required=False, help_text="Words of the summary.")
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
+
+
+class SiteAccessSerializer(serializers.ModelSerializer):
+    """An agreement: the organization's cards charge at the site."""
+
+    organization = serializers.PrimaryKeyRelatedField(queryset=Organization.objects.all())
+    organization_name = serializers.CharField(source="organization.name", read_only=True)
+    site = serializers.PrimaryKeyRelatedField(queryset=Site.objects.all())
+    site_name = serializers.CharField(source="site.name", read_only=True)
+
+    class Meta:
+        model = SiteAccess
+        fields = ["id", "organization", "organization_name", "site", "site_name", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+    def validate_site(self, site: Site) -> Site:
+        if not access.sites_operated_by(self.context["request"].user).filter(pk=site.pk).exists():
+            raise serializers.ValidationError("Not a site whose access you manage.")
+        return site
+
+
+class CardPolicySerializer(serializers.ModelSerializer):
+    """How an organization's cards may be used: at every station (roaming: offered by the
+    operator, consented to by the organization's own admin), and at one place at a time."""
+
+    class Meta:
+        model = Organization
+        fields = ["id", "name", "kind", "roaming", "roaming_consent", "one_session_per_card"]
+        read_only_fields = ["id", "name", "kind"]

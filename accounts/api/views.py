@@ -19,7 +19,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthentic
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts import access, audit, cards, people
+from accounts import access, audit, card_use, cards, people
 from accounts.api.serializers import (
     AuditEntrySerializer,
     AuditFilterSerializer,
@@ -27,12 +27,14 @@ from accounts.api.serializers import (
     BulkResultSerializer,
     CardImportRequestSerializer,
     CardImportSerializer,
+    CardPolicySerializer,
     IdTokenSerializer,
     LocalListPushSerializer,
     LocalListSerializer,
     MembershipSerializer,
+    SiteAccessSerializer,
 )
-from accounts.models import AuditEntry, CardImport, IdToken, Membership
+from accounts.models import AuditEntry, CardImport, IdToken, Membership, Organization, SiteAccess
 from stations.access import may_operate_station, stations_for
 from stations.api.serializers import CallSerializer
 from stations.models import LocalListState, Station
@@ -152,6 +154,29 @@ class CardImportViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self) -> QuerySet[CardImport]:
         return access.card_imports_for(self.request.user).defer("content")
 
+    @extend_schema(request=None, responses={200: CardImportSerializer},
+                   summary="Apply the changes to existing cards the import lists")
+    @action(detail=True, methods=["post"])
+    def confirm(self, request: Request, pk: str) -> Response:
+        return self._decide(cards.import_confirm)
+
+    @extend_schema(request=None, responses={200: CardImportSerializer},
+                   summary="Leave every card as it is")
+    @action(detail=True, methods=["post"])
+    def discard(self, request: Request, pk: str) -> Response:
+        return self._decide(cards.import_discard)
+
+    def _decide(self, decide) -> Response:
+        job = self.get_object()
+        if not access.may_manage_id_tokens_of(self.request.user, job.organization_id):
+            raise PermissionDenied("Only those who manage these cards may decide.")
+        try:
+            decide(self.request.user, job)
+        except cards.CardError as error:
+            raise Conflict(str(error)) from None
+        job.refresh_from_db()
+        return Response(CardImportSerializer(job).data)
+
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR},
                    summary="The rejected lines and why, as CSV")
     @action(detail=True, methods=["get"])
@@ -235,7 +260,8 @@ class LocalListViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
             call = send(station, self.request.user)
         except commands.CommandError as error:
             return Response({"detail": str(error)}, status=400)
-        return Response(CallSerializer(call).data, status=status.HTTP_202_ACCEPTED)
+        return Response(CallSerializer(call, context={"request": self.request}).data,
+                        status=status.HTTP_202_ACCEPTED)
 
 
 @extend_schema(tags=["memberships"])
@@ -293,3 +319,53 @@ class AuditViewSet(viewsets.ReadOnlyModelViewSet):
     def export(self, request: Request) -> StreamingHttpResponse:
         return csv_response(audit.export_csv(request.user, self.get_queryset()), "audit.csv")
 
+
+
+@extend_schema(tags=["id-tokens"])
+class SiteAccessViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                        mixins.CreateModelMixin, mixins.DestroyModelMixin,
+                        viewsets.GenericViewSet):
+    """Agreements letting an organization's cards charge at a site (besides the site owner's
+    cards, the operator's, and roaming ones). Made and ended by operator admins and by the
+    site's owner."""
+
+    serializer_class = SiteAccessSerializer
+
+    def get_queryset(self) -> QuerySet[SiteAccess]:
+        return access.site_accesses_for(self.request.user).select_related("organization",
+                                                                           "site")
+
+    def perform_create(self, serializer) -> None:
+        try:
+            serializer.instance = card_use.access_grant(
+                self.request.user, serializer.validated_data["organization"],
+                serializer.validated_data["site"])
+        except card_use.AccessError as error:
+            raise serializers.ValidationError({"organization": [str(error)]}) from None
+
+    def perform_destroy(self, instance: SiteAccess) -> None:
+        if not access.sites_operated_by(self.request.user).filter(pk=instance.site_id).exists():
+            raise PermissionDenied("Only the site's owner and operator admins may end it.")
+        card_use.access_revoke(self.request.user, instance)
+
+
+@extend_schema(tags=["id-tokens"])
+class CardPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                        mixins.UpdateModelMixin, viewsets.GenericViewSet):
+    """How each organization's cards may be used: roaming (every station; offered by an
+    operator admin, consented to by the organization's own admin) and one session per card
+    (a card charging elsewhere is refused with ConcurrentTx)."""
+
+    serializer_class = CardPolicySerializer
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Organization]:
+        return access.card_policy_organizations_for(self.request.user).order_by("name")
+
+    def perform_update(self, serializer) -> None:
+        organization = serializer.instance
+        for name in serializer.validated_data:
+            if not access.may_set_card_policy(self.request.user, organization, name):
+                raise PermissionDenied(f"You may not change {name} of {organization}.")
+        card_use.policy_set(self.request.user, organization, **serializer.validated_data)
+        serializer.instance.refresh_from_db()

@@ -11,13 +11,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts import access, audit, cards, people
-from accounts.models import AuditEntry, IdToken, Membership
+from accounts import access, audit, card_use, cards, people
+from accounts.models import AuditEntry, IdToken, Membership, Organization
 from accounts.web.forms import AuditFilter, CardFilter, CardForm, ImportForm, MemberForm, RoleForm
 from accounts.web.redirects import redirect_next
 from stations.access import may_operate_station, stations_for, transactions_for
@@ -182,10 +182,27 @@ def card_import(request: HttpRequest) -> HttpResponse:
 @login_required
 def card_import_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(access.card_imports_for(request.user).defer("content"), pk=pk)
-    context = {"job": job, "rejections": job.rejections[:100]}
+    context = {"job": job, "rejections": job.rejections[:100], "changes": job.changes[:200],
+               "may_decide": access.may_manage_id_tokens_of(request.user, job.organization_id)}
     if request.htmx and request.htmx.target == "import-progress":
         return render(request, "accounts/fragments/import_progress.html", context)
     return _page(request, "import_detail", "cards", context)
+
+
+@require_POST
+@login_required
+def card_import_decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
+    """Apply the changes an import lists for existing cards, or leave the cards as they are."""
+    job = get_object_or_404(access.card_imports_for(request.user).defer("content"), pk=pk)
+    decide = {"confirm": cards.import_confirm, "discard": cards.import_discard}.get(decision)
+    if decide is None:
+        raise Http404("No such decision")
+    _require(access.may_manage_id_tokens_of(request.user, job.organization_id))
+    try:
+        decide(request.user, job)
+    except cards.CardError as error:
+        messages.error(request, str(error))
+    return redirect("card-import", job.pk)
 
 
 @require_GET
@@ -195,6 +212,59 @@ def card_import_rejections(request: HttpRequest, pk: int) -> HttpResponse:
     response = HttpResponse(cards.rejections_csv(job), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="rejections-{job.pk}.csv"'
     return response
+
+
+# --- where cards charge --------------------------------------------------------------------------
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def card_access(request: HttpRequest) -> HttpResponse:
+    """Agreements letting organizations' cards charge at sites, and each organization's card
+    policy (roaming, one session per card): seen by those they concern, changed by those
+    accounts.access says may."""
+    if request.method == "POST":
+        try:
+            note = _card_access_change(request)
+        except card_use.AccessError as error:
+            messages.error(request, str(error))
+        else:
+            messages.info(request, note)
+        return redirect("card-access")
+    user = request.user
+    policies = [(organization, {name: access.may_set_card_policy(user, organization, name)
+                                for name in card_use.POLICY_WORDS})
+                for organization in access.card_policy_organizations_for(user).order_by("name")]
+    operated = access.sites_operated_by(user).order_by("name")
+    return _page(request, "card_access", "cards", {
+        "agreements": access.site_accesses_for(user).select_related("organization", "site"),
+        "operated": set(operated.values_list("pk", flat=True)), "sites": operated,
+        "policies": policies,
+        # Organization names are offered only to those who see every organization.
+        "organizations": (Organization.objects.order_by("name") if access.sees_everything(user)
+                          else Organization.objects.none()),
+    })
+
+
+def _card_access_change(request: HttpRequest) -> str:
+    user, form = request.user, request.POST
+    if form.get("grant"):
+        site = get_object_or_404(access.sites_operated_by(user), pk=form.get("site") or 0)
+        organization = Organization.objects.filter(name=form.get("organization", "").strip())
+        if not organization.exists():
+            raise card_use.AccessError("No organization of that name.")
+        card_use.access_grant(user, organization.get(), site)
+        return f"The cards of {organization.get()} charge at {site} now."
+    if form.get("revoke"):
+        agreement = get_object_or_404(access.site_accesses_for(user), pk=form["revoke"])
+        _require(access.sites_operated_by(user).filter(pk=agreement.site_id).exists())
+        card_use.access_revoke(user, agreement)
+        return f"The cards of {agreement.organization} no longer charge at {agreement.site}."
+    organization = get_object_or_404(access.card_policy_organizations_for(user),
+                                     pk=form.get("organization") or 0)
+    name = form.get("field", "")
+    _require(access.may_set_card_policy(user, organization, name))
+    card_use.policy_set(user, organization, **{name: form.get("value") == "on"})
+    return f"Saved for {organization}."
 
 
 # --- local lists ---------------------------------------------------------------------------------
@@ -224,6 +294,9 @@ def local_list_detail(request: HttpRequest, station_id: str) -> HttpResponse:
         return render(request, "accounts/fragments/list_state.html", context)
     entries = fragments.page_of(LocalListEntry.objects.filter(station=station),
                                 request.GET.get("page"))
+    hidden = card_use.hidden_values(request.user, {entry.value for entry in entries})
+    for entry in entries:
+        entry.value_shown = card_use.masked(entry.value) if entry.value in hidden else entry.value
     return _page(request, "local_list", "local-lists", {**context, "entries": entries})
 
 

@@ -4,10 +4,11 @@ Decimals (energy in Wh, sample values) are JSON strings, as DRF renders them by 
 with no float rounding on the way to an invoice.
 """
 
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, transaction
 from rest_framework import serializers
 
-from accounts import access
+from accounts import access, card_use
 from accounts.audit import mask
 from stations.access import may_operate_station
 from stations.models import (
@@ -178,10 +179,9 @@ class TransactionSerializer(serializers.ModelSerializer):
     connector = serializers.IntegerField(
         source="connector.number", read_only=True, allow_null=True
     )
-    id_token = serializers.CharField(
-        source="id_token_value", read_only=True,
-        help_text="The token value the charger presented, kept even when it is unknown to us.",
-    )
+    id_token = serializers.SerializerMethodField(
+        help_text="The token value the charger presented, kept even when it is unknown to us; "
+        "masked (its last characters) for a card of another organization than yours.")
     csms_end_reason_text = serializers.CharField(
         source="get_csms_end_reason_display", read_only=True,
         help_text="Why the CSMS ended the session its charger did not end, in words; empty "
@@ -197,6 +197,16 @@ class TransactionSerializer(serializers.ModelSerializer):
             "needs_review", "review_note", "messages_awaited_since",
         ]
         read_only_fields = fields
+
+    def get_id_token(self, tx: Transaction) -> str:
+        return card_use.shown(_viewer(self), tx.id_token_value,
+                              tx.id_token if tx.id_token_id else None)
+
+
+def _viewer(serializer: serializers.Serializer) -> AbstractBaseUser:
+    """Who reads: the request's user; nobody (who sees no card number) without a request."""
+    request = serializer.context.get("request")
+    return request.user if request is not None else AnonymousUser()
 
 
 class MeterSampleSerializer(serializers.ModelSerializer):
@@ -229,6 +239,15 @@ class CallSerializer(serializers.ModelSerializer):
             "completed_at", "part_of",
         ]
         read_only_fields = fields
+
+    def to_representation(self, call: Call) -> dict:
+        """Card numbers the reader does not see are masked in what was sent and answered."""
+        data = super().to_representation(call)
+        found = card_use.strings_in(data["payload"], card_use.strings_in(data["response"]))
+        hidden = card_use.hidden_values(_viewer(self), found)
+        data["payload"] = card_use.mask_in(data["payload"], hidden)
+        data["response"] = card_use.mask_in(data["response"], hidden)
+        return data
 
 
 class CallRequestSerializer(serializers.Serializer):

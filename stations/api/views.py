@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.views import MayOperateStations
-from stations.access import stations_for, transactions_for
+from stations.access import card_searchable, stations_for, transactions_for
 from stations.api.serializers import (
     CallRequestSerializer,
     CallSerializer,
@@ -61,13 +61,14 @@ COMMAND_DESCRIPTION = (
 )
 
 
-def _command(send: Callable[[], Call]) -> Response:
+def _command(request: Request, send: Callable[[], Call]) -> Response:
     """Send a command and answer with the Call as it ended; a refusal is a 400 that says why."""
     try:
         call = send()
     except commands.CommandError as error:
         raise CommandRefused(str(error)) from None
-    return Response(CallSerializer(call).data, status=status.HTTP_201_CREATED)
+    return Response(CallSerializer(call, context={"request": request}).data,
+                    status=status.HTTP_201_CREATED)
 
 
 def _action_endpoint(entry: actions.RemoteAction) -> Callable:
@@ -80,7 +81,7 @@ def _action_endpoint(entry: actions.RemoteAction) -> Callable:
         if not entry.allowed(request.user, station):
             raise PermissionDenied(f"You may not do this to {station.pk}.")
         fields = entry.check(request.data)
-        return _command(lambda: entry.send(subject, fields, request.user))
+        return _command(request, lambda: entry.send(subject, fields, request.user))
 
     # The router routes an action by its function's name.
     endpoint.__name__ = endpoint.__qualname__ = entry.api_path.replace("-", "_")
@@ -143,7 +144,8 @@ class StationViewSet(viewsets.ModelViewSet):
     def calls(self, request: Request, pk: str) -> Response:
         station = self.get_object()
         page = self.paginate_queryset(station.calls.select_related("requested_by"))
-        return self.get_paginated_response(CallSerializer(page, many=True).data)
+        return self.get_paginated_response(
+            CallSerializer(page, many=True, context={"request": request}).data)
 
     @extend_schema(request=CallRequestSerializer, responses=COMMAND_RESPONSES,
                    summary="Send any OCPP action", description=COMMAND_DESCRIPTION)
@@ -152,7 +154,7 @@ class StationViewSet(viewsets.ModelViewSet):
         station = self.get_object()
         form = CallRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        return _command(lambda: commands.call_send(
+        return _command(request, lambda: commands.call_send(
             station, form.validated_data["action"], form.validated_data["payload"],
             user=request.user))
 
@@ -193,7 +195,8 @@ class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [IsAuthenticated, MayOperateStations]
 
     def get_queryset(self) -> QuerySet[Transaction]:
-        queryset = transactions_for(self.request.user).select_related("evse", "connector")
+        queryset = transactions_for(self.request.user).select_related("evse", "connector",
+                                                                       "id_token")
         if self.action == "list":
             # Filters narrow the list only: a detail URL names its transaction already.
             filters = TransactionFilterSerializer(data=self.request.query_params)
@@ -202,6 +205,8 @@ class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
             queryset = queryset.filter(
                 **{lookups[name]: value for name, value in filters.validated_data.items()}
             )
+            if "id_token" in filters.validated_data:  # no guessing at numbers one does not see
+                queryset = queryset.filter(card_searchable(self.request.user))
         return queryset
 
     @extend_schema(responses=MeterSampleSerializer(many=True),

@@ -41,7 +41,7 @@ from stations.models import (
     Station,
     Transaction,
 )
-from stations.services import message_log
+from stations.services import authorization, message_log
 
 # An audited command's payload longer than this is recorded by its size only.
 PAYLOAD_KEPT = 2000
@@ -57,12 +57,20 @@ class Command:
 
     description: ClassVar[str] = "a command"
 
+    def refusal(self, station: Station, user: AbstractBaseUser | None) -> str:
+        """Why the command must not be sent to this station ("" if it may): what the charger
+        would refuse, or what the person may not ask for."""
+        return ""
+
 
 @dataclass(frozen=True, slots=True)
 class RemoteStart(Command):
     description: ClassVar[str] = "a remote start"
     evse: int
     id_token: str
+
+    def refusal(self, station: Station, user: AbstractBaseUser | None) -> str:
+        return authorization.remote_start_refusal(station, self.id_token, user)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,8 +181,12 @@ def protocol_of(station: Station) -> Protocol:
 # --- asking for a command -----------------------------------------------------------------
 
 def send(station: Station, command: Command, *, user: AbstractBaseUser | None = None) -> Call:
-    """Say `command` in the station's version and send it; returns the Call as it ended."""
+    """Say `command` in the station's version and send it; returns the Call as it ended.
+    CommandError, and nothing sent, when the command is refused here (Command.refusal)."""
     action, payload = protocol_of(station).build(command)
+    refusal = command.refusal(station, user)
+    if refusal:
+        raise CommandError(f"Not sent: {refusal}.")
     return call_send(station, action, payload, user=user)
 
 

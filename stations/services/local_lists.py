@@ -29,12 +29,12 @@ from typing import ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from accounts import audit
+from accounts import audit, card_use
 from accounts.models import AuditEntry, IdToken
 from accounts.signals import id_tokens_changed
 from stations import signals
@@ -108,11 +108,10 @@ def managed_stations() -> QuerySet[Station]:
 
 
 def wanted(station: Station) -> dict[str, Entry]:
-    """The entries the station should hold: every token valid at its site (tokens limited to
-    other sites are left out), with the status a charger must apply to it."""
-    tokens = IdToken.objects.filter(
-        Q(allowed_sites__isnull=True) | Q(allowed_sites=station.site_id)
-    ).distinct().order_by("value")
+    """The entries the station should hold: every token that charges at its site
+    (accounts.card_use: no other organization's card is handed to the station), with the
+    status a charger must apply to it."""
+    tokens = IdToken.objects.filter(card_use.usable_at(station.site_id)).order_by("value")
     # A token longer than the station's version can present (1.6: 20 characters) can never be
     # shown to it: it has no place on its list.
     longest = commands.protocol_of(station).id_token_max_length
@@ -124,7 +123,7 @@ def entry_of(token: IdToken, now: datetime | None = None) -> Entry:
     return {
         "status": token.effective_status(now),
         "expires_at": token.expires_at.isoformat() if token.expires_at else None,
-        "group": token.group,
+        "group": token.group_token(),
         "type": token.token_type,
     }
 
@@ -202,6 +201,8 @@ def sync(station: Station, *, full: bool = False, user: AbstractBaseUser | None 
     _lock(station.pk)
     station = Station.objects.get(pk=station.pk)
     state = state_of(station)
+    if not state.enabled:
+        return "the local list is off for this station: turn it on to send it"
     want = wanted(station)
     if _pushes_open(station):
         _set(state, Sync.SENDING, "an update is on its way; the rest follows when it is answered",

@@ -2,8 +2,12 @@
 CALLERROR, our calls to chargers, and their replies. (A batch logs its own frames with its
 other rows: stations/services/batch.py.)"""
 
+from collections.abc import Iterable
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser
+
+from accounts import card_use
 from accounts.audit import mask
 from stations.models import MessageLog, Station
 
@@ -34,3 +38,13 @@ def frame_record(station: Station, direction: str, message_type: int, message_id
     password) masked as the audit log masks them."""
     MessageLog.objects.create(station=station, direction=direction, message_type=message_type,
                               message_id=message_id, action=action, payload=mask(payload))
+
+
+def hidden_cards(user: AbstractBaseUser, frames: Iterable[MessageLog]) -> set[str]:
+    """The card numbers in these frames that the user may not see (masked where shown:
+    accounts.card_use.mask_in), read at once for a page of the log. A frame names a card in
+    words that differ by message and version, so every string of it is a candidate."""
+    found: set[str] = set()
+    for frame in frames:
+        card_use.strings_in(frame.payload, found)
+    return card_use.hidden_values(user, found)

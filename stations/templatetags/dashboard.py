@@ -5,10 +5,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from django import template
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.utils import dateformat, timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from accounts import card_use
 from accounts.audit import mask
 from accounts.models import Site
 from stations.web import fragments
@@ -24,6 +26,33 @@ def _time(value: datetime | None, where: Site | str | None, fmt: str) -> SafeStr
     local = timezone.localtime(value, fragments.zone(where))
     return format_html('<time datetime="{}">{}</time>', value.isoformat(),
                        dateformat.format(local, fmt))
+
+
+def _viewer(context: template.Context) -> AbstractBaseUser:
+    """Who the page is for: the request's user, or a live socket's (its fragments have no
+    request); nobody (who sees no card number) if neither is known."""
+    viewer = context.get("viewer")
+    if viewer is None:
+        request = context.get("request")
+        viewer = request.user if request is not None else AnonymousUser()
+    return viewer
+
+
+@register.simple_tag(takes_context=True)
+def card_number(context: template.Context, tx) -> str:
+    """A session's card number as the page's viewer may see it (accounts.card_use.shown)."""
+    return card_use.shown(_viewer(context), tx.id_token_value,
+                          tx.id_token if tx.id_token_id else None) or "—"
+
+
+@register.simple_tag(takes_context=True)
+def payload_shown(context: template.Context, payload, hidden: set[str] | str = "") -> str:
+    """A frame's payload, pretty, as the viewer may see it: numbers of cards the viewer does not
+    see are masked. `hidden`: those of a whole page's frames, read at once
+    (stations.services.message_log.hidden_cards); else this payload's are read."""
+    if not isinstance(hidden, set):  # not given: a missing variable renders as "", not None
+        hidden = card_use.hidden_values(_viewer(context), card_use.strings_in(payload))
+    return pretty_json(card_use.mask_in(payload, hidden))
 
 
 @register.filter

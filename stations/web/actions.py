@@ -34,7 +34,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from rest_framework import serializers
 from rest_framework.fields import empty
 
-from accounts import access
+from accounts import access, card_use
+from accounts.models import IdToken
 from stations.access import may_operate_station
 from stations.models import Call, Station, Transaction
 from stations.services import commands
@@ -112,7 +113,10 @@ def station_or_evse(whole: str) -> Options:
 
 
 def id_token_values(station: Station, user: AbstractBaseUser) -> Sequence[Option]:
-    values = access.id_tokens_for(user).values_list("value", flat=True)[:100]
+    """Cards the person may start with here: theirs (or any, for the operator) that charge at
+    the station's site and are not blocked (commands.RemoteStart checks the rest)."""
+    values = (access.id_token_numbers_for(user).filter(card_use.usable_at(station.site_id))
+              .filter(status=IdToken.Status.ACCEPTED).values_list("value", flat=True)[:100])
     return [Option(value, value) for value in values]
 
 

@@ -87,7 +87,8 @@ class LivePage:
         return messages
 
     def render(self, name: str, **context) -> str:
-        return fragments.render(name, {"may_operate": self.may_operate, **context})
+        return fragments.render(name, {"may_operate": self.may_operate, "viewer": self.user,
+                                       **context})
 
 
 class OverviewPage(LivePage):

@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from accounts import access
 from accounts.models import Site
-from stations.access import stations_for, transactions_for
+from stations.access import card_searchable, stations_for, transactions_for
 from stations.models import (
     Call,
     Connector,
@@ -253,14 +253,14 @@ def live_power_w(tx: Transaction) -> Decimal | None:
 
 def current_sessions(station: Station) -> list[Transaction]:
     sessions = list(station.transactions.filter(state=ACTIVE)
-                    .select_related("evse", "connector").order_by("started_at"))
+                    .select_related("evse", "connector", "id_token").order_by("started_at"))
     for tx in sessions:
         tx.power_w = live_power_w(tx)
     return sessions
 
 
 def recent_sessions(station: Station) -> list[Transaction]:
-    return list(station.transactions.select_related("evse", "connector")[:RECENT])
+    return list(station.transactions.select_related("evse", "connector", "id_token")[:RECENT])
 
 
 def recent_calls(station: Station) -> list[Call]:
@@ -360,9 +360,10 @@ def _midnight(day: date, tz: ZoneInfo) -> datetime:
 
 
 def sessions(user: AbstractBaseUser, session_filter: SessionFilter) -> QuerySet[Transaction]:
-    return session_filter.apply(transactions_for(user)).select_related(
-        "station__site", "evse", "connector"
-    )
+    found = session_filter.apply(transactions_for(user))
+    if session_filter.token:  # no guessing at numbers one does not see
+        found = found.filter(card_searchable(user))
+    return found.select_related("station__site", "evse", "connector", "id_token")
 
 
 def session(user: AbstractBaseUser, pk: int) -> Transaction | None:

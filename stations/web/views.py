@@ -23,7 +23,7 @@ from accounts import access
 from accounts.web.redirects import redirect_next
 from stations.access import may_operate_station, stations_for
 from stations.models import Station, Transaction
-from stations.services import commands
+from stations.services import commands, message_log
 from stations.services.registration import station_registration_decide
 from stations.web import actions, fragments
 from stations.web.consumers import live_url
@@ -95,6 +95,7 @@ def station_detail(request: HtmxHttpRequest, station_id: str) -> HttpResponse:
                       {"station": station})
     log = fragments.message_log(station, fragments.LogFilter.from_params(request.GET),
                                 request.GET.get("page"))
+    log["log_hidden_cards"] = message_log.hidden_cards(request.user, log["log"])
     if wants_fragment(request, "message-log"):
         return render(request, "dashboard/fragments/message_log.html",
                       {"station": station, **log})

@@ -6,8 +6,11 @@ tests/gateway/blocks/test_authorization.py."""
 import csv
 import io
 import time
+from datetime import datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from accounts import cards
 from accounts.models import AuditEntry, CardImport, IdToken
@@ -150,6 +153,13 @@ def test_import_of_5000_cards_with_bad_rows_and_idempotent_reimport(api, fleet, 
     again = api(fleet).post(f"{TOKENS}import/", {"file": upload,
                                                  "organization": personas.fleet_org.pk})
     job = CardImport.objects.get(pk=again.json()["id"])
+    # A change to an existing card is listed first, and applies once confirmed.
+    assert job.state == "review" and job.changes == [
+        {"line": 5, "value": "BULK-00003", "changed": {"holder": ["Driver 3", "Driver Three"]},
+         "widens": False}]
+    assert IdToken.objects.get(value="BULK-00003").holder == "Driver 3"
+    assert api(fleet).post(f"{IMPORTS}{job.pk}/confirm/").json()["state"] == "done"
+    job.refresh_from_db()
     assert (job.created, job.updated, job.unchanged, job.rejected) == (
         0, 1, 5000 - len(bad) - 1, len(bad))
     assert IdToken.objects.get(value="BULK-00003").holder == "Driver Three"
@@ -235,3 +245,141 @@ def test_an_import_stopped_by_a_bug_says_so_without_a_stack_trace(
     assert response.status_code == 302 and job.state == "failed"
     page = client.get(f"/cards/import/{job.pk}/").content.decode()
     assert "Stopped by an internal error" in page and "database went away" not in page
+
+
+# --- imports never widen access without saying so ------------------------------------------------
+
+def _import(client, fleet_org, content: bytes) -> CardImport:
+    upload = io.BytesIO(content)
+    upload.name = "update.csv"
+    response = client.post(f"{TOKENS}import/", {"file": upload, "organization": fleet_org.pk})
+    assert response.status_code == 202, response.content
+    return CardImport.objects.get(pk=response.json()["id"])
+
+
+def _blocked_card(personas) -> IdToken:
+    return IdToken.objects.create(value="LOST-CARD", status=IdToken.Status.BLOCKED,
+                                  holder="Driver Lost", expires_at="2027-06-30T00:00:00Z",
+                                  organization=personas.fleet_org)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_with_only_the_card_number_leaves_an_existing_card_as_it_is(api, fleet, personas,
+                                                                          eager):
+    card = _blocked_card(personas)
+    job = _import(api(fleet), personas.fleet_org, b"value,holder,expires_at\nLOST-CARD,,\n")
+    assert (job.state, job.unchanged, job.updated) == ("done", 1, 0)
+    card.refresh_from_db()
+    assert (card.status, card.holder, card.expires_at.year) == ("Blocked", "Driver Lost", 2027)
+    assert not AuditEntry.objects.filter(target=f"card:{card.pk}").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_changes_to_existing_cards_are_listed_and_apply_once_confirmed(client, fleet,
+                                                                       personas, eager):
+    card = _blocked_card(personas)
+    client.force_login(fleet)
+    upload = io.BytesIO(b"value,status,holder\nLOST-CARD,Accepted,\nNEW-CARD,,Driver New\n")
+    upload.name = "update.csv"
+    page = client.post("/cards/import/", {"file": upload, "organization": personas.fleet_org.pk},
+                       follow=True).content.decode()
+    job = CardImport.objects.get()
+    assert job.state == "review" and job.changes == [
+        {"line": 2, "value": "LOST-CARD", "changed": {"status": ["Blocked", "Accepted"]},
+         "widens": True}]
+    assert "widens access:</strong> status: Blocked → Accepted" in page
+    # Nothing is imported before the confirmation, the new card neither.
+    assert IdToken.objects.get(pk=card.pk).status == "Blocked"
+    assert not IdToken.objects.filter(value="NEW-CARD").exists()
+
+    client.post(f"/cards/import/{job.pk}/confirm/")
+    job.refresh_from_db()
+    card.refresh_from_db()
+    assert (job.state, job.created, job.updated) == ("done", 1, 1)
+    assert (card.status, card.holder) == ("Accepted", "Driver Lost")  # the empty cell kept it
+    entry = AuditEntry.objects.get(target=f"card:{card.pk}")
+    assert (entry.action, entry.actor_name) == ("card.unblocked", "fleet")
+    assert entry.details == {"changed": {"status": ["Blocked", "Accepted"]}, "import": job.pk}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_card_changed_after_the_listing_is_not_overwritten_and_an_import_can_be_discarded(
+        api, fleet, personas, eager):
+    card = _blocked_card(personas)
+    client = api(fleet)
+    job = _import(client, personas.fleet_org, b"value,holder\nLOST-CARD,Driver Found\n")
+    assert client.get(f"{IMPORTS}{job.pk}/").json()["changes"][0]["changed"] == {
+        "holder": ["Driver Lost", "Driver Found"]}
+    IdToken.objects.filter(pk=card.pk).update(holder="Driver Elsewhere")  # meanwhile
+    confirmed = client.post(f"{IMPORTS}{job.pk}/confirm/").json()
+    assert (confirmed["state"], confirmed["updated"], confirmed["rejected"]) == ("done", 0, 1)
+    assert IdToken.objects.get(pk=card.pk).holder == "Driver Elsewhere"
+    assert "changed since" in CardImport.objects.get(pk=job.pk).rejections[0]["reason"]
+    # Confirming twice, or by someone who does not manage the cards, does nothing.
+    assert client.post(f"{IMPORTS}{job.pk}/confirm/").status_code == 409
+
+    job = _import(client, personas.fleet_org, b"value,status\nLOST-CARD,Accepted\n")
+    assert api(personas.manager).post(f"{IMPORTS}{job.pk}/confirm/").status_code == 404
+    assert client.post(f"{IMPORTS}{job.pk}/discard/").json()["state"] == "discarded"
+    assert IdToken.objects.get(pk=card.pk).status == "Blocked"
+
+
+# Cells of an import row: empty, or text a person (or a broken export) may write.
+cell_text = st.one_of(st.just(""), st.text(max_size=40),
+                      st.sampled_from(["Accepted", "blocked", "EXPIRED", "Invalid", "KeyCode",
+                                       "2030-01-31", "2030-01-31T10:00:00+02:00", "  ", "=1+1"]))
+
+
+@given(status=st.sampled_from(IdToken.Status.values), holder=st.text(max_size=20),
+       group=st.text(max_size=10), expires=st.sampled_from([None, "2029-12-31T23:59:59+00:00"]),
+       cells=st.fixed_dictionaries({name: cell_text for name in cards.ROW_FIELDS
+                                    if name != "allowed_sites"}))
+def test_an_import_row_changes_exactly_the_fields_its_cells_give(status, holder, group, expires,
+                                                                  cells):
+    """Whatever a row holds, reading it either refuses it readably (CardError) or changes only
+    fields whose cells are not empty, each to what its cell says; and a change that unblocks
+    or lengthens a card is always marked as widening access."""
+    existing = IdToken(value="CARD", status=status, holder=holder.strip(), group=group.strip(),
+                       expires_at=datetime.fromisoformat(expires) if expires else None)
+    header = ["value", *cells]
+    try:
+        row = cards.row_read(header, ["CARD", *cells.values()], sites={})
+    except cards.CardError as error:
+        assert str(error)
+        return
+    changed = cards.row_changes(existing, row, visible_sites=set())
+    assert set(changed) <= {name for name, cell in cells.items() if cell.strip()}
+    for name, (before, after) in changed.items():
+        assert before != after
+        if name in ("holder", "group"):
+            assert after == cells[name].strip()
+    unblocks = "status" in changed and changed["status"][1] == "Accepted"
+    lengthens = "expires_at" in changed and changed["expires_at"][0] is not None and (
+        changed["expires_at"][1] is None or changed["expires_at"][1] > changed["expires_at"][0])
+    assert cards.widens(changed) == (unblocks or lengthens)
+
+
+@given(st.text(max_size=40))
+def test_an_expiry_cell_is_a_moment_with_its_zone_or_a_readable_refusal(text):
+    try:
+        moment = cards.parse_expiry(text)
+    except cards.CardError as error:
+        assert "is not a date" in str(error)
+        return
+    assert moment is None if not text.strip() else moment.tzinfo is not None
+
+
+@given(st.lists(st.sampled_from([*cards.COLUMNS, "card_number", "note", ""]), min_size=1,
+                max_size=8),
+       st.lists(st.text(max_size=12), max_size=10))
+def test_any_line_under_any_header_is_read_or_refused_readably(header, row):
+    """Columns in any order, unknown ones, more cells than columns: a CardError that says why,
+    or a card whose given fields are exactly its non-empty known cells."""
+    try:
+        read = cards.row_read(header, row, sites={})
+    except cards.CardError as error:
+        assert str(error)
+        return
+    cells = dict(zip(header, (cell.strip() for cell in row), strict=False))
+    assert read.given == {name for name in cards.ROW_FIELDS if cells.get(name)}
+    assert read.data.value == cells["value"]

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from accounts import audit
-from accounts.models import AuditEntry, CardImport, IdToken, Membership
+from accounts.models import AuditEntry, CardImport, IdToken, Membership, Organization, SiteAccess
 from stations.models import LocalListState
 from tests.support.personas import PASSWORD, make_station
 
@@ -183,3 +183,44 @@ def test_login_with_password_reaches_the_cards(client, fleet):
     assert client.login(username="fleet", password=PASSWORD)
     assert client.get("/cards/").status_code == 200
 
+
+
+def test_who_lets_which_cards_charge_where(client, api, personas, eager):
+    """The site's manager agrees to the fleet's cards at his site (the outsider cannot end it);
+    roaming needs the operator's offer and the organization's own consent; one session per
+    card is the organization's choice."""
+    html = page(client, personas.manager, "/cards/access/")
+    assert "Properties A" in html and "Fleet" not in html  # no other organization is listed
+    client.post("/cards/access/", {"grant": "1", "organization": "Fleet",
+                                   "site": personas.site_a.pk})
+    agreement = SiteAccess.objects.get()
+    assert (agreement.organization, agreement.site) == (personas.fleet_org, personas.site_a)
+    assert "Fleet" in page(client, personas.fleet, "/cards/access/")  # theirs to know
+    client.force_login(personas.outsider)
+    assert client.post("/cards/access/", {"revoke": agreement.pk}).status_code == 404
+    refused = api(personas.outsider).post("/api/v1/site-accesses/", {
+        "organization": personas.fleet_org.pk, "site": personas.site_a.pk}, format="json")
+    assert refused.status_code == 400 and "site" in refused.json()
+
+    # Roaming: the operator cannot consent on the fleet's behalf, nor the fleet offer it.
+    policy = f"/api/v1/card-policies/{personas.fleet_org.pk}/"
+    assert api(personas.operator).patch(policy, {"roaming_consent": True},
+                                        format="json").status_code == 403
+    assert api(personas.fleet).patch(policy, {"roaming": True}, format="json").status_code == 403
+    assert api(personas.manager).patch(policy, {"roaming": True},
+                                       format="json").status_code == 404
+    api(personas.operator).patch(policy, {"roaming": True}, format="json")
+    consented = api(personas.fleet).patch(policy, {"roaming_consent": True,
+                                                   "one_session_per_card": False},
+                                          format="json").json()
+    assert (consented["roaming"], consented["roaming_consent"],
+            consented["one_session_per_card"]) == (True, True, False)
+    client.force_login(personas.fleet)
+    client.post("/cards/access/", {"organization": personas.fleet_org.pk,
+                                   "field": "roaming_consent"})  # unticked: withdrawn
+    assert not Organization.objects.get(pk=personas.fleet_org.pk).roaming_consent
+    assert list(AuditEntry.objects.order_by("id").values_list("actor_name", "summary")) == [
+        ("manager", "let the cards of Fleet charge at Site A"),
+        ("operator", "Fleet: roaming offered"),
+        ("fleet", "Fleet: roaming consented to, parallel sessions allowed"),
+        ("fleet", "Fleet: roaming consent withdrawn")]

@@ -26,8 +26,16 @@ from django.contrib.auth.models import User
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from accounts import access
-from accounts.models import AuditEntry, CardImport, IdToken, Membership, Organization, Site
+from accounts import access, card_use
+from accounts.models import (
+    AuditEntry,
+    CardImport,
+    IdToken,
+    Membership,
+    Organization,
+    Site,
+    SiteAccess,
+)
 from stations import events
 from stations.access import stations_for, transactions_for
 from stations.models import (
@@ -35,12 +43,14 @@ from stations.models import (
     Evse,
     LocalListEntry,
     LocalListState,
+    MessageLog,
     MeterSample,
     Station,
     StationEvent,
     Transaction,
 )
 from stations.web import consumers
+from stations.web import fragments as stations_fragments
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +60,7 @@ OTHER = {"A": "B", "B": "A"}
 # as far as the scoping decision.
 WORDS = {
     "action": ["push", "enable", "clear-cache", "version", "reset", "start", "trigger"],
-    "decision": ["approve", "reject"],
+    "decision": ["approve", "reject", "confirm", "discard"],
 }
 # Patterns left out, and why: by namespace, and by name.
 EXEMPT = {
@@ -96,7 +106,7 @@ def world(x: str) -> dict:
                         requested_by=manager, status=Call.Status.ACCEPTED)
     StationEvent.objects.create(pk=pk, station=station, kind=StationEvent.Kind.SECURITY,
                                 name=f"Event {mark}", timestamp=started)
-    LocalListState.objects.create(station=station, note=f"Note {mark}")
+    LocalListState.objects.create(station=station, note=f"Note {mark}", enabled=True)
     LocalListEntry.objects.create(pk=pk, station=station, value=token.value,
                                   status="Accepted")
     CardImport.objects.create(pk=pk, organization=fleet_org, created_by=fleet,
@@ -292,3 +302,81 @@ def test_writes_naming_the_other_worlds_objects_change_nothing(client, worlds, x
     assert not IdToken.objects.filter(value="NEW-CARD").exists()
     assert LocalListState.objects.get(station=their_station).enabled
     assert LocalListState.objects.get(station=their_station).note == f"Note {theirs['mark']}"
+
+
+# --- a card of another organization, at a station one sees --------------------------------------
+
+VISITOR_CARD = "VISITOR-CARD-0042"
+
+
+@pytest.fixture
+def visitor(worlds) -> dict:
+    """A third organization's card charging at world A's station by agreement with its owner:
+    in a session, its frames, a command, the station's local list."""
+    a = worlds["A"]
+    organization = Organization.objects.create(name="Visitors", kind=Organization.Kind.FLEET)
+    admin = User.objects.create(username="visitor-admin")
+    Membership.objects.create(user=admin, organization=organization,
+                              role=Membership.Role.FLEET_ADMIN)
+    SiteAccess.objects.create(organization=organization, site=a["site"])
+    card = IdToken.objects.create(value=VISITOR_CARD, organization=organization)
+    started = timezone.now() - timedelta(minutes=30)
+    tx = Transaction.objects.create(station=a["station"], transaction_id="TX-VISITOR",
+                                    id_token=card, id_token_value=card.value,
+                                    started_at=started)
+    for direction, action, payload in [
+            ("in", "Authorize", {"idToken": {"idToken": card.value, "type": "ISO14443"}}),
+            ("in", "TransactionEvent", {"eventType": "Started", "idToken": {
+                "idToken": card.value, "type": "ISO14443"}, "transactionInfo": {
+                "transactionId": "TX-VISITOR"}}),
+            ("out", "SendLocalList", {"versionNumber": 2, "localAuthorizationList": [
+                {"idToken": {"idToken": card.value, "type": "ISO14443"}}]})]:
+        MessageLog.objects.create(station=a["station"], direction=direction, message_type=2,
+                                  message_id=action, action=action, payload=payload)
+    Call.objects.create(station=a["station"], action="RequestStartTransaction",
+                        payload={"evseId": 1, "idToken": {"idToken": card.value,
+                                                          "type": "Central"}},
+                        status=Call.Status.ACCEPTED)
+    LocalListEntry.objects.create(station=a["station"], value=card.value, status="Accepted")
+    return {"admin": admin, "tx": tx, "card": card}
+
+
+def test_another_organizations_card_number_is_masked_wherever_a_manager_sees_it(
+        client, worlds, visitor):
+    """World A's manager sees the visitor's session, frames, command and list entry, and of
+    its card number only the last characters; its own fleet admin and the operator see it."""
+    a = worlds["A"]
+    station, tx = a["station"].pk, visitor["tx"].pk
+    pages = [*urls_without(), f"/stations/{station}/", f"/sessions/{tx}/",
+             f"/local-lists/{station}/", f"/api/v1/stations/{station}/calls/",
+             f"/api/v1/transactions/{tx}/", f"/sessions/?token={VISITOR_CARD[:8]}",
+             f"/api/v1/transactions/?id_token={VISITOR_CARD}"]
+    client.force_login(a["manager"])
+    shown = {url: body(client.get(url)) for url in pages}
+    assert [url for url, text in shown.items() if VISITOR_CARD in text] == []
+    for url in (f"/stations/{station}/", f"/sessions/{tx}/", f"/local-lists/{station}/",
+                f"/api/v1/transactions/{tx}/", f"/api/v1/stations/{station}/calls/"):
+        assert card_use.masked(VISITOR_CARD) in shown[url], url
+    # Searching by its number finds nothing: a match would tell the number.
+    assert "TX-VISITOR" not in shown[f"/sessions/?token={VISITOR_CARD[:8]}"]
+    assert "TX-VISITOR" not in shown[f"/api/v1/transactions/?id_token={VISITOR_CARD}"]
+    # The live station and sessions pages (fragments pushed over the socket) mask it too.
+    user = User.objects.get(pk=a["manager"].pk)
+    for params in ({"page": "station", "station": station}, {"page": "sessions"},
+                   {"page": "session", "tx": str(tx)}):
+        page = consumers.open_page(user, params)
+        fragments = "".join(page.initial()) + "".join(page.update(
+            [{"event": "transaction.update", "station_id": station, "site_id": a["site"].pk,
+              "data": {"transaction": tx}}]))
+        assert VISITOR_CARD not in fragments, params
+    # A message log rendered for a live socket, without the page's list of hidden numbers,
+    # reads them itself.
+    log = stations_fragments.message_log(a["station"], stations_fragments.LogFilter(), 1)
+    pushed = stations_fragments.render("message_log", {"viewer": user, "station": a["station"],
+                                                       **log})
+    assert card_use.masked(VISITOR_CARD) in pushed and VISITOR_CARD not in pushed
+    # Those who see the card see its number.
+    for who in (visitor["admin"], User.objects.create_superuser("root-visitor")):
+        client.force_login(who)
+        assert VISITOR_CARD in body(client.get(f"/api/v1/transactions/{tx}/"))
+        assert VISITOR_CARD in body(client.get(f"/sessions/{tx}/"))

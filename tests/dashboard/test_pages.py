@@ -344,9 +344,10 @@ def local_list_cell(body: str) -> str:
 @pytest.mark.parametrize("state, shown", [
     (None, ["not kept", "manage"]),
     ({"enabled": False, "sync": "in_sync"}, ["not kept", "manage"]),
-    ({"sync": "in_sync"}, ["badge ok\">in sync", "details"]),
-    ({"sync": "out_of_sync", "note": "the station is offline"}, ["out of sync", "details"]),
-    ({"sync": "too_large", "note": "90 cards belong on this list"},
+    ({"enabled": True, "sync": "in_sync"}, ["badge ok\">in sync", "details"]),
+    ({"enabled": True, "sync": "out_of_sync", "note": "the station is offline"},
+     ["out of sync", "details"]),
+    ({"enabled": True, "sync": "too_large", "note": "90 cards belong on this list"},
      ["too large for the charger", "90 cards belong on this list"]),
 ])
 def test_station_page_shows_the_local_lists_state(client, personas: Personas, state, shown):
@@ -363,7 +364,7 @@ def test_station_page_shows_the_local_lists_state(client, personas: Personas, st
 
 def test_the_local_list_state_asks_for_itself_while_an_update_travels(client,
                                                                        personas: Personas):
-    LocalListState.objects.create(station=personas.station_a, sync="sending")
+    LocalListState.objects.create(station=personas.station_a, sync="sending", enabled=True)
     cell = local_list_cell(text(page(client, personas.operator, "/stations/STATION-A/")))
     assert 'hx-get="/stations/STATION-A/" hx-trigger="every 2s"' in cell
     LocalListState.objects.filter(station=personas.station_a).update(sync="in_sync")
@@ -378,7 +379,7 @@ def test_the_station_page_reads_the_local_list_with_the_station(client, personas
     client.get("/stations/STATION-A/")
     with CaptureQueriesContext(connection) as without_list:
         client.get("/stations/STATION-A/")
-    LocalListState.objects.create(station=personas.station_a, sync="in_sync")
+    LocalListState.objects.create(station=personas.station_a, sync="in_sync", enabled=True)
     with CaptureQueriesContext(connection) as with_list:
         assert "in sync" in text(client.get("/stations/STATION-A/"))
     assert len(with_list) == len(without_list)

@@ -10,6 +10,7 @@ from importlib import import_module
 import pytest
 from asgiref.sync import async_to_sync
 
+from accounts.models import IdToken
 from csms.gateway import coverage, frames
 from csms.gateway.frames import CALL, CALLRESULT
 from csms.gateway.table import SPOKEN, TABLE, Direction, block_modules
@@ -106,6 +107,7 @@ def test_each_unsupported_message_is_answered_not_supported(version, action):
                          ids=lambda value: getattr(value, "__name__", value))
 def test_each_command_is_sent_and_its_answer_read_on_a_real_socket(version, command):
     make_station("TABLE-OUT")
+    IdToken.objects.create(value="CARD-1")  # remote starts are sent only with a valid card
     example, answer = SENT[(version, command)]
     entry = TABLE.by_command[(version, command)]
 

@@ -8,13 +8,14 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from accounts import access
-from accounts.models import IdToken, Membership, Organization, Site
+from accounts.models import IdToken, Membership, Organization, Site, SiteAccess
 from stations.access import stations_for
 from stations.models import Station
+from stations.services.authorization import authorize
 
 pytestmark = pytest.mark.django_db
 
-MODELS = [Organization, Membership, IdToken, Site, Station]
+MODELS = [Organization, Membership, IdToken, Site, SiteAccess, Station]
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +38,7 @@ def counts() -> list[int]:
 
 
 def test_demo_data_is_idempotent_and_keeps_changes():
-    assert demo_data() == "Demo data: 25 objects created.\n"  # 4 of billing
+    assert demo_data() == "Demo data: 26 objects created.\n"  # 4 of billing
     before = counts()
     admin = authenticate(username="admin", password="demo-admin-password")
     admin.set_password("changed-by-someone")
@@ -70,7 +71,8 @@ def test_demo_network_is_what_the_readme_promises():
     assert access.sees_everything(users["finance"])
     assert [t.value for t in access.id_tokens_for(users["fleet"])] == ["DEMO-CARD-3"]
 
-    status = {t.value: t.effective_status() for t in IdToken.objects.all()}
+    # What the demo's stations tell each card: the fleet's charges there by agreement.
+    status = {t.value: authorize(stations[0], t.value).status for t in IdToken.objects.all()}
     assert status == {"DEMO-CARD-1": "Accepted", "DEMO-CARD-2": "Accepted",
                       "DEMO-CARD-3": "Accepted", "DEMO-BLOCKED": "Blocked",
                       "DEMO-EXPIRED": "Expired"}
@@ -81,13 +83,13 @@ def test_demo_data_refuses_a_production_database(settings, monkeypatch):
     monkeypatch.setattr(connection, "vendor", "postgresql")
     with pytest.raises(CommandError, match=r"demo passwords are public.*--force"):
         demo_data()
-    assert counts() == [0, 0, 0, 0, 0]
+    assert counts() == [0, 0, 0, 0, 0, 0]
 
     settings.DEBUG = True
-    assert "25 objects created" in demo_data()
+    assert "26 objects created" in demo_data()
 
 
 def test_demo_data_loads_into_production_database_when_forced(settings, monkeypatch):
     settings.DEBUG = False
     monkeypatch.setattr(connection, "vendor", "postgresql")
-    assert "25 objects created" in demo_data("--force")
+    assert "26 objects created" in demo_data("--force")

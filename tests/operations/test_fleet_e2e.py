@@ -18,7 +18,7 @@ import uuid
 import pytest
 from rest_framework.authtoken.models import Token
 
-from accounts.models import AuditEntry, IdToken, Membership, Organization, Site
+from accounts.models import AuditEntry, IdToken, Membership, Organization, Site, SiteAccess
 from stations.models import LocalListState, Transaction
 from tests.support.personas import CHARGER_PASSWORD, make_station, make_user
 from tests.support.servers import celery_worker, daphne
@@ -87,6 +87,7 @@ def test_fleet_admin_imports_blocks_and_the_charger_refuses_within_seconds():
     fleet = make_user("fleetadmin", fleet_org, Membership.Role.FLEET_ADMIN)
     outsider = make_user("othermanager", other_owner, Membership.Role.PROPERTY_MANAGER)
     site = Site.objects.create(name="Harbour car park", organization=owner)
+    SiteAccess.objects.create(organization=fleet_org, site=site)  # the fleet charges there
     for station_id in STATIONS.values():
         make_station(station_id, site=site)
 

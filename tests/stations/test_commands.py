@@ -7,6 +7,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from hypothesis import given
 from hypothesis import strategies as st
 
+from accounts.models import IdToken
 from csms.gateway import frames
 from stations.models import Call, MessageLog, Station, Transaction
 from stations.services import commands
@@ -34,6 +35,7 @@ async def connected(station_id: str, version: str) -> tuple[ChargerSocket, Stati
 ])
 def test_remote_start_is_translated_and_accepted(version, action, payload):
     make_station("RS")
+    IdToken.objects.create(value="CARD-9")
 
     async def flow():
         cp, station = await connected("RS", version)

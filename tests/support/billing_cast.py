@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from accounts.models import IdToken, Organization
+from accounts.models import IdToken, Organization, SiteAccess
 from billing import tariffs
 from billing.models import CustomerAccount, Issuer, Tariff
 from stations import records
@@ -50,7 +50,8 @@ def make_tariff(issuer: Issuer, *, site=None, station=None, customer=None,
 
 
 def billing_cast(personas: Personas) -> tuple[Issuer, Tariff]:
-    """The operator invoices; site A charges 0.40 €/kWh + 19 % VAT; the fleet has details.
+    """The operator invoices; site A charges 0.40 €/kWh + 19 % VAT and takes the fleet's
+    cards (an agreement); the fleet has details.
 
     The stations' first status reports are moved to 2020: the sessions of the tests happen in
     2026 and must not find an "Available" of the test run's own day after them."""
@@ -59,6 +60,7 @@ def billing_cast(personas: Personas) -> tuple[Issuer, Tariff]:
     Connector.objects.update(status_at=long_ago)
     issuer = make_issuer(personas.operator_org)
     make_customer_account(personas.fleet_org)
+    SiteAccess.objects.create(organization=personas.fleet_org, site=personas.site_a)
     return issuer, make_tariff(issuer, site=personas.site_a)
 
 

@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-from accounts.models import IdToken, Membership, Organization, Site
+from accounts.models import IdToken, Membership, Organization, Site, SiteAccess
 from billing.models import CustomerAccount, Issuer, Tariff
 from billing.tariffs import WindowSpec, assign, create_tariff
 from stations.models import Station
@@ -124,6 +124,10 @@ def load() -> int:
     site, new = Site.objects.get_or_create(
         name=site_name, organization=organizations[owner], defaults={"time_zone": time_zone}
     )
+    created += new
+    # The fleet's drivers charge at the car park: its owner agreed to the fleet's cards.
+    _, new = SiteAccess.objects.get_or_create(organization=organizations["Blue Fleet"],
+                                              site=site)
     created += new
 
     for station_id in STATIONS:

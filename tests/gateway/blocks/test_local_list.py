@@ -4,10 +4,14 @@ split by its per-message maximum, a differential update after a card is blocked,
 acknowledged and read back, ClearCache, a list too large for the charger reported and never
 truncated, and an offline station caught up on reconnect."""
 
+import importlib
+
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
+from django.apps import apps as django_apps
+from django.db import transaction
 
-from accounts import cards
+from accounts import card_use, cards
 from accounts.models import AuditEntry, IdToken
 from stations.models import Call, LocalListEntry, LocalListState, Station
 from stations.services import local_lists
@@ -104,9 +108,9 @@ def test_full_then_differential_list_acknowledged(personas, api, operator, versi
         if version == "2.0.1":
             assert [item["idToken"]["type"] for item in sent] == [
                 "ISO14443", "ISO14443", "KeyCode"]
-            assert sent[1]["idTokenInfo"]["groupIdToken"]["idToken"] == "G1"
+            assert sent[1]["idTokenInfo"]["groupIdToken"]["idToken"] == "0:G1"
         else:
-            assert sent[1]["idTagInfo"] == {"status": "Accepted", "parentIdTag": "G1",
+            assert sent[1]["idTagInfo"] == {"status": "Accepted", "parentIdTag": "0:G1",
                                             "expiryDate": "2031-01-01T00:00:00.000Z"}
 
         # A card is blocked: one differential update carries just that card.
@@ -196,7 +200,7 @@ def test_offline_station_gets_the_update_when_it_is_back(personas, operator, eag
         LocalListEntry(station=station, value=v, status="Accepted", token_type=t, group=g,
                        expires_at=e)
         for v, t, g, e in [("LL-A", "ISO14443", "", None),
-                           ("LL-B", "ISO14443", "G1", "2031-01-01T00:00:00Z"),
+                           ("LL-B", "ISO14443", "0:G1", "2031-01-01T00:00:00Z"),
                            ("LL-C", "KeyCode", "", None)]])
     Station.objects.filter(pk=station.pk).update(connected=False)
     cards.set_status(operator, IdToken.objects.filter(value="LL-A"), IdToken.Status.BLOCKED)
@@ -224,3 +228,57 @@ def test_offline_station_gets_the_update_when_it_is_back(personas, operator, eag
     async_to_sync(flow)()
     state = LocalListState.objects.get(station=station)
     assert (state.sync, state.version) == ("in_sync", 10)
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_asking_for_the_list_version_never_turns_the_list_on(personas, operator, version,
+                                                             eager):
+    """The charger's answer is recorded; no list follows, Blocked and Expired cards neither:
+    keeping a list is an operator's act."""
+    station = make_station(f"ASK-{version}", site=personas.site_a, ocpp_version=version)
+    IdToken.objects.create(value="LL-BLOCKED", status=IdToken.Status.BLOCKED)
+
+    async def flow() -> None:
+        charger = ChargerSocket(station.pk, version)
+        assert await charger.connect()
+        fresh = await Station.objects.aget(pk=station.pk)
+        await sync_to_async(local_lists.get_version)(fresh, operator)
+        await charger.answer(await _expect(charger, "GetLocalListVersion"),
+                             {WORDS[version]["version"]: 5})
+        assert await charger.communicator.receive_nothing(timeout=1)  # no SendLocalList
+        await charger.close()
+
+    async_to_sync(flow)()
+    state = LocalListState.objects.get(station=station)
+    assert (state.enabled, state.version_reported) == (False, 5)
+    assert not Call.objects.filter(station=station, action="SendLocalList").exists()
+    with transaction.atomic():
+        assert local_lists.sync(station).startswith("the local list is off")
+
+
+def test_a_stations_list_holds_only_the_cards_that_charge_there(personas, operator):
+    """Site A's list: its owner's cards, the operator's and those of organizations agreed with
+    or roaming; never another organization's card that cannot charge there."""
+    station = make_station("LL-TENANTS", site=personas.site_a, ocpp_version="2.0.1")
+    IdToken.objects.create(value="OWNER-A", organization=personas.org_a)
+    IdToken.objects.create(value="OWNER-B", organization=personas.org_b)
+    assert set(local_lists.wanted(station)) == {"OWNER-A", "TOKEN-OPERATOR"}
+    card_use.access_grant(personas.manager, personas.fleet_org, personas.site_a)
+    assert set(local_lists.wanted(station)) == {"OWNER-A", "TOKEN-OPERATOR", "TOKEN-FLEET"}
+    card_use.policy_set(personas.operator, personas.org_b, roaming=True)
+    card_use.policy_set(personas.outsider, personas.org_b, roaming_consent=True)
+    assert "OWNER-B" in local_lists.wanted(station)
+    nowhere = make_station("LL-NO-SITE", ocpp_version="2.0.1")  # a station on no site yet
+    assert set(local_lists.wanted(nowhere)) == {"TOKEN-OPERATOR", "OWNER-B"}
+
+
+def test_the_migration_keeps_on_only_the_lists_a_person_turned_on(personas, operator):
+    """Before, asking a charger for its version turned its list on: those stay off now."""
+    migration = importlib.import_module("stations.migrations.0007_cards_local_list_off_by_default")
+    chosen = make_station("LL-CHOSEN", site=personas.site_a, ocpp_version="1.6")
+    asked = make_station("LL-ASKED", site=personas.site_a, ocpp_version="1.6")
+    local_lists.set_enabled(operator, chosen, True)
+    LocalListState.objects.create(station=asked, enabled=True)  # as GetLocalListVersion did
+    migration.keep_only_chosen_lists(django_apps, None)
+    assert dict(LocalListState.objects.values_list("station_id", "enabled")) == {
+        "LL-CHOSEN": True, "LL-ASKED": False}
