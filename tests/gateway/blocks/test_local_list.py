@@ -274,7 +274,7 @@ def test_a_stations_list_holds_only_the_cards_that_charge_there(personas, operat
 
 def test_the_migration_keeps_on_only_the_lists_a_person_turned_on(personas, operator):
     """Before, asking a charger for its version turned its list on: those stay off now."""
-    migration = importlib.import_module("stations.migrations.0007_cards_local_list_off_by_default")
+    migration = importlib.import_module("stations.migrations.0011_cards_local_list_off_by_default")
     chosen = make_station("LL-CHOSEN", site=personas.site_a, ocpp_version="1.6")
     asked = make_station("LL-ASKED", site=personas.site_a, ocpp_version="1.6")
     local_lists.set_enabled(operator, chosen, True)

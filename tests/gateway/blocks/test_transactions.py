@@ -279,7 +279,7 @@ def test_a_remotely_started_session_without_its_card_in_the_events_is_the_cards_
         async with serving() as port, RealCharger.connected(port, "STATION-A", "2.0.1") as cp:
             station = await sync_to_async(Station.objects.get)(pk="STATION-A")
             sent = in_thread(commands.send, station,
-                             commands.RemoteStart(evse=1, id_token="TOKEN-FLEET"))
+                             commands.RemoteStart(evse=1, id_token="TOKEN-OPERATOR"))
             request = await cp.receive()
             await cp.answer(request, {"status": "Accepted"})
             assert (await sent).status == Call.Status.ACCEPTED
@@ -290,4 +290,4 @@ def test_a_remotely_started_session_without_its_card_in_the_events_is_the_cards_
 
     asyncio.run(flow())
     tx = Transaction.objects.get(station_id="STATION-A")
-    assert tx.id_token_value == "TOKEN-FLEET" and tx.id_token == personas.fleet_token
+    assert tx.id_token_value == "TOKEN-OPERATOR" and tx.id_token == personas.token
