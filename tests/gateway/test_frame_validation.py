@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from fastjsonschema import JsonSchemaValueException
 from jsonschema.exceptions import best_match
-from ocpp.messages import get_validator
 
 from csms.gateway import frames
 
@@ -40,10 +39,8 @@ PROBES: list[Any] = [None, True, False, 0, 1, -1, 2**63, Decimal("1"), Decimal("
 
 
 def _reference(version: str, message_type: int, action: str) -> Any:
-    """The jsonschema validator validate() falls back to, as it loads it."""
-    decimal_schema = (version, message_type, action) in frames._DECIMAL_SCHEMAS
-    return get_validator(message_type, action, version,
-                         parse_float=Decimal if decimal_schema else float)
+    """The jsonschema validator validate() falls back to."""
+    return frames.reference_validator(message_type, action, version)
 
 
 def _deref(schema: dict, root: dict) -> dict:
