@@ -234,10 +234,11 @@ def known_actions(version: str) -> frozenset[str]:
 
 # OCPP's integer is 32 bits, signed (1.6 and 2.0.1 Part 2, "Primitive datatypes"), and
 # connectors and EVSEs count from 0 (the id of one is what `connectorId`, `evseId` and an EVSE's
-# `id` hold). The schema files leave both out; a value beyond them fits no column a CSMS keeps
-# it in. Every schema is read with these bounds added (`_bounded`), by both checks below.
+# `id` hold), as a transaction's `seqNo` does. The schema files leave both out; a value beyond
+# them fits no column a CSMS keeps it in. Every schema is read with these bounds added
+# (`_bounded`), by both checks below. (definition, property): "" is any definition.
 INT32 = (-(2**31), 2**31 - 1)
-_NOT_NEGATIVE = {("", "connectorId"), ("", "evseId"), ("EVSEType", "id")}  # (definition, name)
+_NOT_NEGATIVE = {("", "connectorId"), ("", "evseId"), ("EVSEType", "id"), ("", "seqNo")}
 
 
 def _bounded(node: Any, not_negative: bool = False, definition: str = "") -> Any:

@@ -106,3 +106,15 @@ def test_callerrors_name_the_field_and_the_rule_never_the_value(version):
     assert all(answer[0] == 4 for answer in answers), answers
     for answer in answers:
         assert SECRET not in str(answer[2:]) and "4711" not in str(answer[2:]), answer
+
+
+def test_a_value_no_column_holds_is_a_property_violation_not_retry_later():
+    """A register of 2^63 Wh is a valid 2.0.1 number; PostgreSQL's column cannot hold it (the
+    embedded database stores it). Either way the charger hears something final: retrying the
+    same message could never succeed."""
+    make_station("WIDE", ocpp_version="2.0.1")
+    reading = {"evseId": 1, "meterValue": [{"timestamp": ago(seconds=5), "sampledValue": [
+        {"value": 2**63, "measurand": "Energy.Active.Import.Register"}]}]}
+    answer, heartbeat = calls("WIDE", "2.0.1", [("MeterValues", reading), ("Heartbeat", {})])
+    assert answer[0] == 3 or answer[2] == "PropertyConstraintViolation", answer
+    assert heartbeat[0] == 3
