@@ -10,9 +10,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from django.conf import settings
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from stations.models import Station
+from stations.services.registration import station_registration_decide
 from tests.support import ROOT
 from tests.support.chargers import basic_auth, connected
 from tests.support.personas import make_station
@@ -49,6 +52,7 @@ async def handshake_status(port: int, path: str, subprotocol: str = "ocpp1.6") -
 
 @pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
 def test_a_silent_charger_is_closed_normally_and_offline(kind):
+    """Closed, not left open: daphne refused the close code once, and the socket stayed."""
     make_station("SILENT")
     with server(kind) as (port, log):
         async def silent() -> tuple[int | None, float]:
@@ -65,6 +69,34 @@ def test_a_silent_charger_is_closed_normally_and_offline(kind):
         text = log()
     assert code == 1000 and took < 8
     assert "Traceback" not in text and "invalid close code" not in text.lower()
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the decision reaches another process "
+                    "through Redis only")
+@pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
+def test_a_rejected_station_is_closed_normally(kind, personas):
+    make_station("TURNED-AWAY")
+
+    def reject() -> None:
+        station_registration_decide(Station.objects.get(pk="TURNED-AWAY"),
+                                    Station.Registration.REJECTED, user=personas.operator)
+
+    with server(kind) as (port, log):
+        async def rejected() -> int | None:
+            async with connect(f"ws://127.0.0.1:{port}/ocpp/TURNED-AWAY",
+                               subprotocols=["ocpp1.6"],
+                               additional_headers={"Authorization": basic_auth("TURNED-AWAY")},
+                               ping_interval=None) as charger:
+                await asyncio.to_thread(wait_until, lambda: connected("TURNED-AWAY"), 5)
+                await asyncio.to_thread(reject)
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(charger.recv(), 10)
+                return charger.close_code
+
+        code = asyncio.run(rejected())
+        text = log()
+    assert code == 1000
+    assert "Traceback" not in text
 
 
 @pytest.mark.parametrize(("kind", "status"), [("daphne", 403), ("uvicorn", 400)])
