@@ -19,17 +19,27 @@ if settings.SERVE_STATIC:
     django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (after Django setup)
-from django.urls import path  # noqa: E402
+from django.urls import path, re_path  # noqa: E402
 
 from csms import metrics  # noqa: E402
 from csms.gateway.consumer import ChargerConsumer  # noqa: E402
 from stations.web.consumers import dashboard_socket  # noqa: E402
 
+
+async def refuse_socket(scope: dict, receive, send) -> None:
+    """A WebSocket to a path nothing serves: refused at the handshake (the server answers 403),
+    not an error (no route raises, which the servers answer 500 with a traceback)."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.close"})
+
+
 websocket_urlpatterns = [
-    # Chargers never get cookies or sessions: the gateway authenticates them itself.
-    path("ocpp/<path:station_id>", ChargerConsumer.as_asgi()),
+    # Chargers never get cookies or sessions: the gateway authenticates them itself. Whatever
+    # the last segment holds (a newline too) reaches it, and it refuses ids no station can have.
+    re_path(r"^ocpp/(?P<station_id>[\s\S]+)\Z", ChargerConsumer.as_asgi()),
     # The browser's live dashboard: session cookie and Origin checked (stations/web/consumers.py).
     path("ws/dashboard/", dashboard_socket),
+    re_path(r"", refuse_socket),
 ]
 
 application = ProtocolTypeRouter(

@@ -334,6 +334,11 @@ OCPP = {
     "DB_THREADS": envint("OCPP_DB_THREADS", 1),
     # Days the message log keeps frames (0 keeps them forever).
     "MESSAGE_LOG_DAYS": envint("OCPP_MESSAGE_LOG_DAYS", 90),
+    # How far a charger's event timestamps may be from the server's clock (csms/gateway/frames.py
+    # event_time): days back (messages queued offline), seconds ahead (drift, a charger writing
+    # local time as UTC). Further off, the message is refused as no real clock's reading.
+    "CLOCK_PAST_DAYS": envint("OCPP_CLOCK_PAST_DAYS", 3650),
+    "CLOCK_AHEAD": envint("OCPP_CLOCK_AHEAD", 86400),
 }
 
 BILLING = {

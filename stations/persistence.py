@@ -415,7 +415,7 @@ def _pipeline() -> Iterator[None]:
         yield
         return
     connection.ensure_connection()
-    with connection.connection.pipeline():
+    with connection.wrap_database_errors, connection.connection.pipeline():
         yield
 
 
@@ -517,7 +517,8 @@ def _cursor() -> Iterator:
     PostgreSQL took to store the rows."""
     if connection.vendor == "postgresql":
         connection.ensure_connection()
-        with psycopg.RawCursor(connection.connection) as cursor:
+        # Its errors as Django's (a value no column holds is a DataError), like any cursor's.
+        with connection.wrap_database_errors, psycopg.RawCursor(connection.connection) as cursor:
             yield cursor
     else:
         with connection.cursor() as cursor:

@@ -16,6 +16,7 @@ task per process, not per socket: csms/gateway/liveness.py.
 """
 
 import asyncio
+import decimal
 import functools
 import logging
 import time
@@ -23,6 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from http import HTTPStatus
 
 from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
@@ -30,7 +32,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import transaction
+from django.db import DataError, transaction
 
 from csms import logs, metrics, proxies
 from csms.gateway import auth, frames, liveness
@@ -45,6 +47,11 @@ from stations.services import commands, message_log, presence, registration
 from stations.services.commands import Reply
 
 log = logging.getLogger(__name__)
+
+# Every close of an admitted charger's socket (displaced, rejected, silent) is a normal closure:
+# daphne sends no other standard code (1001, 1002, 1008 fail there, and the socket stays open),
+# and a charger does nothing different for the others. The log says why.
+CLOSE_CODE = 1000
 
 
 @dataclass(slots=True)
@@ -146,10 +153,9 @@ class ChargerConsumer(AsyncWebsocketConsumer):
             log.info("refused %s from %s: %s", self.station_id[:60], self.address,
                      refusal.reason)
             if refusal.reason == "no_subprotocol":
-                # OCPP-J §3.1.3 (2.0.1 Part 4 §3.1.3): finish the handshake with no subprotocol
-                # header, then close.
-                await self.accept()
-                await self.close(code=1002)
+                # No OCPP version in common: the upgrade is refused with 400 Bad Request, as the
+                # OCA's test tool expects, rather than completed and closed.
+                await self._refuse_upgrade(400)
             else:
                 denial = auth.denial(refusal, self.scope)
                 for message in denial:  # 401 with a Basic challenge
@@ -172,6 +178,18 @@ class ChargerConsumer(AsyncWebsocketConsumer):
         await self.accept(subprotocol=next(p for p, v in frames.SUBPROTOCOLS.items()
                                            if v == version))
         log.info("connected %s (OCPP %s) from %s", station.pk, version, self.address)
+
+    async def _refuse_upgrade(self, status: int) -> None:
+        """Answer the handshake with an HTTP status where the server can (the ASGI WebSocket
+        Denial Response extension: uvicorn); elsewhere (daphne) close before accepting, which
+        the server answers 403."""
+        if "websocket.http.response" not in self.scope.get("extensions", {}):
+            await self.close()
+            return
+        await self.base_send({"type": "websocket.http.response.start", "status": status,
+                              "headers": [(b"content-type", b"text/plain")]})
+        await self.base_send({"type": "websocket.http.response.body",
+                              "body": HTTPStatus(status).phrase.encode()})
 
     async def _check_credentials(self, station: Station) -> None:
         try:
@@ -211,7 +229,7 @@ class ChargerConsumer(AsyncWebsocketConsumer):
     async def ocpp_displace(self, message: dict) -> None:
         if message["by"] != self.channel_name:
             self.displaced = True
-            await self.close(code=1000)
+            await self.close(code=CLOSE_CODE)
 
     async def ocpp_registration(self, message: dict) -> None:
         """A person decided the station's registration (registration.station_registration_decide):
@@ -221,14 +239,14 @@ class ChargerConsumer(AsyncWebsocketConsumer):
         if message["registration"] == Station.Registration.REJECTED:
             self.closing_reason = "rejected"
             log.info("closing %s: rejected by an operator", self.station.pk)
-            await self.close(code=1008)  # policy violation
+            await self.close(code=CLOSE_CODE)
 
     async def close_silent(self) -> None:
         """Nothing heard for longer than the silence limit: the charger is gone (liveness.py)."""
         self.closing_reason = "silent"
         log.info("closing %s: silent for %.0f s", self.station.pk,
                  time.monotonic() - self.heard_at)
-        await self.close(code=1001)
+        await self.close(code=CLOSE_CODE)
 
     # --- frames from the charger --------------------------------------------------------------
 
@@ -258,7 +276,7 @@ class ChargerConsumer(AsyncWebsocketConsumer):
             entry = self.inbound.get(call.action)
             if entry is None or entry.handler is None:
                 if call.action not in frames.known_actions(self.version):
-                    raise FrameError("not_implemented", f"Unknown action {call.action[:50]}")
+                    raise FrameError("not_implemented", "Unknown action")
                 raise FrameError("not_supported", f"{call.action} is not supported")
             frames.validate(frames.CALL, call.action, call.payload, self.version)
             # While a station is not accepted it may only register itself.
@@ -274,6 +292,14 @@ class ChargerConsumer(AsyncWebsocketConsumer):
         except FrameError as error:  # a value the schema allows but the domain cannot read
             error.message_id = call.message_id
             await self._send_error(error, logged=call)
+            return
+        except (DataError, OverflowError, decimal.DecimalException) as error:
+            # A value the schema allows that no column or conversion holds: the same message
+            # fails again however often it is sent, so "retry later" would be a lie.
+            log.warning("%s from %s: a value out of range (%s)", call.action, self.station.pk,
+                        type(error).__name__)
+            await self._send_error(FrameError("property", "A value is out of the range the "
+                                              "CSMS can store", call.message_id), logged=call)
             return
         except Exception:
             log.exception("%s from %s failed", call.action, self.station.pk)

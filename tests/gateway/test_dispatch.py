@@ -37,7 +37,7 @@ def test_the_channel_layers_messages_are_logged_with_the_station(caplog):
         await charger.close()
         return closed
 
-    assert async_to_sync(flow)() == {"type": "websocket.close", "code": 1008}
+    assert async_to_sync(flow)() == {"type": "websocket.close", "code": 1000}
     closing = [r for r in caplog.records if r.getMessage().startswith("closing LOGGED-LAYER")]
     assert [r.station for r in closing] == ["LOGGED-LAYER"]
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 from fastjsonschema import JsonSchemaValueException
+from fastjsonschema.generator import enforce_list
 from jsonschema.exceptions import best_match
-from ocpp.messages import get_validator
 
 from csms.gateway import frames
 
@@ -40,10 +40,8 @@ PROBES: list[Any] = [None, True, False, 0, 1, -1, 2**63, Decimal("1"), Decimal("
 
 
 def _reference(version: str, message_type: int, action: str) -> Any:
-    """The jsonschema validator validate() falls back to, as it loads it."""
-    decimal_schema = (version, message_type, action) in frames._DECIMAL_SCHEMAS
-    return get_validator(message_type, action, version,
-                         parse_float=Decimal if decimal_schema else float)
+    """The jsonschema validator validate() falls back to."""
+    return frames.reference_validator(message_type, action, version)
 
 
 def _deref(schema: dict, root: dict) -> dict:
@@ -73,8 +71,9 @@ def _example(schema: dict, root: dict, depth: int = 0) -> Any:
             3, schema.get("maxLength", 3))
     if kind == "integer":
         return min(max(1, schema.get("minimum", 1)), schema.get("maximum", 1_000))
-    if kind == "number":
-        return 21.4  # a multiple of 0.1 once parsed as a Decimal
+    if kind == "number":  # a multiple of 0.1 once parsed as a Decimal, within the bounds
+        return float(min(max(Decimal("21.4"), schema.get("minimum", 0)),
+                         schema.get("maximum", Decimal("21.4"))))
     if kind == "boolean":
         return True
     assert kind is None, f"no example for {schema}"
@@ -233,3 +232,71 @@ def test_decimal_schema_takes_a_decimal_tenth() -> None:
     with pytest.raises(frames.FrameError) as caught:
         frames.validate(frames.CALL, bad.action, bad.payload, "1.6")
     assert caught.value.kind == "property" and "multiple of" in caught.value.description
+
+
+def _number_nodes(schema: dict, root: dict, path: tuple = ()) -> Iterator[tuple[tuple, dict]]:
+    """Every node of a valid example whose schema bounds or steps a number (integers' 32 bits
+    aside: validate() adds those)."""
+    schema = _deref(schema, root)
+    if {"multipleOf", "minimum", "maximum"} & set(schema):
+        yield path, schema
+    for name, sub in schema.get("properties", {}).items():
+        yield from _number_nodes(sub, root, (*path, name))
+    if schema.get("type") == "array":
+        yield from _number_nodes(schema.get("items", {}), root, (*path, 0))
+
+
+def _schema_file(version: str, message_type: int, action: str) -> dict:
+    """A schema as its file has it: the keywords OCPP wrote, not those validate() adds."""
+    return json.loads(frames.schema_path(message_type, action, version).read_text(
+        encoding="utf-8-sig"), parse_float=Decimal)
+
+
+NUMBER_SCHEMAS = [(version, message_type, action)
+                  for version in ("1.6", "2.0.1", "2.1")
+                  for action in sorted(frames.known_actions(version))
+                  for message_type in (frames.CALL, frames.CALLRESULT)
+                  if frames.schema_path(message_type, action, version).is_file()
+                  and any(_number_nodes(*[_schema_file(version, message_type, action)] * 2))]
+
+
+def _same_number(value: Decimal) -> list[Any]:
+    """One number as each type may hold it: an int (if whole), a float, a Decimal."""
+    forms = [float(value), value]
+    if value == value.to_integral_value():
+        forms.append(int(value))
+    return forms
+
+
+@pytest.mark.parametrize(("version", "message_type", "action"), NUMBER_SCHEMAS,
+                         ids=[f"{v}-{'req' if t == 2 else 'conf'}-{a}"
+                              for v, t, a in NUMBER_SCHEMAS])
+def test_every_number_keyword_takes_int_float_and_decimal_alike(version, message_type, action):
+    """A number's verdict does not depend on its Python type, and no type makes a check raise
+    anything but FrameError (a float against a Decimal multipleOf once raised TypeError)."""
+    root = frames.reference_validator(message_type, action, version).schema
+    example = json.loads(json.dumps(_example(root, root)), parse_float=Decimal)
+    checked = 0
+    for path, node in _number_nodes(*[_schema_file(version, message_type, action)] * 2):
+        bounds = [Decimal(node.get("minimum", -(2**31))), Decimal(node.get("maximum", 2**31 - 1))]
+        step = Decimal(str(node.get("multipleOf", 1)))
+        # Off the step, whole (6.0, which a float and an int hold too), at and beyond a bound.
+        values = {Decimal("21.45"), Decimal("6.0"), *bounds,
+                  *(bound - step for bound in bounds[:1]), *(bound + step for bound in bounds[1:])}
+        integer = "integer" in enforce_list(node.get("type", []))
+        for value in values:
+            verdicts = set()
+            for number in _same_number(value):
+                try:
+                    frames.validate(message_type, action, _replaced(example, path, number),
+                                    version)
+                    verdict = "valid"
+                except frames.FrameError as error:
+                    verdict = error.kind
+                checked += 1
+                if integer and not isinstance(number, int):
+                    assert verdict != "valid", (path, number)  # draft 4: ints only
+                else:
+                    verdicts.add(verdict)
+            assert len(verdicts) <= 1, (path, value, verdicts)
+    assert checked

@@ -170,7 +170,7 @@ def test_a_connected_station_rejected_by_a_person_is_closed_and_kept_out(persona
         return closed, await again.connect()
 
     closed, reconnected = async_to_sync(flow)()
-    assert closed == {"type": "websocket.close", "code": 1008}
+    assert closed == {"type": "websocket.close", "code": 1000}
     assert not reconnected
     assert not Station.objects.get(pk="TURNED-AWAY").connected
 

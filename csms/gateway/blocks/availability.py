@@ -8,7 +8,7 @@ from ocpp.v201.enums import Action as V201
 from ocpp.v201.enums import ConnectorStatusEnumType as ConnectorStatus
 from ocpp.v201.enums import OperationalStatusEnumType as OperationalStatus
 
-from csms.gateway.frames import parse_timestamp, utc_now
+from csms.gateway.frames import event_time, utc_now
 from csms.gateway.table import TABLE, Context, Version
 from stations.models import Connector
 from stations.services import batch, commands
@@ -30,7 +30,7 @@ def status_notification_16(ctx: Context, payload: dict) -> dict:
         ctx.station, evse=connector, connector=1 if connector else None, status=status,
         detail=reported if reported != status else "", error_code=payload["errorCode"],
         info=payload.get("info", ""),
-        timestamp=parse_timestamp(payload["timestamp"]) if "timestamp" in payload else None,
+        timestamp=event_time(payload["timestamp"]) if "timestamp" in payload else None,
         no_session=reported in _NO_SESSION_16, batch=ctx.batch,
     )
     return {}
@@ -40,7 +40,7 @@ def status_notification_16(ctx: Context, payload: dict) -> dict:
 def status_notification_201(ctx: Context, payload: dict) -> dict:
     batch.status_record(
         ctx.station, evse=payload["evseId"], connector=payload["connectorId"],
-        status=payload["connectorStatus"], timestamp=parse_timestamp(payload["timestamp"]),
+        status=payload["connectorStatus"], timestamp=event_time(payload["timestamp"]),
         no_session=payload["connectorStatus"] == ConnectorStatus.available, batch=ctx.batch,
     )
     return {}

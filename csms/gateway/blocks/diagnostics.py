@@ -7,7 +7,7 @@ from ocpp.v21.enums import Action as V21
 from ocpp.v201.enums import Action as V201
 
 from csms.gateway.blocks._shared import notification_record
-from csms.gateway.frames import parse_timestamp
+from csms.gateway.frames import event_time
 from csms.gateway.table import TABLE, V201_AND_V21, Context, Direction, Version
 from stations.models import StationEvent
 from stations.services import device
@@ -30,7 +30,7 @@ def notify_event_201(ctx: Context, payload: dict) -> dict:
     for event in payload["eventData"]:
         name = f"{event['component']['name']}.{event['variable']['name']}: {event['trigger']}"
         device.station_event_record(ctx.station, StationEvent.Kind.MONITORING, name, event,
-                                    parse_timestamp(event["timestamp"]))
+                                    event_time(event["timestamp"]))
     return {}
 
 

@@ -3,13 +3,13 @@ not, in domain units (energy Wh, power W: kilo- prefixes and multipliers folded)
 values of transaction messages are read here too (csms/gateway/blocks/transactions.py)."""
 
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from ocpp.v16.enums import Action as V16
 from ocpp.v16.enums import ValueFormat
 from ocpp.v201.enums import Action as V201
 
-from csms.gateway.frames import FrameError, parse_timestamp
+from csms.gateway.frames import FrameError, event_time
 from csms.gateway.table import TABLE, Context, Version
 from stations.records import ENERGY_REGISTER, Sample
 from stations.services import batch
@@ -24,8 +24,8 @@ def to_domain(value: object, unit: str, multiplier: int = 0) -> tuple[Decimal, s
     """A reading in the domain's unit: a kilo-unit's value times 1,000, then 10^multiplier."""
     try:
         number = Decimal(str(value))
-    except InvalidOperation:
-        raise FrameError("property", f"Meter value is not a number: {str(value)[:40]}") from None
+    except ArithmeticError:  # not a number
+        raise FrameError("property", "Meter value is not a number") from None
     if not number.is_finite():
         raise FrameError("property", "Meter value is not a finite number")
     if unit in _KILO:
@@ -54,7 +54,7 @@ def _sample(timestamp: datetime, sampled: dict, value: Decimal, unit: str) -> Sa
 def samples_16(meter_values: list[dict]) -> list[Sample]:
     samples = []
     for meter_value in meter_values:
-        timestamp = parse_timestamp(meter_value["timestamp"])
+        timestamp = event_time(meter_value["timestamp"])
         for sampled in meter_value["sampledValue"]:
             if sampled.get("format") == ValueFormat.signed_data:
                 continue  # a signed blob, not a number; kept in the message log
@@ -66,7 +66,7 @@ def samples_16(meter_values: list[dict]) -> list[Sample]:
 def samples_201(meter_values: list[dict]) -> list[Sample]:
     samples = []
     for meter_value in meter_values:
-        timestamp = parse_timestamp(meter_value["timestamp"])
+        timestamp = event_time(meter_value["timestamp"])
         for sampled in meter_value["sampledValue"]:
             unit_of_measure = sampled.get("unitOfMeasure", {})
             samples.append(_sample(timestamp, sampled, *to_domain(

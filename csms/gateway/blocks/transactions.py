@@ -13,7 +13,7 @@ from billing.services import total_cost
 from csms.gateway.blocks.authorization import id_tag_info, id_token_info
 from csms.gateway.blocks.meter_values import samples_16, samples_201, to_domain
 from csms.gateway.blocks.remote_control import remote_start_token
-from csms.gateway.frames import parse_timestamp
+from csms.gateway.frames import event_time
 from csms.gateway.table import TABLE, Context, ReplyContext, Version
 from stations.models import Call, TransactionMessage
 from stations.records import ENERGY_REGISTER, TransactionReport
@@ -37,7 +37,7 @@ def start_transaction_16(ctx: Context, payload: dict) -> dict:
                          ("connectorId", "idTag", "timestamp", "meterStart"))
     auth = authorize(ctx.station, payload["idTag"])
     tx, _ = transactions.transaction_report(ctx.station, TransactionReport(
-        kind=Kind.START, timestamp=parse_timestamp(payload["timestamp"]),
+        kind=Kind.START, timestamp=event_time(payload["timestamp"]),
         start_key=start_key, evse=payload["connectorId"], connector=1,
         id_token=payload["idTag"], token=auth.token, token_refused=_refused(auth),
         meter_wh=to_domain(payload["meterStart"], "Wh")[0],
@@ -48,7 +48,7 @@ def start_transaction_16(ctx: Context, payload: dict) -> dict:
 @TABLE.handles(Version.V16, V16.stop_transaction)
 def stop_transaction_16(ctx: Context, payload: dict) -> dict:
     transactions.transaction_report(ctx.station, TransactionReport(
-        kind=Kind.END, timestamp=parse_timestamp(payload["timestamp"]),
+        kind=Kind.END, timestamp=event_time(payload["timestamp"]),
         transaction_id=str(payload["transactionId"]), id_token=payload.get("idTag"),
         meter_wh=to_domain(payload["meterStop"], "Wh")[0],
         stop_reason=payload.get("reason", "Local"),
@@ -76,7 +76,7 @@ def transaction_event_201(ctx: Context, payload: dict) -> dict:
     # A TransactionEvent cannot be rejected: an unknown token is stored and answered Invalid.
     auth = authorize(ctx.station, token or remote_token) if token or remote_token else None
     report = TransactionReport(
-        kind=kind, timestamp=parse_timestamp(payload["timestamp"]),
+        kind=kind, timestamp=event_time(payload["timestamp"]),
         transaction_id=info["transactionId"], sequence=payload["seqNo"],
         evse=evse.get("id"), connector=evse.get("connectorId"), id_token=token or remote_token,
         token=auth.token if auth is not None else None,
