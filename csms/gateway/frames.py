@@ -239,9 +239,15 @@ def known_actions(version: str) -> frozenset[str]:
 # (`_bounded`), by both checks below. (definition, property): "" is any definition.
 INT32 = (-(2**31), 2**31 - 1)
 _NOT_NEGATIVE = {("", "connectorId"), ("", "evseId"), ("EVSEType", "id"), ("", "seqNo")}
+# Except a 1.6 transaction's meter readings: a transaction message is never refused for a
+# reading (its stop and times would be lost with it). The domain's plausible ranges judge them
+# (stations/plausibility.py): an absurd one is kept in the message log and the session held
+# for review.
+_READINGS = {"meterStart", "meterStop"}
 
 
-def _bounded(node: Any, not_negative: bool = False, definition: str = "") -> Any:
+def _bounded(node: Any, not_negative: bool = False, definition: str = "",
+             reading: bool = False) -> Any:
     """The schema (a node of it) with OCPP's integer range and the non-negative ids added."""
     if isinstance(node, list):
         return [_bounded(item) for item in node]
@@ -251,13 +257,14 @@ def _bounded(node: Any, not_negative: bool = False, definition: str = "") -> Any
     for key, value in node.items():
         if key == "properties":
             bounded[key] = {name: _bounded(sub, ("", name) in _NOT_NEGATIVE
-                                           or (definition, name) in _NOT_NEGATIVE)
+                                           or (definition, name) in _NOT_NEGATIVE,
+                                           reading=name in _READINGS)
                             for name, sub in value.items()}
         elif key == "definitions":
             bounded[key] = {name: _bounded(sub, definition=name) for name, sub in value.items()}
         else:
             bounded[key] = _bounded(value)
-    if "integer" in enforce_list(node.get("type", [])):
+    if "integer" in enforce_list(node.get("type", [])) and not reading:
         least = 0 if not_negative else INT32[0]
         bounded["minimum"] = max(node.get("minimum", least), least)
         bounded["maximum"] = min(node.get("maximum", INT32[1]), INT32[1])
