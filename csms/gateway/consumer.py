@@ -159,7 +159,7 @@ class ChargerConsumer(AsyncWebsocketConsumer):
         # Admitted: now, and only now, an older connection of this station steps aside.
         await self.channel_layer.group_send(self.group,
                                             {"type": "ocpp.displace", "by": self.channel_name})
-        await write_and_publish(presence.station_connected, station, version)
+        self.connection = await write_and_publish(presence.station_connected, station, version)
         self.admitted = True
         liveness.register(self)
         metrics.CONNECTIONS.labels("admitted").inc()
@@ -199,7 +199,7 @@ class ChargerConsumer(AsyncWebsocketConsumer):
             await self._notify(reply_to, call_id)
         if not self.displaced:
             await write_and_publish(presence.station_disconnected, self.station.pk,
-                                    self.station.site_id)
+                                    self.station.site_id, self.connection)
         log.info("disconnected %s (code %s)", self.station.pk, code)
 
     async def ocpp_displace(self, message: dict) -> None:
