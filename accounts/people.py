@@ -9,7 +9,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from accounts import audit
+from accounts import audit, signals
 from accounts.models import AuditEntry, Membership, Organization
 
 Action = AuditEntry.Action
@@ -51,6 +51,7 @@ def member_add(actor: AbstractBaseUser, user: User, organization: Organization,
                      f"made {user} {membership.get_role_display()} of {organization}",
                      target=f"user:{user.pk}",
                      details={"organization": organization.pk, "role": role})
+        signals.access_changed.send(User, user_id=user.pk)
     return membership
 
 
@@ -71,6 +72,7 @@ def role_change(actor: AbstractBaseUser, membership: Membership, role: str) -> M
                      target=f"user:{membership.user_id}",
                      details={"organization": membership.organization_id,
                               "role": [before, role]})
+        signals.access_changed.send(User, user_id=membership.user_id)
     return membership
 
 
@@ -84,6 +86,13 @@ def member_remove(actor: AbstractBaseUser, membership: Membership) -> None:
                      target=f"user:{membership.user_id}",
                      details={"organization": membership.organization_id,
                               "role": membership.role})
+        signals.access_changed.send(User, user_id=membership.user_id)
+
+
+def logged_out(sender: type, request: object, user: User | None, **kwargs: object) -> None:
+    """A person who logs out sees nothing any more, in any page still open."""
+    if user is not None:
+        signals.access_changed.send(User, user_id=user.pk)
 
 
 def _keep_an_admin(membership: Membership) -> None:

@@ -2,7 +2,8 @@
 
 Protocol. A page connects to /ws/dashboard/?page=<name>&<the page's parameters> through the htmx
 ws extension (templates/base.html). The socket
-  1. refuses anonymous users and foreign origins at the handshake;
+  1. refuses anonymous users and foreign origins at the handshake (an origin is the page's own
+     only with the same scheme, host and port, or one of CSRF_TRUSTED_ORIGINS);
   2. takes only the events of the groups of what the page shows and the user may see (events
      travel in batches on one channel-layer group, stations/events.py);
   3. sends the page's live fragments at once, so a reconnected page catches up on what it missed;
@@ -13,22 +14,28 @@ each top-level element out of band. A message holds either table parts (<tbody>,
 none: the browser's parser drops a table part that follows another element. The browser sends
 nothing.
 
+When what the user may see changes (a membership added, changed or removed, a logout), their
+sockets close with ACCESS_CHANGED: the page, reloaded, shows what they may see now.
+
 Events are hints: the channel layer drops messages under load, so nothing shown comes from an
 event's payload, and a lost event costs only freshness until the next one or a reconnect.
 """
 
 import asyncio
 import logging
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.security.websocket import AllowedHostsOriginValidator
+from channels.security.websocket import WebsocketDenier
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ObjectDoesNotExist
+from django.http.request import validate_host
 
 from accounts import access
+from csms import proxies
 from stations import events
 from stations.access import may_operate_station, stations_for
 from stations.models import Connector, Station, Transaction
@@ -37,6 +44,9 @@ from stations.web import fragments
 log = logging.getLogger(__name__)
 
 SOCKET_PATH = "/ws/dashboard/"
+# The close code that tells the page (static/js/dashboard.js) that the user's access changed:
+# an application code, which every supported server can send, and htmx does not reconnect on.
+ACCESS_CHANGED = 4001
 
 
 def live_url(params: dict[str, str]) -> str:
@@ -333,7 +343,9 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             return
         self.pending: list[dict] = []
         self.groups = set(self.page.groups)
+        self.user_group = events.user_group(user.pk)
         # Join before the first read: an event in between costs a repeat, never a miss.
+        await self.channel_layer.group_add(self.user_group, self.channel_name)
         if self.groups:
             await self.channel_layer.group_add(events.FEED, self.channel_name)
         await self.accept()
@@ -342,8 +354,16 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.flusher is not None:
             self.flusher.cancel()
-        if self.page is not None and self.groups:
-            await self.channel_layer.group_discard(events.FEED, self.channel_name)
+        if self.page is not None:
+            await self.channel_layer.group_discard(self.user_group, self.channel_name)
+            if self.groups:
+                await self.channel_layer.group_discard(events.FEED, self.channel_name)
+
+    async def dashboard_access(self, message: dict) -> None:
+        """What the user may see changed (stations.events.user_group): nothing more is sent."""
+        self.pending = []
+        self.groups = set()
+        await self.close(code=ACCESS_CHANGED)
 
     async def domain_events(self, message: dict) -> None:
         mine = [event for event in message["events"]
@@ -371,6 +391,49 @@ class DashboardConsumer(AsyncWebsocketConsumer):
                 await self.send(text_data=html)
 
 
-# Browsers get cookies, so the Origin is checked (cross-site WebSocket hijacking); the session
-# cookie says who the user is.
-dashboard_socket = AllowedHostsOriginValidator(AuthMiddlewareStack(DashboardConsumer.as_asgi()))
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) with the scheme's default port filled in; None if unreadable."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname.lower(), port
+
+
+def same_origin(scope: dict) -> bool:
+    """Whether the socket is opened by a page of this dashboard: its Origin has the scheme,
+    host and port the request was made to (the scheme as a trusted TLS proxy says), or is one
+    of CSRF_TRUSTED_ORIGINS, and its host is one of ALLOWED_HOSTS."""
+    origin = _origin(proxies.header(scope, b"origin"))
+    if origin is None or not validate_host(origin[1], settings.ALLOWED_HOSTS):
+        return False
+    secure = scope.get("scheme") == "wss" or (
+        proxies.from_trusted_proxy(scope)
+        and proxies.header(scope, b"x-forwarded-proto") == "https")
+    host = proxies.header(scope, b"host")
+    requested = _origin(f"{'https' if secure else 'http'}://{host}") if host else None
+    if origin == requested:
+        return True
+    return origin in {_origin(trusted) for trusted in settings.CSRF_TRUSTED_ORIGINS}
+
+
+class SameOriginValidator:
+    """Browsers send cookies with a WebSocket handshake from any page, so a page of another
+    origin (another site, or another port or scheme of this host) could open the socket as the
+    user: cross-site WebSocket hijacking. Only the dashboard's own pages may."""
+
+    def __init__(self, application) -> None:
+        self.application = application
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        if not same_origin(scope):
+            await WebsocketDenier()(scope, receive, send)
+            return
+        await self.application(scope, receive, send)
+
+
+# The session cookie says who the user is.
+dashboard_socket = SameOriginValidator(AuthMiddlewareStack(DashboardConsumer.as_asgi()))

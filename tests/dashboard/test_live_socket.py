@@ -12,12 +12,18 @@ from decimal import Decimal
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
 from django.db import transaction
+from django.urls import reverse
 
+from accounts import people
+from accounts.models import Membership
+from csms.asgi import application
 from stations import events, records
 from stations.models import Call, Station
 from stations.services import batch, presence, registration
-from tests.support.live import ids, opened, receive, run, socket
+from stations.web.consumers import ACCESS_CHANGED
+from tests.support.live import WAIT, ids, logged_in, opened, receive, run, socket
 from tests.support.personas import Personas, make_transaction
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,6 +59,44 @@ def test_anonymous_and_foreign_origin_connections_are_refused(personas: Personas
             connected, _ = await communicator.connect()
             assert not connected
             await communicator.disconnect()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("origin", [
+    "http://testserver:8080", "https://testserver", "http://evil.example", "null", "",
+    "http://testserver.evil.example", "ws://testserver",
+])
+def test_only_the_pages_own_origin_opens_the_socket(personas: Personas, origin):
+    """Same scheme, host and port as the request (ws:// from http://testserver) or nothing:
+    another port of the same host is another site."""
+    async def scenario():
+        refused = await socket(personas.operator, origin=origin)
+        assert not (await refused.connect())[0]
+        await refused.disconnect()
+        for own in ("http://testserver", "http://TESTSERVER:80"):
+            await opened(await socket(personas.operator, origin=own))
+
+    run(scenario)
+
+
+def test_a_trusted_origin_opens_the_socket_and_a_tls_proxy_makes_it_https(personas: Personas,
+                                                                          settings):
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "csms.example"]
+    settings.CSRF_TRUSTED_ORIGINS = ["https://csms.example"]
+    settings.TRUSTED_PROXIES = ["10.0.0.1"]
+
+    async def scenario():
+        await opened(await socket(personas.operator, origin="https://csms.example"))
+        assert not (await (await socket(personas.operator, origin="http://csms.example"))
+                    .connect())[0]
+        behind_proxy = await socket(personas.operator, origin="https://testserver")
+        behind_proxy.scope["headers"].append((b"x-forwarded-proto", b"https"))
+        assert not (await behind_proxy.connect())[0]  # said by anybody: not believed
+        behind_proxy = await socket(personas.operator, origin="https://testserver")
+        behind_proxy.scope["headers"].append((b"x-forwarded-proto", b"https"))
+        behind_proxy.scope["client"] = ["10.0.0.1", 40000]
+        await opened(behind_proxy)
 
     run(scenario)
 
@@ -281,5 +325,71 @@ def test_a_station_awaiting_approval_appears_on_the_pending_page(personas: Perso
         assert ids(update) == [["pending-body"]] and 'id="pending-NEWCOMER-7"' in update
         assert "Approve" in update
         await communicator.disconnect()
+
+    run(scenario)
+
+
+# --- access revoked -------------------------------------------------------------------------
+
+def test_a_removed_membership_closes_the_users_open_pages(personas: Personas):
+    """The manager watches their station; the operator removes them from the organization: the
+    page closes at once, hears nothing more, and cannot open again."""
+    @database_sync_to_async
+    def remove_manager() -> None:
+        people.member_remove(personas.operator, Membership.objects.get(user=personas.manager))
+
+    async def scenario():
+        station_page = await socket(personas.manager, "page=station&station=STATION-A")
+        await opened(station_page)
+        overview = await socket(personas.manager)
+        await opened(overview)
+        await remove_manager()
+        for page in (station_page, overview):
+            closed = await page.receive_output(timeout=WAIT)
+            assert closed == {"type": "websocket.close", "code": ACCESS_CHANGED}
+        await set_status("STATION-A", "Faulted")
+        again = await socket(personas.manager, "page=station&station=STATION-A")
+        assert not (await again.connect())[0]
+        await again.disconnect()
+
+    run(scenario)
+
+
+def test_only_the_user_whose_access_changed_is_closed(personas: Personas):
+    @database_sync_to_async
+    def change_outsider() -> None:
+        people.role_change(personas.operator, Membership.objects.get(user=personas.outsider),
+                           Membership.Role.FLEET_ADMIN)
+
+    async def scenario():
+        page = await socket(personas.manager, "page=station&station=STATION-A")
+        await opened(page)
+        await change_outsider()
+        await set_status("STATION-A", "Faulted")
+        assert ids(*await receive(page)) == [["station-identity", "connectors"]]
+        await page.disconnect()
+
+    run(scenario)
+
+
+def test_logging_out_closes_the_pages_of_that_session(personas: Personas):
+    client = logged_in(personas.manager)
+    cookie = client.cookies["sessionid"].value
+
+    def page_socket() -> WebsocketCommunicator:
+        return WebsocketCommunicator(application, "/ws/dashboard/?page=overview", headers=[
+            (b"host", b"testserver"), (b"origin", b"http://testserver"),
+            (b"cookie", f"sessionid={cookie}".encode())])
+
+    async def scenario():
+        page = page_socket()
+        await opened(page)
+        response = await database_sync_to_async(client.post)(reverse("logout"))
+        assert response.status_code == 302
+        closed = await page.receive_output(timeout=WAIT)
+        assert closed == {"type": "websocket.close", "code": ACCESS_CHANGED}
+        again = page_socket()
+        assert not (await again.connect())[0]
+        await again.disconnect()
 
     run(scenario)
