@@ -26,6 +26,10 @@ from accounts.signals import access_changed
 log = logging.getLogger(__name__)
 
 EVERYTHING = "dash.all"
+# A station's message log has new frames. Only the station's page listens: every frame of
+# every charger is logged, so it is announced once per station per stored batch, and with no
+# site (which would wake the pages of the station's site for nothing).
+FRAMES_LOGGED = "station.frames"
 # The one channel-layer group events travel on (a list of events per message).
 FEED = "dash.feed"
 

@@ -35,7 +35,7 @@ from django.db import transaction
 from csms import logs, metrics, proxies
 from csms.gateway import auth, frames, liveness
 from csms.gateway.frames import CALLRESULT, Call, CallError, CallResult, FrameError
-from csms.gateway.orm import in_db_thread, write_and_publish
+from csms.gateway.orm import write_and_publish
 from csms.gateway.table import TABLE, ReplyContext, status_reader
 from csms.gateway.writer import writer
 from stations import events
@@ -111,7 +111,8 @@ class ChargerConsumer(AsyncWebsocketConsumer):
 
     async def dispatch(self, message: dict) -> None:
         # Channels' dispatch first recycles database connections, a thread hop per frame;
-        # every database call here runs through orm.in_db_thread, which does what is needed.
+        # every database call here runs through orm.in_db_thread (_write), which does what is
+        # needed.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -402,4 +403,6 @@ class ChargerConsumer(AsyncWebsocketConsumer):
                 log.warning("could not tell %s that call %s ended", reply_to, call_id)
 
     async def _write(self, function, *args):
-        return await in_db_thread(function, *args)
+        # What it writes may be news for the dashboard (a refusal, a logged frame): announced
+        # from here, after the write, not from the ORM thread.
+        return await write_and_publish(function, *args)

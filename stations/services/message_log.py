@@ -4,6 +4,7 @@ other rows: stations/services/batch.py.)"""
 
 from typing import Any
 
+from stations import events
 from stations.models import MessageLog, Station
 
 Direction = MessageLog.Direction
@@ -25,6 +26,7 @@ def error_record(station: Station, message_id: str, error: tuple[str, str],
                            message_type=MessageType.CALLERROR, message_id=message_id[:100],
                            payload=list(error)))
     MessageLog.objects.bulk_create(rows)
+    events.publish(events.FRAMES_LOGGED, station.pk)
 
 
 def frame_record(station: Station, direction: str, message_type: int, message_id: str,
@@ -32,3 +34,4 @@ def frame_record(station: Station, direction: str, message_type: int, message_id
     """One frame: a call we sent, or a charger's reply to one."""
     MessageLog.objects.create(station=station, direction=direction, message_type=message_type,
                               message_id=message_id, action=action, payload=payload)
+    events.publish(events.FRAMES_LOGGED, station.pk)

@@ -44,6 +44,9 @@ def connection_refused(station_id: str, remote_addr: str, reason: str, detail: s
         station_id=station_id[:200], remote_addr=remote_addr[:64], reason=reason,
         detail=detail[:200],
     )
+    # An alert on the overview: the operator's, and that of whoever sees the station's site.
+    site_id = Station.objects.filter(pk=station_id).values_list("site_id", flat=True).first()
+    events.publish("station.refused", station_id[:200], site_id, reason=reason)
 
 
 

@@ -69,6 +69,8 @@ class LivePage:
     """What one open page shows live, for one user; its methods run on the database thread."""
 
     groups: list[str]
+    # Kinds of events the page has nothing to show for: dropped before they cost a read.
+    ignored: frozenset[str] = frozenset({events.FRAMES_LOGGED})
     # Seconds to gather events before one re-read: long enough to fold a charger's burst
     # (status, meter values, transaction) into one read.
     pause = 0.2
@@ -113,7 +115,7 @@ class OverviewPage(LivePage):
 
     def update(self, batch: list[dict]) -> list[str]:
         alerting = any(
-            event["event"] == "station.security"
+            event["event"] in ("station.security", "station.refused")
             or (event["event"] == "connector.status"
                 and event["data"].get("status") == Connector.Status.FAULTED)
             for event in batch
@@ -183,7 +185,10 @@ class StationPage(LivePage):
         "transaction.update": {"sessions", "recent"},
         "transaction.end": {"connectors", "sessions", "recent"},
         "call.outcome": {"calls"},
+        events.FRAMES_LOGGED: {"log"},
+        "station.refused": set(),  # an alert of the overview
     }
+    ignored = frozenset()
 
     def __init__(self, user: AbstractBaseUser, params: dict[str, str]) -> None:
         super().__init__(user)
@@ -191,9 +196,12 @@ class StationPage(LivePage):
         self.station_id = station.pk
         self.may_operate = may_operate_station(user, station)
         self.groups = [events.station_group(self.station_id)]
+        # The message log as the page shows it: its filter and page.
+        self.log_filter = fragments.LogFilter.from_params(params)
+        self.log_page = _number(params, "p") or 1
 
     def initial(self) -> list[str]:
-        return self._render({"identity", "connectors", "sessions", "recent", "calls"})
+        return self._render({"identity", "connectors", "sessions", "recent", "calls", "log"})
 
     def update(self, batch: list[dict]) -> list[str]:
         # Boot, firmware, security and other station notifications change the identity card.
@@ -215,6 +223,8 @@ class StationPage(LivePage):
                                           recent=fragments.recent_sessions(station)),
             "calls": lambda: self.render("calls", station=station,
                                          calls=fragments.recent_calls(station)),
+            "log": lambda: self.render("message_log", station=station, **fragments.message_log(
+                station, self.log_filter, self.log_page)),
         }
         return ["".join(render() for name, render in parts.items() if name in touched)]
 
@@ -366,8 +376,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         await self.close(code=ACCESS_CHANGED)
 
     async def domain_events(self, message: dict) -> None:
-        mine = [event for event in message["events"]
-                if not self.groups.isdisjoint(events.groups_for(event))]
+        mine = [event for event in message["events"] if event["event"] not in self.page.ignored
+                and not self.groups.isdisjoint(events.groups_for(event))]
         if not mine:
             return
         self.pending += mine

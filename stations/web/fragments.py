@@ -277,6 +277,10 @@ class LogFilter:
         return cls(action=params.get("action", "").strip()[:50],
                    direction=direction if direction in MessageLog.Direction.values else "")
 
+    def params(self) -> dict[str, str]:
+        return {name: value for name, value in (("action", self.action),
+                                                ("direction", self.direction)) if value}
+
 
 def message_log(station: Station, log_filter: LogFilter, number: str | int | None) -> dict:
     messages = station.messages.all()
@@ -287,8 +291,7 @@ def message_log(station: Station, log_filter: LogFilter, number: str | int | Non
     # Actions offered in the filter: those of the latest messages, a bounded read even for a
     # station with millions of frames.
     seen = station.messages.exclude(action="").values_list("action", flat=True)[:500]
-    query = urlencode({k: v for k, v in (("action", log_filter.action),
-                                         ("direction", log_filter.direction)) if v})
+    query = urlencode(log_filter.params())
     return {"log": page_of(messages, number), "log_filter": log_filter,
             "log_query": f"{query}&" if query else "", "log_actions": sorted(set(seen))}
 

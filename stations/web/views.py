@@ -93,11 +93,8 @@ def station_detail(request: HtmxHttpRequest, station_id: str) -> HttpResponse:
     if wants_fragment(request, "station-local-list"):
         return render(request, "dashboard/fragments/station_local_list.html",
                       {"station": station})
-    log = fragments.message_log(station, fragments.LogFilter.from_params(request.GET),
-                                request.GET.get("page"))
-    if wants_fragment(request, "message-log"):
-        return render(request, "dashboard/fragments/message_log.html",
-                      {"station": station, **log})
+    log_filter = fragments.LogFilter.from_params(request.GET)
+    log = fragments.message_log(station, log_filter, request.GET.get("page"))
     context = {
         "station": station,
         "may_operate": may_operate_station(request.user, station),
@@ -107,8 +104,10 @@ def station_detail(request: HtmxHttpRequest, station_id: str) -> HttpResponse:
         "calls": fragments.recent_calls(station),
         **log,
     }
+    # The socket shows the log as this page does: its filter and its page of it.
     return _page(request, "station", context,
-                 live={"page": "station", "station": station.pk})
+                 live={"page": "station", "station": station.pk, "p": str(log["log"].number),
+                       **log_filter.params()})
 
 
 @require_GET

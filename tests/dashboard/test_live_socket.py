@@ -23,6 +23,7 @@ from stations import events, records
 from stations.models import Call, Station
 from stations.services import batch, presence, registration
 from stations.web.consumers import ACCESS_CHANGED
+from tests.support.chargers import ChargerSocket
 from tests.support.live import WAIT, ids, logged_in, opened, receive, run, socket
 from tests.support.personas import Personas, make_transaction
 
@@ -187,7 +188,7 @@ def test_events_are_hints_what_is_shown_is_read_from_the_database(personas: Pers
         communicator = await socket(personas.operator, "page=station&station=STATION-A")
         first = await opened(communicator)
         assert ids(*first) == [["station-identity", "connectors", "current-sessions",
-                                "recent-sessions", "calls"]]
+                                "recent-sessions", "calls", "message-log"]]
         # An event that lies about the status (or arrives late) shows the stored truth.
         await events.asend([{
             "event": "connector.status", "station_id": "STATION-A",
@@ -391,5 +392,65 @@ def test_logging_out_closes_the_pages_of_that_session(personas: Personas):
         again = page_socket()
         assert not (await again.connect())[0]
         await again.disconnect()
+
+    run(scenario)
+
+
+# --- the message log and the alerts -------------------------------------------------------------
+
+def test_the_station_page_shows_the_chargers_frames_as_they_are_logged(personas: Personas):
+    """A heartbeat and a frame answered with a CALLERROR appear in the log of the page that
+    shows it, filtered as that page is; the overview, which shows no log, hears nothing."""
+    async def scenario():
+        whole_log = await socket(personas.operator, "page=station&station=STATION-A")
+        await opened(whole_log)
+        errors_only = await socket(personas.operator,
+                                   "page=station&station=STATION-A&action=Nonsense")
+        await opened(errors_only)
+        overview = await socket(personas.operator)
+        await opened(overview)
+        charger = ChargerSocket("STATION-A")
+        assert await charger.connect()
+        await receive(whole_log)  # connected: the identity card
+        await receive(errors_only)
+        await receive(overview)
+        await charger.ok("Heartbeat", {})
+        [update] = await receive(whole_log)
+        assert ids(update) == [["message-log"]]
+        assert '<th scope="row" data-label="Action">Heartbeat' in update
+        [filtered] = await receive(errors_only)
+        assert '<th scope="row" data-label="Action">Heartbeat' not in filtered
+        assert "No message matches this filter" in filtered
+        assert (await charger.call("Nonsense", {}))[0] == 4
+        [update] = await receive(whole_log)
+        assert '<th scope="row" data-label="Action">Nonsense' in update and "CALLERROR" in update
+        [filtered] = await receive(errors_only)
+        assert '<th scope="row" data-label="Action">Nonsense' in filtered
+        assert await overview.receive_nothing(timeout=0.6)
+        await charger.close()
+        for page in (whole_log, errors_only, overview):
+            await page.disconnect()
+
+    run(scenario)
+
+
+def test_a_refused_connection_appears_in_the_overviews_alerts(personas: Personas):
+    """To the operator, and to the manager of the station's site; not to another manager."""
+    async def scenario():
+        operator = await socket(personas.operator)
+        await opened(operator)
+        manager = await socket(personas.manager)
+        await opened(manager)
+        outsider = await socket(personas.outsider)
+        await opened(outsider)
+        intruder = ChargerSocket("STATION-A", password="not-the-password-000")
+        assert not await intruder.connect()
+        for page in (operator, manager):
+            [update] = await receive(page)
+            assert ids(update) == [["counters", "alerts"]]
+            assert "connection refused (wrong_password)" in update
+        assert await outsider.receive_nothing(timeout=0.6)
+        for page in (operator, manager, outsider):
+            await page.disconnect()
 
     run(scenario)
