@@ -10,6 +10,8 @@ from accounts.api.views import (
     IdTokenViewSet,
     LocalListViewSet,
     MembershipViewSet,
+    OrganizationViewSet,
+    SiteViewSet,
 )
 from billing.api import views as billing_api
 from stations.api.views import CallViewSet, StationViewSet, TransactionViewSet
@@ -31,6 +33,8 @@ router.register("id-tokens", IdTokenViewSet, basename="id-token")
 router.register("card-imports", CardImportViewSet, basename="card-import")
 router.register("local-lists", LocalListViewSet, basename="local-list")
 router.register("memberships", MembershipViewSet, basename="membership")
+router.register("organizations", OrganizationViewSet, basename="organization")
+router.register("sites", SiteViewSet, basename="site")
 router.register("audit", AuditViewSet, basename="audit")
 router.register("transactions", TransactionViewSet, basename="transaction")
 router.register("calls", CallViewSet, basename="call")

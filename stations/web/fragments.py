@@ -32,7 +32,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts import access
-from accounts.models import Site
+from accounts.models import Membership, Organization, Site
 from stations.access import stations_for, transactions_for
 from stations.models import (
     Call,
@@ -142,6 +142,25 @@ class Alert:
     where: Site | str | None
     # A refused id is often no station of ours (a typo, a scan): nothing to link to.
     known: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FirstRun:
+    """What an operator admin has set up of an empty installation, step by step."""
+
+    organization: bool
+    site: bool
+    member: bool  # someone other than an operator admin has a role
+
+
+def first_run(user: AbstractBaseUser) -> FirstRun | None:
+    """The steps of a first run, shown to operator admins until a site has a station; None
+    once it has, or for anyone else."""
+    if not access.may_administer(user) or Station.objects.filter(site__isnull=False).exists():
+        return None
+    return FirstRun(organization=Organization.objects.exists(), site=Site.objects.exists(),
+                    member=Membership.objects.exclude(
+                        role=Membership.Role.OPERATOR_ADMIN).exists())
 
 
 def alerts(user: AbstractBaseUser, limit: int = RECENT) -> list[Alert]:

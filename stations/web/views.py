@@ -62,7 +62,8 @@ def _page(request: HtmxHttpRequest, template: str, context: dict,
 def overview(request: HtmxHttpRequest) -> HttpResponse:
     counts = fragments.overview_counts(request.user)
     return _page(request, "overview",
-                 {"counts": counts, "alerts": fragments.alerts(request.user)},
+                 {"counts": counts, "alerts": fragments.alerts(request.user),
+                  "first_run": fragments.first_run(request.user)},
                  live={"page": "overview"})
 
 

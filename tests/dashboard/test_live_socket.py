@@ -16,7 +16,7 @@ from channels.testing import WebsocketCommunicator
 from django.db import transaction
 from django.urls import reverse
 
-from accounts import people
+from accounts import organizations, people
 from accounts.models import Membership
 from csms.asgi import application
 from stations import events, records
@@ -352,6 +352,25 @@ def test_a_removed_membership_closes_the_users_open_pages(personas: Personas):
         again = await socket(personas.manager, "page=station&station=STATION-A")
         assert not (await again.connect())[0]
         await again.disconnect()
+
+    run(scenario)
+
+
+def test_moving_a_site_to_another_organization_closes_its_members_pages(personas: Personas):
+    @database_sync_to_async
+    def move_site_a() -> None:
+        site = personas.site_a
+        organizations.site_change(personas.operator, site, personas.org_b, site.name,
+                                  site.address, site.time_zone)
+
+    async def scenario():
+        manager, outsider = await socket(personas.manager), await socket(personas.outsider)
+        for page in (manager, outsider):
+            await opened(page)
+        await move_site_a()
+        for page in (manager, outsider):  # one sees it no more, the other sees it now
+            closed = await page.receive_output(timeout=WAIT)
+            assert closed == {"type": "websocket.close", "code": ACCESS_CHANGED}
 
     run(scenario)
 
