@@ -339,6 +339,7 @@ def open_page(user: AbstractBaseUser, params: dict[str, str]) -> LivePage | None
 class DashboardConsumer(AsyncWebsocketConsumer):
     page: LivePage | None = None
     flusher: asyncio.Task | None = None
+    closing = False  # the user's access changed: the socket is closing
 
     async def connect(self) -> None:
         user = self.scope["user"]
@@ -371,11 +372,15 @@ class DashboardConsumer(AsyncWebsocketConsumer):
 
     async def dashboard_access(self, message: dict) -> None:
         """What the user may see changed (stations.events.user_group): nothing more is sent."""
+        self.closing = True
         self.pending = []
-        self.groups = set()
+        if self.flusher is not None:
+            self.flusher.cancel()
         await self.close(code=ACCESS_CHANGED)
 
     async def domain_events(self, message: dict) -> None:
+        if self.closing:
+            return
         mine = [event for event in message["events"] if event["event"] not in self.page.ignored
                 and not self.groups.isdisjoint(events.groups_for(event))]
         if not mine:

@@ -76,7 +76,9 @@ def test_only_the_pages_own_origin_opens_the_socket(personas: Personas, origin):
         assert not (await refused.connect())[0]
         await refused.disconnect()
         for own in ("http://testserver", "http://TESTSERVER:80"):
-            await opened(await socket(personas.operator, origin=own))
+            accepted = await socket(personas.operator, origin=own)
+            await opened(accepted)
+            await accepted.disconnect()
 
     run(scenario)
 
@@ -88,16 +90,21 @@ def test_a_trusted_origin_opens_the_socket_and_a_tls_proxy_makes_it_https(person
     settings.TRUSTED_PROXIES = ["10.0.0.1"]
 
     async def scenario():
-        await opened(await socket(personas.operator, origin="https://csms.example"))
-        assert not (await (await socket(personas.operator, origin="http://csms.example"))
-                    .connect())[0]
-        behind_proxy = await socket(personas.operator, origin="https://testserver")
-        behind_proxy.scope["headers"].append((b"x-forwarded-proto", b"https"))
-        assert not (await behind_proxy.connect())[0]  # said by anybody: not believed
+        trusted = await socket(personas.operator, origin="https://csms.example")
+        await opened(trusted)
+        await trusted.disconnect()
+        plain = await socket(personas.operator, origin="http://csms.example")
+        assert not (await plain.connect())[0]
+        await plain.disconnect()
+        anybody = await socket(personas.operator, origin="https://testserver")
+        anybody.scope["headers"].append((b"x-forwarded-proto", b"https"))
+        assert not (await anybody.connect())[0]  # said by anybody: not believed
+        await anybody.disconnect()
         behind_proxy = await socket(personas.operator, origin="https://testserver")
         behind_proxy.scope["headers"].append((b"x-forwarded-proto", b"https"))
         behind_proxy.scope["client"] = ["10.0.0.1", 40000]
         await opened(behind_proxy)
+        await behind_proxy.disconnect()
 
     run(scenario)
 
@@ -348,6 +355,7 @@ def test_a_removed_membership_closes_the_users_open_pages(personas: Personas):
         for page in (station_page, overview):
             closed = await page.receive_output(timeout=WAIT)
             assert closed == {"type": "websocket.close", "code": ACCESS_CHANGED}
+            await page.disconnect()
         await set_status("STATION-A", "Faulted")
         again = await socket(personas.manager, "page=station&station=STATION-A")
         assert not (await again.connect())[0]
@@ -371,6 +379,7 @@ def test_moving_a_site_to_another_organization_closes_its_members_pages(personas
         for page in (manager, outsider):  # one sees it no more, the other sees it now
             closed = await page.receive_output(timeout=WAIT)
             assert closed == {"type": "websocket.close", "code": ACCESS_CHANGED}
+            await page.disconnect()
 
     run(scenario)
 
@@ -408,6 +417,7 @@ def test_logging_out_closes_the_pages_of_that_session(personas: Personas):
         assert response.status_code == 302
         closed = await page.receive_output(timeout=WAIT)
         assert closed == {"type": "websocket.close", "code": ACCESS_CHANGED}
+        await page.disconnect()
         again = page_socket()
         assert not (await again.connect())[0]
         await again.disconnect()
