@@ -47,6 +47,16 @@ def organization_ids(user: AbstractBaseUser, role: str) -> list[int]:
     return [organization for held, organization in _memberships(user) if held == role]
 
 
+def organizations_for(user: AbstractBaseUser) -> QuerySet[Organization]:
+    """Every organization for those who see everything, else those the user has a role in."""
+    if sees_everything(user):
+        return Organization.objects.all()
+    if not user.is_authenticated:
+        return Organization.objects.none()
+    return Organization.objects.filter(pk__in=[organization for _, organization
+                                               in _memberships(user)])
+
+
 def sites_for(user: AbstractBaseUser) -> QuerySet[Site]:
     if sees_everything(user):
         return Site.objects.all()

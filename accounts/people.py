@@ -15,7 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 
-from accounts import audit
+from accounts import audit, signals
 from accounts.models import AuditEntry, Membership, Organization
 from csms.proxies import client_address
 
@@ -58,6 +58,7 @@ def member_add(actor: AbstractBaseUser, user: User, organization: Organization,
                      f"made {user} {membership.get_role_display()} of {organization}",
                      target=f"user:{user.pk}",
                      details={"organization": organization.pk, "role": role})
+        signals.access_changed.send(User, user_id=user.pk)
     return membership
 
 
@@ -78,6 +79,7 @@ def role_change(actor: AbstractBaseUser, membership: Membership, role: str) -> M
                      target=f"user:{membership.user_id}",
                      details={"organization": membership.organization_id,
                               "role": [before, role]})
+        signals.access_changed.send(User, user_id=membership.user_id)
     return membership
 
 
@@ -91,6 +93,13 @@ def member_remove(actor: AbstractBaseUser, membership: Membership) -> None:
                      target=f"user:{membership.user_id}",
                      details={"organization": membership.organization_id,
                               "role": membership.role})
+        signals.access_changed.send(User, user_id=membership.user_id)
+
+
+def logged_out(sender: type, request: object, user: User | None, **kwargs: object) -> None:
+    """A person who logs out sees nothing any more, in any page still open."""
+    if user is not None:
+        signals.access_changed.send(User, user_id=user.pk)
 
 
 def _keep_an_admin(membership: Membership) -> None:

@@ -11,7 +11,9 @@ from accounts.api.views import (
     IdTokenViewSet,
     LocalListViewSet,
     MembershipViewSet,
+    OrganizationViewSet,
     SiteAccessViewSet,
+    SiteViewSet,
 )
 from billing.api import views as billing_api
 from stations.api.views import CallViewSet, StationViewSet, TransactionViewSet
@@ -35,6 +37,8 @@ router.register("local-lists", LocalListViewSet, basename="local-list")
 router.register("site-accesses", SiteAccessViewSet, basename="site-access")
 router.register("card-policies", CardPolicyViewSet, basename="card-policy")
 router.register("memberships", MembershipViewSet, basename="membership")
+router.register("organizations", OrganizationViewSet, basename="organization")
+router.register("sites", SiteViewSet, basename="site")
 router.register("audit", AuditViewSet, basename="audit")
 router.register("transactions", TransactionViewSet, basename="transaction")
 router.register("calls", CallViewSet, basename="call")

@@ -19,10 +19,17 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.dispatch import receiver
+
+from accounts.signals import access_changed
 
 log = logging.getLogger(__name__)
 
 EVERYTHING = "dash.all"
+# A station's message log has new frames. Only the station's page listens: every frame of
+# every charger is logged, so it is announced once per station per stored batch, and with no
+# site (which would wake the pages of the station's site for nothing).
+FRAMES_LOGGED = "station.frames"
 # The one channel-layer group events travel on (a list of events per message).
 FEED = "dash.feed"
 
@@ -42,6 +49,26 @@ def station_group(station_id: str) -> str:
 
 def site_group(site_id: int) -> str:
     return f"dash.site.{site_id}"
+
+
+def user_group(user_id: int) -> str:
+    """The group of one person's open pages, told when what they may see changes."""
+    return f"dash.user.{user_id}"
+
+
+@receiver(access_changed, dispatch_uid="events.access_changed")
+def _access_changed(sender: type, user_id: int, **kwargs: object) -> None:
+    """The person's live pages close once the change is committed; the page, reloaded, shows
+    what they may see now. Lost (the channel layer is lossy), a page goes on until it closes."""
+
+    def send() -> None:
+        try:
+            async_to_sync(get_channel_layer().group_send)(user_group(user_id),
+                                                          {"type": "dashboard.access"})
+        except Exception:
+            log.warning("access change of user %s not delivered", user_id, exc_info=True)
+
+    transaction.on_commit(send)
 
 
 def charger_group(station_id: str) -> str:

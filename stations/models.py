@@ -73,6 +73,9 @@ class Station(models.Model):
 
     connected = models.BooleanField(default=False)
     connected_at = models.DateTimeField(null=True, blank=True)
+    # The connection that holds the station now: a charger reconnects before its old socket is
+    # closed, and only the newest connection's close (or the sweep) may mark it offline.
+    connection = models.UUIDField(null=True, blank=True, editable=False)
     last_seen = models.DateTimeField(null=True, blank=True)
     last_boot_at = models.DateTimeField(null=True, blank=True)
     # Status of the station as a whole (a 1.6 StatusNotification for connector 0).

@@ -1,5 +1,7 @@
-"""The REST API's view of ID tokens, card imports, local lists, memberships and the audit log
-(API v1)."""
+"""The REST API's view of ID tokens, card imports, local lists, memberships, organizations,
+sites and the audit log (API v1)."""
+
+from zoneinfo import available_timezones
 
 from django.contrib.auth.models import User
 from drf_spectacular.types import OpenApiTypes
@@ -175,6 +177,25 @@ class MembershipSerializer(serializers.ModelSerializer):
     class Meta:
         model = Membership
         fields = ["id", "user", "organization", "role"]
+
+
+class OrganizationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Organization
+        fields = ["id", "name", "kind"]
+        # Names are checked by accounts.organizations (unique whatever the case).
+        extra_kwargs = {"name": {"validators": []}}
+
+
+class SiteSerializer(serializers.ModelSerializer):
+    organization = serializers.PrimaryKeyRelatedField(
+        queryset=Organization.objects.all(), help_text="The organization that owns the site.")
+    time_zone = serializers.ChoiceField(choices=sorted(available_timezones()), default="UTC",
+                                        help_text="An IANA time zone, e.g. Europe/Berlin.")
+
+    class Meta:
+        model = Site
+        fields = ["id", "name", "organization", "address", "time_zone"]
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):

@@ -1,5 +1,5 @@
-"""REST API v1: who may write what; ID tokens, card imports, local lists, memberships and the
-audit log.
+"""REST API v1: who may write what; ID tokens, card imports, local lists, memberships,
+organizations and sites, and the audit log.
 
 Reading needs no permission class: every queryset goes through accounts.access, so another
 tenant's object is a 404 and never a 403 that would reveal it exists. The classes below decide
@@ -19,7 +19,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthentic
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts import access, audit, card_use, cards, people
+from accounts import access, audit, card_use, cards, organizations, people
 from accounts.api.serializers import (
     AuditEntrySerializer,
     AuditFilterSerializer,
@@ -32,9 +32,19 @@ from accounts.api.serializers import (
     LocalListPushSerializer,
     LocalListSerializer,
     MembershipSerializer,
+    OrganizationSerializer,
     SiteAccessSerializer,
+    SiteSerializer,
 )
-from accounts.models import AuditEntry, CardImport, IdToken, Membership, Organization, SiteAccess
+from accounts.models import (
+    AuditEntry,
+    CardImport,
+    IdToken,
+    Membership,
+    Organization,
+    Site,
+    SiteAccess,
+)
 from stations.access import may_operate_station, stations_for
 from stations.api.serializers import CallSerializer
 from stations.models import LocalListState, Station
@@ -295,6 +305,72 @@ class MembershipViewSet(viewsets.ModelViewSet):
 
     def perform_destroy(self, instance: Membership) -> None:
         self._apply(lambda: people.member_remove(self.request.user, instance))
+
+
+class IsOperatorAdminToWrite(BasePermission):
+    message = "Only operator admins may create or change organizations and sites."
+
+    def has_permission(self, request, view) -> bool:
+        return request.method in SAFE_METHODS or access.may_administer(request.user)
+
+
+class _Administered(mixins.CreateModelMixin, mixins.UpdateModelMixin,
+                    viewsets.ReadOnlyModelViewSet):
+    """Read what one sees; operator admins create and change (never delete: sites keep their
+    sessions' history) through accounts.organizations, which audits."""
+
+    permission_classes = [IsAuthenticated, IsOperatorAdminToWrite]
+
+    def _apply(self, serializer, do) -> None:
+        try:
+            serializer.instance = do()
+        except organizations.OrganizationError as error:
+            raise serializers.ValidationError({"detail": str(error)}) from None
+
+
+@extend_schema(tags=["organizations"])
+class OrganizationViewSet(_Administered):
+    """Tenants: the operator, property owners, fleets. Everyone sees their own; operator admins
+    and finance see all."""
+
+    serializer_class = OrganizationSerializer
+
+    def get_queryset(self) -> QuerySet[Organization]:
+        return access.organizations_for(self.request.user).order_by("name")
+
+    def perform_create(self, serializer) -> None:
+        data = serializer.validated_data
+        self._apply(serializer, lambda: organizations.organization_create(
+            self.request.user, data["name"], data.get("kind", Organization.Kind.PROPERTY)))
+
+    def perform_update(self, serializer) -> None:
+        current, data = serializer.instance, serializer.validated_data
+        self._apply(serializer, lambda: organizations.organization_change(
+            self.request.user, current, data.get("name", current.name),
+            data.get("kind", current.kind)))
+
+
+@extend_schema(tags=["sites"])
+class SiteViewSet(_Administered):
+    """Places with chargers, each owned by an organization whose property managers see it."""
+
+    serializer_class = SiteSerializer
+
+    def get_queryset(self) -> QuerySet[Site]:
+        return access.sites_for(self.request.user).order_by("name")
+
+    def perform_create(self, serializer) -> None:
+        data = serializer.validated_data
+        self._apply(serializer, lambda: organizations.site_create(
+            self.request.user, data["organization"], data["name"], data.get("address", ""),
+            data["time_zone"]))
+
+    def perform_update(self, serializer) -> None:
+        current, data = serializer.instance, serializer.validated_data
+        self._apply(serializer, lambda: organizations.site_change(
+            self.request.user, current, data.get("organization", current.organization),
+            data.get("name", current.name), data.get("address", current.address),
+            data.get("time_zone", current.time_zone)))
 
 
 @extend_schema(tags=["audit"])

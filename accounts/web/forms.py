@@ -1,7 +1,8 @@
 """The pages' forms: they check what a person typed and say what is wrong in words; writing is
-left to accounts.cards and accounts.people."""
+left to accounts.cards, accounts.people and accounts.organizations."""
 
 from datetime import UTC, datetime, time, timedelta
+from zoneinfo import available_timezones
 
 from django import forms
 from django.conf import settings
@@ -158,3 +159,23 @@ class ThrottledAuthenticationForm(AuthenticationForm):
 
 class ThrottledAdminAuthenticationForm(ThrottledAuthenticationForm, AdminAuthenticationForm):
     """The admin's login form (staff only), saying so when the account is throttled."""
+
+
+class OrganizationForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    kind = forms.ChoiceField(choices=Organization.Kind.choices, initial=Organization.Kind.PROPERTY,
+                             help_text="The operator runs the network; property owners have "
+                             "sites; fleets have cards.")
+
+
+class SiteForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    organization = forms.ModelChoiceField(label="Owner organization",
+                                          queryset=Organization.objects.order_by("name"))
+    address = forms.CharField(max_length=300, required=False)
+    time_zone = forms.ChoiceField(initial="UTC", help_text="Times of this site's sessions are "
+                                  "shown in it.")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = [(zone, zone) for zone in sorted(available_timezones())]

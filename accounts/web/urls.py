@@ -25,4 +25,8 @@ urlpatterns = [
     path("audit/export/", views.audit_export, name="audit-download"),
     path("members/", views.members, name="members"),
     path("members/<int:pk>/", views.member_change, name="member"),
+    path("organizations/", views.organization_list, name="organizations"),
+    path("organizations/<int:pk>/", views.organization_detail, name="organization"),
+    path("organizations/sites/new/", views.site_new, name="site-new"),
+    path("organizations/sites/<int:pk>/", views.site_edit, name="site-edit"),
 ]

@@ -1,7 +1,9 @@
-"""Pages for cards, card imports, local lists, the audit log and memberships.
+"""Pages for cards, card imports, local lists, the audit log, memberships, organizations and
+sites.
 
 Thin: reading goes through accounts.access (another tenant's object is a 404), writing through
-accounts.cards, accounts.people and stations.services.local_lists, which audit what they do.
+accounts.cards, accounts.people, accounts.organizations and stations.services.local_lists, which
+audit what they do.
 """
 
 from urllib.parse import urlencode
@@ -16,9 +18,18 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts import access, audit, card_use, cards, people
-from accounts.models import AuditEntry, IdToken, Membership, Organization
-from accounts.web.forms import AuditFilter, CardFilter, CardForm, ImportForm, MemberForm, RoleForm
+from accounts import access, audit, card_use, cards, organizations, people
+from accounts.models import AuditEntry, IdToken, Membership, Organization, Site
+from accounts.web.forms import (
+    AuditFilter,
+    CardFilter,
+    CardForm,
+    ImportForm,
+    MemberForm,
+    OrganizationForm,
+    RoleForm,
+    SiteForm,
+)
 from accounts.web.redirects import redirect_next
 from stations.access import may_operate_station, stations_for, transactions_for
 from stations.models import LocalListEntry, LocalListState, Station
@@ -396,3 +407,90 @@ def member_change(request: HttpRequest, pk: int) -> HttpResponse:
     except people.MembershipError as error:
         messages.error(request, str(error))
     return redirect("members")
+
+
+# --- organizations and sites ---------------------------------------------------------------------
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def organization_list(request: HttpRequest) -> HttpResponse:
+    _require(access.may_administer(request.user))
+    form = OrganizationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            organization = organizations.organization_create(
+                request.user, form.cleaned_data["name"], form.cleaned_data["kind"])
+        except organizations.OrganizationError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.info(request, f"{organization} created: now add its sites.")
+            return redirect("organization", organization.pk)
+    found = Organization.objects.annotate(
+        site_count=Count("sites", distinct=True),
+        member_count=Count("memberships", distinct=True)).order_by("name")
+    return _page(request, "organizations", "organizations", {
+        "organizations": fragments.page_of(found, request.GET.get("page")), "form": form})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def organization_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    _require(access.may_administer(request.user))
+    organization = get_object_or_404(Organization, pk=pk)
+    form = OrganizationForm(request.POST or None, initial={"name": organization.name,
+                                                           "kind": organization.kind})
+    if request.method == "POST" and form.is_valid():
+        try:
+            organizations.organization_change(request.user, organization,
+                                              form.cleaned_data["name"], form.cleaned_data["kind"])
+        except organizations.OrganizationError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.info(request, "Organization saved.")
+            return redirect("organization", organization.pk)
+    return _page(request, "organization", "organizations", {
+        "organization": organization, "form": form,
+        "sites": organization.sites.annotate(station_count=Count("stations")),
+        "memberships": organization.memberships.select_related("user").order_by(
+            "user__username"),
+        "site_form": SiteForm(initial={"organization": organization}),
+    })
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def site_new(request: HttpRequest) -> HttpResponse:
+    _require(access.may_administer(request.user))
+    form = SiteForm(request.POST or None, initial={"organization": request.GET.get("organization")})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            site = organizations.site_create(request.user, data["organization"], data["name"],
+                                             data["address"], data["time_zone"])
+        except organizations.OrganizationError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.info(request, f"Site {site} created: its stations can now be added.")
+            return redirect("organization", site.organization_id)
+    return _page(request, "site_form", "organizations", {"form": form, "site": None})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def site_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    _require(access.may_administer(request.user))
+    site = get_object_or_404(Site, pk=pk)
+    form = SiteForm(request.POST or None, initial={
+        "name": site.name, "organization": site.organization, "address": site.address,
+        "time_zone": site.time_zone})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            organizations.site_change(request.user, site, data["organization"], data["name"],
+                                      data["address"], data["time_zone"])
+        except organizations.OrganizationError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.info(request, "Site saved.")
+            return redirect("organization", data["organization"].pk)
+    return _page(request, "site_form", "organizations", {"form": form, "site": site})

@@ -37,7 +37,7 @@ from django.db import DataError, transaction
 from csms import logs, metrics, proxies
 from csms.gateway import auth, frames, liveness
 from csms.gateway.frames import CALLRESULT, Call, CallError, CallResult, FrameError
-from csms.gateway.orm import in_db_thread, write_and_publish
+from csms.gateway.orm import write_and_publish
 from csms.gateway.table import TABLE, ReplyContext, status_reader
 from csms.gateway.writer import writer
 from stations import events
@@ -119,7 +119,8 @@ class ChargerConsumer(AsyncWebsocketConsumer):
 
     async def dispatch(self, message: dict) -> None:
         # Channels' dispatch first recycles database connections, a thread hop per frame;
-        # every database call here runs through orm.in_db_thread, which does what is needed.
+        # every database call here runs through orm.in_db_thread (_write), which does what is
+        # needed.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -170,7 +171,7 @@ class ChargerConsumer(AsyncWebsocketConsumer):
         # Admitted: now, and only now, an older connection of this station steps aside.
         await self.channel_layer.group_send(self.group,
                                             {"type": "ocpp.displace", "by": self.channel_name})
-        await write_and_publish(presence.station_connected, station, version)
+        self.connection = await write_and_publish(presence.station_connected, station, version)
         self.admitted = True
         liveness.register(self)
         metrics.CONNECTIONS.labels("admitted").inc()
@@ -223,7 +224,7 @@ class ChargerConsumer(AsyncWebsocketConsumer):
             await self._notify(reply_to, call_id)
         if not self.displaced:
             await write_and_publish(presence.station_disconnected, self.station.pk,
-                                    self.station.site_id)
+                                    self.station.site_id, self.connection)
         log.info("disconnected %s (code %s)", self.station.pk, code)
 
     async def ocpp_displace(self, message: dict) -> None:
@@ -436,4 +437,6 @@ class ChargerConsumer(AsyncWebsocketConsumer):
                 log.warning("could not tell %s that call %s ended", reply_to, call_id)
 
     async def _write(self, function, *args):
-        return await in_db_thread(function, *args)
+        # What it writes may be news for the dashboard (a refusal, a logged frame): announced
+        # from here, after the write, not from the ORM thread.
+        return await write_and_publish(function, *args)

@@ -41,6 +41,7 @@ class HeldSocket(Protocol):
     """What liveness needs of a charger's connection (the consumer holding its socket)."""
 
     station: Station
+    connection: uuid.UUID  # presence.station_connected's id of this connection
     heard_at: float  # time.monotonic() of its last frame
     closing_reason: str
     displaced: bool
@@ -107,9 +108,10 @@ async def tick(redis=None) -> None:
         if now - consumer.heard_at > limit and not consumer.closing_reason:
             await consumer.close_silent()
     stale_after = 3 * settings.OCPP["PRESENCE_INTERVAL"]
-    present = [c.station.pk for c in consumers if not c.displaced and not c.closing_reason]
+    present = [(c.station.pk, c.connection) for c in consumers
+               if not c.displaced and not c.closing_reason]
     for start in range(0, len(present), _CHUNK):
-        await write_and_publish(presence.stations_present, present[start:start + _CHUNK],
+        await write_and_publish(presence.stations_present, dict(present[start:start + _CHUNK]),
                                 stale_after)
     await write_and_publish(_sweep, stale_after)
     if redis is not None:

@@ -14,13 +14,17 @@ it; the next message reconnects) or reaches CONN_MAX_AGE.
 """
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 
 from stations import events
+
+T = TypeVar("T")
 
 
 def drop_if_broken() -> None:
@@ -49,14 +53,24 @@ else:  # the thread Django's own sync code (views, eager tasks) runs on: nothing
     in_db_thread = sync_to_async(_db_call, thread_sensitive=True)
 
 
-def _collecting(function, *args) -> list[dict]:
+def _collecting(function: Callable[..., T],
+                *args) -> tuple[T | None, BaseException | None, list[dict]]:
     """Run a writer, keeping the events it publishes for the event loop to send: publishing
-    from the ORM thread would block it on a hop back to the loop (and hang at shutdown)."""
+    from the ORM thread would block it on a hop back to the loop (and hang at shutdown). A
+    writer that fails may have committed something first (a refused connection is recorded,
+    then raised): what it committed is announced too."""
     with events.collected() as published:
-        function(*args)
-    return published
+        try:
+            return function(*args), None, published
+        except Exception as failure:
+            return None, failure, published
 
 
-async def write_and_publish(function, *args) -> None:
-    """A domain writer called from the event loop: on the ORM thread, events after commit."""
-    await events.asend(await in_db_thread(_collecting, function, *args))
+async def write_and_publish(function: Callable[..., T], *args) -> T:
+    """A domain writer called from the event loop: on the ORM thread, events after commit.
+    Returns what the writer returns, or raises what it raised."""
+    result, failure, published = await in_db_thread(_collecting, function, *args)
+    await events.asend(published)
+    if failure is not None:
+        raise failure
+    return result

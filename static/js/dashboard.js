@@ -3,6 +3,7 @@
 (function () {
   "use strict";
   var RECONNECTING = [1006, 1011, 1012, 1013];
+  var ACCESS_CHANGED = 4001;  // stations/web/consumers.py
 
   function show(event, state, text) {
     var element = event.target;
@@ -21,6 +22,8 @@
     var code = event.detail.event.code;
     if (RECONNECTING.indexOf(code) >= 0) {
       show(event, "down", "Reconnecting…");
+    } else if (code === ACCESS_CHANGED) {
+      show(event, "down", "Your access changed: reload the page");
     } else {
       show(event, "down", "Not live: reload the page");
     }

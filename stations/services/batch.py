@@ -49,6 +49,8 @@ class Batch:
             signals.connector_status_changed.send(Connector, changes=status_changes)
         if changed:
             signals.transactions_updated.send(Transaction, pks=sorted(changed))
+        for station_id in {row[0] for row in self.log}:
+            events.publish(events.FRAMES_LOGGED, station_id)
         for records in (self.seen, self.statuses, self.readings, self.updates, self.log):
             records.clear()
 

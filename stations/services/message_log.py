@@ -9,6 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from accounts import card_use
 from accounts.audit import mask
+from stations import events
 from stations.models import MessageLog, Station
 
 Direction = MessageLog.Direction
@@ -30,6 +31,7 @@ def error_record(station: Station, message_id: str, error: tuple[str, str],
                            message_type=MessageType.CALLERROR, message_id=message_id[:100],
                            payload=list(error)))
     MessageLog.objects.bulk_create(rows)
+    events.publish(events.FRAMES_LOGGED, station.pk)
 
 
 def frame_record(station: Station, direction: str, message_type: int, message_id: str,
@@ -38,6 +40,7 @@ def frame_record(station: Station, direction: str, message_type: int, message_id
     password) masked as the audit log masks them."""
     MessageLog.objects.create(station=station, direction=direction, message_type=message_type,
                               message_id=message_id, action=action, payload=mask(payload))
+    events.publish(events.FRAMES_LOGGED, station.pk)
 
 
 def hidden_cards(user: AbstractBaseUser, frames: Iterable[MessageLog]) -> set[str]:

@@ -2,6 +2,7 @@
 that finds stations whose process died (csms/gateway/liveness.py runs it in every process)."""
 
 import logging
+import uuid
 from datetime import timedelta
 
 from django.utils import timezone
@@ -13,18 +14,29 @@ from stations.services import device
 log = logging.getLogger(__name__)
 
 
-def station_connected(station: Station, version: str) -> None:
+def station_connected(station: Station, version: str) -> uuid.UUID:
+    """The station is held by a new connection, which becomes the newest; returns its id, which
+    its close (station_disconnected) and its process's presence (stations_present) name."""
     now = timezone.now()
+    connection = uuid.uuid4()
     Station.objects.filter(pk=station.pk).update(
-        connected=True, connected_at=now, last_seen=now, ocpp_version=version
+        connected=True, connected_at=now, last_seen=now, ocpp_version=version,
+        connection=connection,
     )
     signals.station_connected.send(Station, station=station)
     events.publish("station.connected", station.pk, station.site_id)
+    return connection
 
 
-def station_disconnected(station_id: str, site_id: int | None) -> None:
-    Station.objects.filter(pk=station_id).update(connected=False, last_seen=timezone.now())
-    events.publish("station.disconnected", station_id, site_id)
+def station_disconnected(station_id: str, site_id: int | None, connection: uuid.UUID) -> bool:
+    """A connection closed. The station goes offline only if it was the newest one: the old
+    socket of a charger that reconnected may close after the new one was admitted, in this
+    process or another. Returns whether the station went offline."""
+    went_offline = Station.objects.filter(pk=station_id, connection=connection).update(
+        connected=False, last_seen=timezone.now())
+    if went_offline:
+        events.publish("station.disconnected", station_id, site_id)
+    return bool(went_offline)
 
 
 
@@ -33,6 +45,9 @@ def connection_refused(station_id: str, remote_addr: str, reason: str, detail: s
         station_id=station_id[:200], remote_addr=remote_addr[:64], reason=reason,
         detail=detail[:200],
     )
+    # An alert on the overview: the operator's, and that of whoever sees the station's site.
+    site_id = Station.objects.filter(pk=station_id).values_list("site_id", flat=True).first()
+    events.publish("station.refused", station_id[:200], site_id, reason=reason)
 
 
 def logins_blocked(station: Station, address: str, failures: int, seconds: int) -> None:
@@ -43,22 +58,24 @@ def logins_blocked(station: Station, address: str, failures: int, seconds: int) 
 
 
 
-def stations_present(station_ids: list[str], stale_after: float) -> None:
-    """A server process holds these stations' sockets now (csms/gateway/liveness.py).
+def stations_present(connections: dict[str, uuid.UUID], stale_after: float) -> None:
+    """A server process holds these stations' sockets now, by the connection ids
+    station_connected gave them (csms/gateway/liveness.py).
 
     A station the sweep marked offline meanwhile (its process could not refresh it, e.g. while
-    the database was down) is connected again; one that disconnected just now (last_seen fresh)
-    is not: its socket closed while this list was being made.
+    the database was down) is connected again, if this process still holds its newest
+    connection; one that disconnected just now (last_seen fresh) is not: its socket closed
+    while this list was being made.
     """
     now = timezone.now()
-    revived = list(Station.objects.filter(
-        pk__in=station_ids, connected=False, last_seen__lt=now - timedelta(seconds=stale_after),
-    ).values_list("pk", "site_id"))
+    revived = [(pk, site_id) for pk, site_id, connection in Station.objects.filter(
+        pk__in=connections, connected=False, last_seen__lt=now - timedelta(seconds=stale_after),
+    ).values_list("pk", "site_id", "connection") if connection == connections[pk]]
     if revived:
         Station.objects.filter(pk__in=[pk for pk, _ in revived]).update(connected=True)
         for pk, site_id in revived:
             events.publish("station.connected", pk, site_id)
-    Station.objects.filter(pk__in=station_ids).update(last_seen=now)
+    Station.objects.filter(pk__in=connections).update(last_seen=now)
 
 
 def stations_sweep(stale_after: float) -> list[str]:

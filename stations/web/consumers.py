@@ -2,7 +2,8 @@
 
 Protocol. A page connects to /ws/dashboard/?page=<name>&<the page's parameters> through the htmx
 ws extension (templates/base.html). The socket
-  1. refuses anonymous users and foreign origins at the handshake;
+  1. refuses anonymous users and foreign origins at the handshake (an origin is the page's own
+     only with the same scheme, host and port, or one of CSRF_TRUSTED_ORIGINS);
   2. takes only the events of the groups of what the page shows and the user may see (events
      travel in batches on one channel-layer group, stations/events.py);
   3. sends the page's live fragments at once, so a reconnected page catches up on what it missed;
@@ -13,22 +14,28 @@ each top-level element out of band. A message holds either table parts (<tbody>,
 none: the browser's parser drops a table part that follows another element. The browser sends
 nothing.
 
+When what the user may see changes (a membership added, changed or removed, a logout), their
+sockets close with ACCESS_CHANGED: the page, reloaded, shows what they may see now.
+
 Events are hints: the channel layer drops messages under load, so nothing shown comes from an
 event's payload, and a lost event costs only freshness until the next one or a reconnect.
 """
 
 import asyncio
 import logging
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.security.websocket import AllowedHostsOriginValidator
+from channels.security.websocket import WebsocketDenier
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ObjectDoesNotExist
+from django.http.request import validate_host
 
 from accounts import access
+from csms import proxies
 from stations import events
 from stations.access import may_operate_station, stations_for
 from stations.models import Connector, Station, Transaction
@@ -37,6 +44,9 @@ from stations.web import fragments
 log = logging.getLogger(__name__)
 
 SOCKET_PATH = "/ws/dashboard/"
+# The close code that tells the page (static/js/dashboard.js) that the user's access changed:
+# an application code, which every supported server can send, and htmx does not reconnect on.
+ACCESS_CHANGED = 4001
 
 
 def live_url(params: dict[str, str]) -> str:
@@ -59,6 +69,8 @@ class LivePage:
     """What one open page shows live, for one user; its methods run on the database thread."""
 
     groups: list[str]
+    # Kinds of events the page has nothing to show for: dropped before they cost a read.
+    ignored: frozenset[str] = frozenset({events.FRAMES_LOGGED})
     # Seconds to gather events before one re-read: long enough to fold a charger's burst
     # (status, meter values, transaction) into one read.
     pause = 0.2
@@ -104,7 +116,7 @@ class OverviewPage(LivePage):
 
     def update(self, batch: list[dict]) -> list[str]:
         alerting = any(
-            event["event"] == "station.security"
+            event["event"] in ("station.security", "station.refused")
             or (event["event"] == "connector.status"
                 and event["data"].get("status") == Connector.Status.FAULTED)
             for event in batch
@@ -174,7 +186,10 @@ class StationPage(LivePage):
         "transaction.update": {"sessions", "recent"},
         "transaction.end": {"connectors", "sessions", "recent"},
         "call.outcome": {"calls"},
+        events.FRAMES_LOGGED: {"log"},
+        "station.refused": set(),  # an alert of the overview
     }
+    ignored = frozenset()
 
     def __init__(self, user: AbstractBaseUser, params: dict[str, str]) -> None:
         super().__init__(user)
@@ -182,9 +197,12 @@ class StationPage(LivePage):
         self.station_id = station.pk
         self.may_operate = may_operate_station(user, station)
         self.groups = [events.station_group(self.station_id)]
+        # The message log as the page shows it: its filter and page.
+        self.log_filter = fragments.LogFilter.from_params(params)
+        self.log_page = _number(params, "p") or 1
 
     def initial(self) -> list[str]:
-        return self._render({"identity", "connectors", "sessions", "recent", "calls"})
+        return self._render({"identity", "connectors", "sessions", "recent", "calls", "log"})
 
     def update(self, batch: list[dict]) -> list[str]:
         # Boot, firmware, security and other station notifications change the identity card.
@@ -206,6 +224,8 @@ class StationPage(LivePage):
                                           recent=fragments.recent_sessions(station)),
             "calls": lambda: self.render("calls", station=station,
                                          calls=fragments.recent_calls(station)),
+            "log": lambda: self.render("message_log", station=station, **fragments.message_log(
+                station, self.log_filter, self.log_page, self.user)),
         }
         return ["".join(render() for name, render in parts.items() if name in touched)]
 
@@ -320,6 +340,7 @@ def open_page(user: AbstractBaseUser, params: dict[str, str]) -> LivePage | None
 class DashboardConsumer(AsyncWebsocketConsumer):
     page: LivePage | None = None
     flusher: asyncio.Task | None = None
+    closing = False  # the user's access changed: the socket is closing
 
     async def connect(self) -> None:
         user = self.scope["user"]
@@ -334,7 +355,9 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             return
         self.pending: list[dict] = []
         self.groups = set(self.page.groups)
+        self.user_group = events.user_group(user.pk)
         # Join before the first read: an event in between costs a repeat, never a miss.
+        await self.channel_layer.group_add(self.user_group, self.channel_name)
         if self.groups:
             await self.channel_layer.group_add(events.FEED, self.channel_name)
         await self.accept()
@@ -343,12 +366,24 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.flusher is not None:
             self.flusher.cancel()
-        if self.page is not None and self.groups:
-            await self.channel_layer.group_discard(events.FEED, self.channel_name)
+        if self.page is not None:
+            await self.channel_layer.group_discard(self.user_group, self.channel_name)
+            if self.groups:
+                await self.channel_layer.group_discard(events.FEED, self.channel_name)
+
+    async def dashboard_access(self, message: dict) -> None:
+        """What the user may see changed (stations.events.user_group): nothing more is sent."""
+        self.closing = True
+        self.pending = []
+        if self.flusher is not None:
+            self.flusher.cancel()
+        await self.close(code=ACCESS_CHANGED)
 
     async def domain_events(self, message: dict) -> None:
-        mine = [event for event in message["events"]
-                if not self.groups.isdisjoint(events.groups_for(event))]
+        if self.closing:
+            return
+        mine = [event for event in message["events"] if event["event"] not in self.page.ignored
+                and not self.groups.isdisjoint(events.groups_for(event))]
         if not mine:
             return
         self.pending += mine
@@ -372,6 +407,49 @@ class DashboardConsumer(AsyncWebsocketConsumer):
                 await self.send(text_data=html)
 
 
-# Browsers get cookies, so the Origin is checked (cross-site WebSocket hijacking); the session
-# cookie says who the user is.
-dashboard_socket = AllowedHostsOriginValidator(AuthMiddlewareStack(DashboardConsumer.as_asgi()))
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) with the scheme's default port filled in; None if unreadable."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname.lower(), port
+
+
+def same_origin(scope: dict) -> bool:
+    """Whether the socket is opened by a page of this dashboard: its Origin has the scheme,
+    host and port the request was made to (the scheme as a trusted TLS proxy says), or is one
+    of CSRF_TRUSTED_ORIGINS, and its host is one of ALLOWED_HOSTS."""
+    origin = _origin(proxies.header(scope, b"origin"))
+    if origin is None or not validate_host(origin[1], settings.ALLOWED_HOSTS):
+        return False
+    secure = scope.get("scheme") == "wss" or (
+        proxies.from_trusted_proxy(scope)
+        and proxies.header(scope, b"x-forwarded-proto") == "https")
+    host = proxies.header(scope, b"host")
+    requested = _origin(f"{'https' if secure else 'http'}://{host}") if host else None
+    if origin == requested:
+        return True
+    return origin in {_origin(trusted) for trusted in settings.CSRF_TRUSTED_ORIGINS}
+
+
+class SameOriginValidator:
+    """Browsers send cookies with a WebSocket handshake from any page, so a page of another
+    origin (another site, or another port or scheme of this host) could open the socket as the
+    user: cross-site WebSocket hijacking. Only the dashboard's own pages may."""
+
+    def __init__(self, application) -> None:
+        self.application = application
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        if not same_origin(scope):
+            await WebsocketDenier()(scope, receive, send)
+            return
+        await self.application(scope, receive, send)
+
+
+# The session cookie says who the user is.
+dashboard_socket = SameOriginValidator(AuthMiddlewareStack(DashboardConsumer.as_asgi()))

@@ -32,7 +32,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts import access
-from accounts.models import Site
+from accounts.models import Membership, Organization, Site
 from stations.access import card_searchable, stations_for, transactions_for
 from stations.models import (
     Call,
@@ -44,6 +44,7 @@ from stations.models import (
     StatusChange,
     Transaction,
 )
+from stations.services import message_log as message_log_service
 from stations.web import charts
 
 PAGE_SIZE = 50
@@ -143,6 +144,25 @@ class Alert:
     where: Site | str | None
     # A refused id is often no station of ours (a typo, a scan): nothing to link to.
     known: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FirstRun:
+    """What an operator admin has set up of an empty installation, step by step."""
+
+    organization: bool
+    site: bool
+    member: bool  # someone other than an operator admin has a role
+
+
+def first_run(user: AbstractBaseUser) -> FirstRun | None:
+    """The steps of a first run, shown to operator admins until a site has a station; None
+    once it has, or for anyone else."""
+    if not access.may_administer(user) or Station.objects.filter(site__isnull=False).exists():
+        return None
+    return FirstRun(organization=Organization.objects.exists(), site=Site.objects.exists(),
+                    member=Membership.objects.exclude(
+                        role=Membership.Role.OPERATOR_ADMIN).exists())
 
 
 def alerts(user: AbstractBaseUser, limit: int = RECENT) -> list[Alert]:
@@ -281,8 +301,15 @@ class LogFilter:
         return cls(action=params.get("action", "").strip()[:50],
                    direction=direction if direction in MessageLog.Direction.values else "")
 
+    def params(self) -> dict[str, str]:
+        return {name: value for name, value in (("action", self.action),
+                                                ("direction", self.direction)) if value}
 
-def message_log(station: Station, log_filter: LogFilter, number: str | int | None) -> dict:
+
+def message_log(station: Station, log_filter: LogFilter, number: str | int | None,
+                viewer: AbstractBaseUser) -> dict:
+    """A page of the station's message log as the viewer sees it: the numbers of cards they may
+    not see are read once for the page (and masked where shown)."""
     messages = station.messages.all()
     if log_filter.action:
         messages = messages.filter(action__iexact=log_filter.action)
@@ -291,10 +318,11 @@ def message_log(station: Station, log_filter: LogFilter, number: str | int | Non
     # Actions offered in the filter: those of the latest messages, a bounded read even for a
     # station with millions of frames.
     seen = station.messages.exclude(action="").values_list("action", flat=True)[:500]
-    query = urlencode({k: v for k, v in (("action", log_filter.action),
-                                         ("direction", log_filter.direction)) if v})
-    return {"log": page_of(messages, number), "log_filter": log_filter,
-            "log_query": f"{query}&" if query else "", "log_actions": sorted(set(seen))}
+    query = urlencode(log_filter.params())
+    log = page_of(messages, number)
+    return {"log": log, "log_filter": log_filter, "log_query": f"{query}&" if query else "",
+            "log_actions": sorted(set(seen)),
+            "log_hidden_cards": message_log_service.hidden_cards(viewer, log)}
 
 
 # --- sessions -------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from accounts import access
 from accounts.web.redirects import redirect_next
 from stations.access import may_operate_station, stations_for
 from stations.models import Station, Transaction
-from stations.services import commands, message_log
+from stations.services import commands
 from stations.services.registration import station_registration_decide
 from stations.web import actions, fragments
 from stations.web.consumers import live_url
@@ -62,7 +62,8 @@ def _page(request: HtmxHttpRequest, template: str, context: dict,
 def overview(request: HtmxHttpRequest) -> HttpResponse:
     counts = fragments.overview_counts(request.user)
     return _page(request, "overview",
-                 {"counts": counts, "alerts": fragments.alerts(request.user)},
+                 {"counts": counts, "alerts": fragments.alerts(request.user),
+                  "first_run": fragments.first_run(request.user)},
                  live={"page": "overview"})
 
 
@@ -93,12 +94,8 @@ def station_detail(request: HtmxHttpRequest, station_id: str) -> HttpResponse:
     if wants_fragment(request, "station-local-list"):
         return render(request, "dashboard/fragments/station_local_list.html",
                       {"station": station})
-    log = fragments.message_log(station, fragments.LogFilter.from_params(request.GET),
-                                request.GET.get("page"))
-    log["log_hidden_cards"] = message_log.hidden_cards(request.user, log["log"])
-    if wants_fragment(request, "message-log"):
-        return render(request, "dashboard/fragments/message_log.html",
-                      {"station": station, **log})
+    log_filter = fragments.LogFilter.from_params(request.GET)
+    log = fragments.message_log(station, log_filter, request.GET.get("page"), request.user)
     context = {
         "station": station,
         "may_operate": may_operate_station(request.user, station),
@@ -108,8 +105,10 @@ def station_detail(request: HtmxHttpRequest, station_id: str) -> HttpResponse:
         "calls": fragments.recent_calls(station),
         **log,
     }
+    # The socket shows the log as this page does: its filter and its page of it.
     return _page(request, "station", context,
-                 live={"page": "station", "station": station.pk})
+                 live={"page": "station", "station": station.pk, "p": str(log["log"].number),
+                       **log_filter.params()})
 
 
 @require_GET

@@ -369,9 +369,8 @@ def test_another_organizations_card_number_is_masked_wherever_a_manager_sees_it(
             [{"event": "transaction.update", "station_id": station, "site_id": a["site"].pk,
               "data": {"transaction": tx}}]))
         assert VISITOR_CARD not in fragments, params
-    # A message log rendered for a live socket, without the page's list of hidden numbers,
-    # reads them itself.
-    log = stations_fragments.message_log(a["station"], stations_fragments.LogFilter(), 1)
+    # A message log rendered for a live socket reads the page's hidden numbers as the page does.
+    log = stations_fragments.message_log(a["station"], stations_fragments.LogFilter(), 1, user)
     pushed = stations_fragments.render("message_log", {"viewer": user, "station": a["station"],
                                                        **log})
     assert card_use.masked(VISITOR_CARD) in pushed and VISITOR_CARD not in pushed

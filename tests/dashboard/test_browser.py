@@ -65,6 +65,31 @@ def test_a_chargers_changes_show_without_reload(dashboard: Dashboard):
     expect(page.locator("#alerts")).to_contain_text("GroundFailure")
 
 
+def test_the_message_log_is_live_until_the_user_logs_out(dashboard: Dashboard):
+    """The station's frames appear in its log as the charger sends them; logging out in another
+    tab stops the page at once, and it says why."""
+    page = dashboard.page()
+    dashboard.log_in(page)
+    charger = dashboard.charger("STATION-A")
+    dashboard.visit_live(page, "/stations/STATION-A/")
+    newest = page.locator("#message-log tbody tr").first
+    expect(newest).not_to_contain_text("Heartbeat")
+    charger.do(charger.charger.heartbeat())
+    expect(newest).to_contain_text("Heartbeat", timeout=LIVE)
+    heartbeats = page.locator("#message-log tbody tr", has_text="Heartbeat")
+    seen = heartbeats.count()
+
+    other_tab = page.context.new_page()
+    other_tab.goto(f"{dashboard.server}/")
+    other_tab.get_by_role("button", name="Log out").click()
+    expect(other_tab).to_have_url(re.compile(r"/accounts/login/|/$"))
+    expect(page.locator("#live")).to_have_text("Your access changed: reload the page",
+                                               timeout=LIVE)
+    charger.do(charger.charger.heartbeat())
+    page.wait_for_timeout(1000)  # a push would have come within the page's 0.2 s pause
+    assert heartbeats.count() == seen
+
+
 def test_a_dropped_socket_reconnects_and_catches_up(dashboard: Dashboard, site_a):
     page = dashboard.page()
     dashboard.log_in(page)

@@ -12,12 +12,19 @@ from decimal import Decimal
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
 from django.db import transaction
+from django.urls import reverse
 
+from accounts import organizations, people
+from accounts.models import Membership
+from csms.asgi import application
 from stations import events, records
 from stations.models import Call, Station
 from stations.services import batch, presence, registration
-from tests.support.live import ids, opened, receive, run, socket
+from stations.web.consumers import ACCESS_CHANGED
+from tests.support.chargers import ChargerSocket
+from tests.support.live import WAIT, ids, logged_in, opened, receive, run, socket
 from tests.support.personas import Personas, make_transaction
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,6 +60,51 @@ def test_anonymous_and_foreign_origin_connections_are_refused(personas: Personas
             connected, _ = await communicator.connect()
             assert not connected
             await communicator.disconnect()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("origin", [
+    "http://testserver:8080", "https://testserver", "http://evil.example", "null", "",
+    "http://testserver.evil.example", "ws://testserver",
+])
+def test_only_the_pages_own_origin_opens_the_socket(personas: Personas, origin):
+    """Same scheme, host and port as the request (ws:// from http://testserver) or nothing:
+    another port of the same host is another site."""
+    async def scenario():
+        refused = await socket(personas.operator, origin=origin)
+        assert not (await refused.connect())[0]
+        await refused.disconnect()
+        for own in ("http://testserver", "http://TESTSERVER:80"):
+            accepted = await socket(personas.operator, origin=own)
+            await opened(accepted)
+            await accepted.disconnect()
+
+    run(scenario)
+
+
+def test_a_trusted_origin_opens_the_socket_and_a_tls_proxy_makes_it_https(personas: Personas,
+                                                                          settings):
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "csms.example"]
+    settings.CSRF_TRUSTED_ORIGINS = ["https://csms.example"]
+    settings.TRUSTED_PROXIES = ["10.0.0.1"]
+
+    async def scenario():
+        trusted = await socket(personas.operator, origin="https://csms.example")
+        await opened(trusted)
+        await trusted.disconnect()
+        plain = await socket(personas.operator, origin="http://csms.example")
+        assert not (await plain.connect())[0]
+        await plain.disconnect()
+        anybody = await socket(personas.operator, origin="https://testserver")
+        anybody.scope["headers"].append((b"x-forwarded-proto", b"https"))
+        assert not (await anybody.connect())[0]  # said by anybody: not believed
+        await anybody.disconnect()
+        behind_proxy = await socket(personas.operator, origin="https://testserver")
+        behind_proxy.scope["headers"].append((b"x-forwarded-proto", b"https"))
+        behind_proxy.scope["client"] = ["10.0.0.1", 40000]
+        await opened(behind_proxy)
+        await behind_proxy.disconnect()
 
     run(scenario)
 
@@ -143,7 +195,7 @@ def test_events_are_hints_what_is_shown_is_read_from_the_database(personas: Pers
         communicator = await socket(personas.operator, "page=station&station=STATION-A")
         first = await opened(communicator)
         assert ids(*first) == [["station-identity", "connectors", "current-sessions",
-                                "recent-sessions", "calls"]]
+                                "recent-sessions", "calls", "message-log"]]
         # An event that lies about the status (or arrives late) shows the stored truth.
         await events.asend([{
             "event": "connector.status", "station_id": "STATION-A",
@@ -281,5 +333,153 @@ def test_a_station_awaiting_approval_appears_on_the_pending_page(personas: Perso
         assert ids(update) == [["pending-body"]] and 'id="pending-NEWCOMER-7"' in update
         assert "Approve" in update
         await communicator.disconnect()
+
+    run(scenario)
+
+
+# --- access revoked -------------------------------------------------------------------------
+
+def test_a_removed_membership_closes_the_users_open_pages(personas: Personas):
+    """The manager watches their station; the operator removes them from the organization: the
+    page closes at once, hears nothing more, and cannot open again."""
+    @database_sync_to_async
+    def remove_manager() -> None:
+        people.member_remove(personas.operator, Membership.objects.get(user=personas.manager))
+
+    async def scenario():
+        station_page = await socket(personas.manager, "page=station&station=STATION-A")
+        await opened(station_page)
+        overview = await socket(personas.manager)
+        await opened(overview)
+        await remove_manager()
+        for page in (station_page, overview):
+            closed = await page.receive_output(timeout=WAIT)
+            assert closed == {"type": "websocket.close", "code": ACCESS_CHANGED}
+            await page.disconnect()
+        await set_status("STATION-A", "Faulted")
+        again = await socket(personas.manager, "page=station&station=STATION-A")
+        assert not (await again.connect())[0]
+        await again.disconnect()
+
+    run(scenario)
+
+
+def test_moving_a_site_to_another_organization_closes_its_members_pages(personas: Personas):
+    @database_sync_to_async
+    def move_site_a() -> None:
+        site = personas.site_a
+        organizations.site_change(personas.operator, site, personas.org_b, site.name,
+                                  site.address, site.time_zone)
+
+    async def scenario():
+        manager, outsider = await socket(personas.manager), await socket(personas.outsider)
+        for page in (manager, outsider):
+            await opened(page)
+        await move_site_a()
+        for page in (manager, outsider):  # one sees it no more, the other sees it now
+            closed = await page.receive_output(timeout=WAIT)
+            assert closed == {"type": "websocket.close", "code": ACCESS_CHANGED}
+            await page.disconnect()
+
+    run(scenario)
+
+
+def test_only_the_user_whose_access_changed_is_closed(personas: Personas):
+    @database_sync_to_async
+    def change_outsider() -> None:
+        people.role_change(personas.operator, Membership.objects.get(user=personas.outsider),
+                           Membership.Role.FLEET_ADMIN)
+
+    async def scenario():
+        page = await socket(personas.manager, "page=station&station=STATION-A")
+        await opened(page)
+        await change_outsider()
+        await set_status("STATION-A", "Faulted")
+        assert ids(*await receive(page)) == [["station-identity", "connectors"]]
+        await page.disconnect()
+
+    run(scenario)
+
+
+def test_logging_out_closes_the_pages_of_that_session(personas: Personas):
+    client = logged_in(personas.manager)
+    cookie = client.cookies["sessionid"].value
+
+    def page_socket() -> WebsocketCommunicator:
+        return WebsocketCommunicator(application, "/ws/dashboard/?page=overview", headers=[
+            (b"host", b"testserver"), (b"origin", b"http://testserver"),
+            (b"cookie", f"sessionid={cookie}".encode())])
+
+    async def scenario():
+        page = page_socket()
+        await opened(page)
+        response = await database_sync_to_async(client.post)(reverse("logout"))
+        assert response.status_code == 302
+        closed = await page.receive_output(timeout=WAIT)
+        assert closed == {"type": "websocket.close", "code": ACCESS_CHANGED}
+        await page.disconnect()
+        again = page_socket()
+        assert not (await again.connect())[0]
+        await again.disconnect()
+
+    run(scenario)
+
+
+# --- the message log and the alerts -------------------------------------------------------------
+
+def test_the_station_page_shows_the_chargers_frames_as_they_are_logged(personas: Personas):
+    """A heartbeat and a frame answered with a CALLERROR appear in the log of the page that
+    shows it, filtered as that page is; the overview, which shows no log, hears nothing."""
+    async def scenario():
+        whole_log = await socket(personas.operator, "page=station&station=STATION-A")
+        await opened(whole_log)
+        errors_only = await socket(personas.operator,
+                                   "page=station&station=STATION-A&action=Nonsense")
+        await opened(errors_only)
+        overview = await socket(personas.operator)
+        await opened(overview)
+        charger = ChargerSocket("STATION-A")
+        assert await charger.connect()
+        await receive(whole_log)  # connected: the identity card
+        await receive(errors_only)
+        await receive(overview)
+        await charger.ok("Heartbeat", {})
+        [update] = await receive(whole_log)
+        assert ids(update) == [["message-log"]]
+        assert '<th scope="row" data-label="Action">Heartbeat' in update
+        [filtered] = await receive(errors_only)
+        assert '<th scope="row" data-label="Action">Heartbeat' not in filtered
+        assert "No message matches this filter" in filtered
+        assert (await charger.call("Nonsense", {}))[0] == 4
+        [update] = await receive(whole_log)
+        assert '<th scope="row" data-label="Action">Nonsense' in update and "CALLERROR" in update
+        [filtered] = await receive(errors_only)
+        assert '<th scope="row" data-label="Action">Nonsense' in filtered
+        assert await overview.receive_nothing(timeout=0.6)
+        await charger.close()
+        for page in (whole_log, errors_only, overview):
+            await page.disconnect()
+
+    run(scenario)
+
+
+def test_a_refused_connection_appears_in_the_overviews_alerts(personas: Personas):
+    """To the operator, and to the manager of the station's site; not to another manager."""
+    async def scenario():
+        operator = await socket(personas.operator)
+        await opened(operator)
+        manager = await socket(personas.manager)
+        await opened(manager)
+        outsider = await socket(personas.outsider)
+        await opened(outsider)
+        intruder = ChargerSocket("STATION-A", password="not-the-password-000")
+        assert not await intruder.connect()
+        for page in (operator, manager):
+            [update] = await receive(page)
+            assert ids(update) == [["counters", "alerts"]]
+            assert "connection refused (wrong_password)" in update
+        assert await outsider.receive_nothing(timeout=0.6)
+        for page in (operator, manager, outsider):
+            await page.disconnect()
 
     run(scenario)

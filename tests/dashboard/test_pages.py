@@ -323,18 +323,17 @@ def test_message_log_filters_by_action_and_direction_and_paginates(client, perso
     assert outgoing.count('<td data-label="Message">') == 2 and "Reset-1" in outgoing
     second = text(client.get("/stations/STATION-A/?action=Heartbeat&page=2"))
     assert second.count('<td data-label="Message">') == 10
-    assert 'href="?action=Heartbeat&amp;page=1"' in second
+    assert 'href="?action=Heartbeat&amp;page=1#message-log"' in second
     nothing = text(client.get("/stations/STATION-A/?action=Authorize"))
     assert "No message matches this filter" in nothing
 
 
-def test_message_log_answers_htmx_with_the_fragment_only(client, personas: Personas):
-    log(personas.station_a, 3, "Heartbeat")
-    response = page(client, personas.operator, "/stations/STATION-A/?direction=in",
-                    HTTP_HX_TARGET="message-log", **HTMX)
-    body = text(response)
-    assert body.lstrip().startswith('<section id="message-log"')
-    assert "<html" not in body and "Heartbeat-2" in body
+def test_the_station_pages_socket_shows_the_log_as_the_page_does(client, personas: Personas):
+    """The log's filter and page are the page's address, and its live socket's."""
+    body = page(client, personas.operator,
+                "/stations/STATION-A/?action=Heartbeat&direction=in").content.decode()
+    assert re.search(r'ws-connect="/ws/dashboard/\?page=station&amp;station=STATION-A&amp;p=1'
+                     r'&amp;action=Heartbeat&amp;direction=in"', body)
 
 
 def local_list_cell(body: str) -> str:

@@ -5,7 +5,7 @@ from asgiref.sync import async_to_sync
 from hypothesis import given
 from hypothesis import strategies as st
 
-from csms.gateway import auth
+from csms.gateway import auth, liveness
 from stations.models import RefusedConnection, Station
 from tests.support.chargers import ChargerSocket, basic
 from tests.support.personas import CHARGER_PASSWORD, make_station
@@ -181,3 +181,26 @@ def test_second_connection_replaces_the_first_only_when_authenticated():
 def test_any_authorization_header_is_read_as_credentials_or_none(value):
     credentials = auth.basic_credentials({"headers": [(b"authorization", value)]})
     assert credentials is None or all(isinstance(part, str) for part in credentials)
+
+
+def test_the_old_socket_closing_after_a_reconnect_leaves_the_station_online():
+    """The old connection of a reconnected charger may close after the new one was admitted,
+    without ever hearing that it was displaced (a channel layer that lost its group, as a
+    restarted Redis does): its close does not take the station offline."""
+    make_station("RECONNECTS")
+
+    async def flow():
+        old = ChargerSocket("RECONNECTS")
+        assert await old.connect()
+        [holder] = liveness.held()
+        await holder.channel_layer.group_discard(holder.group, holder.channel_name)
+        new = ChargerSocket("RECONNECTS")
+        assert await new.connect()
+        await old.close()
+        station = await Station.objects.aget(pk="RECONNECTS")
+        assert await new.ok("Heartbeat", {})
+        await new.close()
+        return station.connected
+
+    assert async_to_sync(flow)()
+    assert not Station.objects.get(pk="RECONNECTS").connected

@@ -4,6 +4,7 @@ same without any server, and presence revives a swept station that still talks."
 
 import asyncio
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -94,7 +95,11 @@ def test_the_beat_sweep_does_the_same_without_any_server(settings):
 
 def test_presence_revives_a_swept_station_but_not_one_that_just_disconnected():
     old = timezone.now() - timedelta(minutes=5)
-    make_station("SWEPT", connected=False, last_seen=old)
-    make_station("JUST-LEFT", connected=False, last_seen=timezone.now())
-    presence.stations_present(["SWEPT", "JUST-LEFT"], stale_after=90)
-    assert connected("SWEPT") and not connected("JUST-LEFT")
+    held, newer = uuid.uuid4(), uuid.uuid4()
+    make_station("SWEPT", connected=False, last_seen=old, connection=held)
+    make_station("JUST-LEFT", connected=False, last_seen=timezone.now(), connection=held)
+    # Its newest connection is held elsewhere (or gone): this process's old socket says nothing.
+    make_station("RECONNECTED", connected=False, last_seen=old, connection=newer)
+    presence.stations_present({"SWEPT": held, "JUST-LEFT": held, "RECONNECTED": held},
+                              stale_after=90)
+    assert connected("SWEPT") and not connected("JUST-LEFT") and not connected("RECONNECTED")
