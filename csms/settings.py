@@ -289,6 +289,7 @@ SPECTACULAR_SETTINGS = {
         "InvoiceStatusEnum": "billing.models.Invoice.Status",
         "ExportStatusEnum": "billing.models.ExportJob.Status",
         "SessionCostStateEnum": "billing.models.SessionCost.State",
+        "OrganizationKindEnum": "accounts.models.Organization.Kind",
     },
 }
 
