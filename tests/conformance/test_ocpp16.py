@@ -481,6 +481,27 @@ def test_get_diagnostics(world: World, outcome: str):
 
 # --- Security: authentication and the WebSocket handshake -----------------------------------------
 
+@octt.case(V16, "TC_073_CSMS")
+def test_update_the_charge_point_password(world: World):
+    """The new AuthorizationKey (hex of the password) is adopted once the charger accepts it:
+    the charger then logs in with it."""
+    new_password = "octt-new-password-42"
+
+    async def flow(tool: Tool):
+        key = {"key": "AuthorizationKey", "value": new_password.encode().hex()}
+        sent = tool.call("ChangeConfiguration", key)
+        frame = await tool.expect("ChangeConfiguration")
+        assert frame[3] == key
+        await tool.reply(frame, {"status": "Accepted"})
+        assert (await tool.outcome(sent))["status"] == Call.Status.ACCEPTED
+
+    async def with_the_new_password(tool: Tool):
+        assert (await tool.ok("BootNotification", boot()))["status"] == "Accepted"
+
+    world.play(V16, flow)
+    world.play(V16, with_the_new_password, password=new_password)
+
+
 @octt.case(V16, "TC_085_CSMS")
 def test_basic_authentication_valid(world: World):
     async def flow(tool: Tool):

@@ -8,6 +8,7 @@ from asgiref.sync import sync_to_async
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from accounts.models import IdToken
 from csms.gateway.frames import utc_now
 from stations.models import (
     Call,
@@ -92,6 +93,33 @@ def test_basic_authentication_refused_with_401(world: World, user: str, password
     assert not Station.objects.get(pk=STATION).connected
 
 
+@octt.case(V201, "TC_A_09_CSMS", "TC_A_10_CSMS")
+@pytest.mark.parametrize("answer", ["Accepted", "Rejected"])
+def test_update_the_basic_auth_password(world: World, answer: str):
+    """SetVariables SecurityCtrlr.BasicAuthPassword: adopted once the station accepts it, the
+    old one kept when it rejects."""
+    new_password = "octt-new-password-2024"
+    item = {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"}}
+
+    async def flow(tool: Tool):
+        sent = tool.call("SetVariables", {"setVariableData": [
+            {**item, "attributeValue": new_password}]})
+        frame = await tool.expect("SetVariables")
+        assert frame[3]["setVariableData"][0]["attributeValue"] == new_password
+        await tool.reply(frame, {"setVariableResult": [{**item, "attributeStatus": answer}]})
+        assert (await tool.outcome(sent))["status"] == answer.lower()
+
+    async def boots(tool: Tool):
+        assert (await tool.ok("BootNotification", boot()))["status"] == "Accepted"
+
+    world.play(V201, flow)
+    if answer == "Accepted":
+        world.play(V201, boots, password=new_password)
+    else:
+        world.play(V201, boots)
+        assert not Station.objects.get(pk=STATION).password_hash_next
+
+
 # --- B: Provisioning -----------------------------------------------------------------------------
 
 @octt.case(V201, "TC_B_01_CSMS")
@@ -144,6 +172,30 @@ def test_get_variables(world: World, variables: list[str]):
         call = await tool.outcome(sent)
         assert call["status"] == Call.Status.ACCEPTED
         assert call["response"] == {"getVariableResult": results}
+
+    world.play(V201, flow)
+
+
+@octt.case(V201, "TC_B_08_CSMS")
+def test_get_variables_within_the_stations_limit(world: World):
+    """More variables than the station takes in one message (its reported
+    ItemsPerMessageGetVariables): the CSMS asks in parts and records one answer."""
+    DeviceVariable.objects.create(station=world.station, component="DeviceDataCtrlr",
+                                  variable="ItemsPerMessage", variable_instance="GetVariables",
+                                  value="2")
+    asked = [{"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": f"Variable{n}"}}
+             for n in range(3)]
+
+    async def flow(tool: Tool):
+        sent = tool.call("GetVariables", {"getVariableData": asked})
+        for part in (asked[:2], asked[2:]):
+            frame = await tool.expect("GetVariables")
+            assert frame[3] == {"getVariableData": part}
+            await tool.reply(frame, {"getVariableResult": [
+                {**item, "attributeStatus": "Accepted", "attributeValue": "1"} for item in part]})
+        call = await tool.outcome(sent)
+        assert call["status"] == Call.Status.ACCEPTED
+        assert len(call["response"]["getVariableResult"]) == 3
 
     world.play(V201, flow)
 
@@ -257,6 +309,21 @@ def test_local_start_with_a_refused_card(world: World, value: str, expected: set
 
     world.play(V201, flow)
     assert not Transaction.objects.filter(station_id=STATION).exists()
+
+
+@octt.case(V201, "TC_C_39_CSMS")
+def test_authorization_by_group(world: World):
+    """A card of a group is told its group, named with its organization (two organizations'
+    groups of one name are two groups)."""
+    IdToken.objects.filter(pk=world.valid.pk).update(group="DEPOT")
+    expected = IdToken.objects.get(pk=world.valid.pk).group_token()
+
+    async def flow(tool: Tool):
+        info = (await tool.ok("Authorize", {"idToken": card("OCTT-VALID")}))["idTokenInfo"]
+        assert info["status"] == "Accepted"
+        assert info["groupIdToken"]["idToken"] == expected and expected.endswith(":DEPOT")
+
+    world.play(V201, flow)
 
 
 @octt.case(V201, "TC_C_37_CSMS", "TC_C_38_CSMS")
@@ -375,6 +442,29 @@ def test_transaction_suspended_stays_open(world: World, charging_state: str):
             "Updated", "ChargingStateChanged", 1,
             info={"chargingState": charging_state})) == {}
         assert (await session()).state == Transaction.State.ACTIVE
+
+    world.play(V201, flow)
+
+
+@octt.case(V201, "TC_E_29_CSMS", "TC_E_30_CSMS", "TC_E_31_CSMS", "TC_E_33_CSMS",
+           "TC_E_34_CSMS")
+@pytest.mark.parametrize(("transaction_id", "answer"), [
+    ("OCTT-TX", {"ongoingIndicator": True, "messagesInQueue": True}),
+    ("OCTT-TX", {"ongoingIndicator": True, "messagesInQueue": False}),
+    ("OCTT-TX", {"ongoingIndicator": False, "messagesInQueue": True}),
+    (None, {"messagesInQueue": True}),
+    (None, {"messagesInQueue": False}),
+])
+def test_check_transaction_status(world: World, transaction_id: str | None, answer: dict):
+    async def flow(tool: Tool):
+        await started(tool)
+        asked = {"transactionId": transaction_id} if transaction_id else {}
+        sent = tool.call("GetTransactionStatus", asked)
+        frame = await tool.expect("GetTransactionStatus")
+        assert frame[3] == asked
+        await tool.reply(frame, answer)
+        call = await tool.outcome(sent)
+        assert call["status"] == Call.Status.ACCEPTED and call["response"] == answer
 
     world.play(V201, flow)
 
