@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from redis import asyncio as aioredis
 from rest_framework.authtoken.models import Token
 
+from accounts.models import IdToken
 from stations import events
 from stations.models import Call
 from tests.support import ROOT
@@ -29,6 +30,7 @@ pytestmark = [
 def test_remote_start_via_one_process_reaches_charger_on_another(version):
     station_id = f"MP-{version}"
     make_station(station_id)
+    IdToken.objects.create(value="MP-CARD")  # the operator's card: it charges everywhere
     admin = User.objects.create_superuser("mp-admin", password="x")
     token = Token.objects.create(user=admin).key
 
